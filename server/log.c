@@ -1,0 +1,159 @@
+/*
+ * log.c: echod's log API in the OpenBSD shape (log_warn appends strerror,
+ * log_warnx does not, fatal/fatalx log and exit), the level filter, and
+ * libevent's own messages routed in. Each line is written with a single
+ * write(2) so lines from different threads never interleave.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "echod.h"
+
+#define LOG_LINE_MAX 1024
+
+_Atomic int log_level_current = LOG_LEVEL_INFO;
+
+static const char *const log_names[] = {"error", "warn", "info", "debug"};
+
+static void
+log_vwrite(int level, const char *fmt, va_list ap, const char *suffix)
+{
+	char line[LOG_LINE_MAX];
+	struct timespec ts;
+	struct tm tm;
+	int n, m;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	n = snprintf(line, sizeof(line),
+		     "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ echod[%ld] %s: ",
+		     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+		     tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000L,
+		     (long)getpid(), log_names[level]);
+	m = vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	if (m < 0)
+		m = 0;
+	n += m;
+	if ((size_t)n >= sizeof(line) - 1)
+		n = (int)sizeof(line) - 2;
+	if (suffix != NULL) {
+		m = snprintf(line + n, sizeof(line) - (size_t)n - 1, ": %s",
+			     suffix);
+		if (m > 0)
+			n += m;
+		if ((size_t)n >= sizeof(line) - 1)
+			n = (int)sizeof(line) - 2;
+	}
+	line[n++] = '\n';
+	/* Nothing sensible is left to do if stderr is gone. */
+	if (write(STDERR_FILENO, line, (size_t)n) < 0)
+		return;
+}
+
+static void
+log_libevent_cb(int severity, const char *msg)
+{
+	switch (severity) {
+	case EVENT_LOG_DEBUG:
+		log_debug("libevent: %s", msg);
+		break;
+	case EVENT_LOG_MSG:
+		log_info("libevent: %s", msg);
+		break;
+	case EVENT_LOG_WARN:
+		log_warnx("libevent: %s", msg);
+		break;
+	default:
+		log_error("libevent: %s", msg);
+		break;
+	}
+}
+
+static void
+log_libevent_fatal_cb(int err)
+{
+	fatalx(ECHOD_EXIT_FAILURE, "libevent: fatal error %d", err);
+}
+
+void
+log_init(int level)
+{
+	log_set_level(level);
+	event_set_log_callback(log_libevent_cb);
+	event_set_fatal_callback(log_libevent_fatal_cb);
+}
+
+void
+log_set_level(int level)
+{
+	atomic_store(&log_level_current, level);
+}
+
+int
+log_level_parse(const char *s, int *level)
+{
+	int i;
+
+	for (i = LOG_LEVEL_ERROR; i <= LOG_LEVEL_DEBUG; i++) {
+		if (strcasecmp(s, log_names[i]) == 0) {
+			*level = i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+const char *
+log_level_name(int level)
+{
+	return log_names[level];
+}
+
+#define LOG_DEFINE(name, level, suffix_expr)                                   \
+	void name(const char *fmt, ...)                                        \
+	{                                                                      \
+		va_list ap;                                                    \
+		int saved = errno;                                             \
+		if (!log_enabled(level))                                       \
+			return;                                                \
+		va_start(ap, fmt);                                             \
+		log_vwrite(level, fmt, ap, suffix_expr);                       \
+		va_end(ap);                                                    \
+		errno = saved;                                                 \
+	}
+
+LOG_DEFINE(log_error, LOG_LEVEL_ERROR, NULL)
+LOG_DEFINE(log_warn, LOG_LEVEL_WARN, strerror(saved))
+LOG_DEFINE(log_warnx, LOG_LEVEL_WARN, NULL)
+LOG_DEFINE(log_info, LOG_LEVEL_INFO, NULL)
+LOG_DEFINE(log_debug, LOG_LEVEL_DEBUG, NULL)
+
+void
+fatal(int status, const char *fmt, ...)
+{
+	va_list ap;
+	int saved = errno;
+
+	va_start(ap, fmt);
+	log_vwrite(LOG_LEVEL_ERROR, fmt, ap, strerror(saved));
+	va_end(ap);
+	exit(status);
+}
+
+void
+fatalx(int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vwrite(LOG_LEVEL_ERROR, fmt, ap, NULL);
+	va_end(ap);
+	exit(status);
+}

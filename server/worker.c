@@ -1,0 +1,197 @@
+/*
+ * worker.c: echod's worker threads. Each worker owns one event_base and
+ * every connection on it; workers[0] runs on the main thread's loop, the
+ * others on threads of their own. The main thread accepts (listener.c) and
+ * hands each socket to a worker round robin: directly when the worker is
+ * the main thread's own, else through a mutex-guarded queue and an
+ * event_active() that wakes the worker's loop. One acceptor keeps working
+ * unchanged when listening sockets come from outside (systemd socket
+ * activation), balances connections evenly (SO_REUSEPORT hashes them), and
+ * with --threads 1 leaves a single thread with no hand-off at all.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "echod.h"
+
+struct handoff {
+	int fd;
+	socklen_t salen;
+	struct sockaddr_storage ss;
+};
+
+#define WORKER_QUEUE_INITIAL 64
+
+/* Runs on the worker's thread: takes the queued sockets. */
+static void
+worker_notify_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	struct handoff *q;
+	size_t i, n;
+
+	(void)fd;
+	(void)what;
+	pthread_mutex_lock(&w->lock);
+	q = w->queue;
+	n = w->queue_len;
+	w->queue = NULL;
+	w->queue_len = 0;
+	w->queue_cap = 0;
+	pthread_mutex_unlock(&w->lock);
+	for (i = 0; i < n; i++)
+		conn_new(w, q[i].fd, (struct sockaddr *)&q[i].ss, q[i].salen);
+	free(q);
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	/* The loop idles, not exits, while the worker has no connections. */
+	event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
+	return NULL;
+}
+
+static int
+worker_init(struct server *srv, struct worker *w, unsigned id, char *err,
+	    size_t errlen)
+{
+	w->id = id;
+	w->srv = srv;
+	TAILQ_INIT(&w->conns);
+	pthread_mutex_init(&w->lock, NULL);
+	w->rbuf = malloc(ECHOD_READ_SLICE);
+	if (id == 0)
+		w->base = srv->base;
+	else
+		w->base = event_base_new();
+	if (w->rbuf == NULL || w->base == NULL) {
+		snprintf(err, errlen, "worker %u: out of memory", id);
+		return -1;
+	}
+	w->notify = event_new(w->base, -1, 0, worker_notify_cb, w);
+	if (w->notify == NULL) {
+		snprintf(err, errlen, "worker %u: cannot create event", id);
+		return -1;
+	}
+	return 0;
+}
+
+int
+worker_start_all(struct server *srv, char *err, size_t errlen)
+{
+	unsigned i, n = srv->cfg->threads;
+	long cpus;
+	int rc;
+
+	if (n == 0) {
+		cpus = sysconf(_SC_NPROCESSORS_ONLN);
+		n = cpus > 0 ? (unsigned)cpus : 1;
+		if (n > ECHOD_MAX_THREADS)
+			n = ECHOD_MAX_THREADS;
+	}
+	srv->workers = calloc(n, sizeof(*srv->workers));
+	if (srv->workers == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	srv->nworkers = n;
+	for (i = 0; i < n; i++)
+		if (worker_init(srv, &srv->workers[i], i, err, errlen) == -1)
+			return -1;
+	for (i = 1; i < n; i++) {
+		struct worker *w = &srv->workers[i];
+		rc = pthread_create(&w->thread, NULL, worker_main, w);
+		if (rc != 0) {
+			snprintf(err, errlen, "worker %u: pthread_create: %s",
+				 i, strerror(rc));
+			return -1;
+		}
+		w->has_thread = 1;
+	}
+	log_debug("started %u worker%s", n, n == 1 ? "" : "s");
+	return 0;
+}
+
+void
+worker_assign(struct server *srv, int fd, const struct sockaddr *sa,
+	      socklen_t salen)
+{
+	struct worker *w = &srv->workers[srv->next_worker];
+	struct handoff *h;
+	int wake;
+
+	srv->next_worker = (srv->next_worker + 1) % srv->nworkers;
+	if (!w->has_thread) {
+		conn_new(w, fd, sa, salen);
+		return;
+	}
+	pthread_mutex_lock(&w->lock);
+	if (w->queue_len == w->queue_cap) {
+		size_t cap =
+			w->queue_cap ? w->queue_cap * 2 : WORKER_QUEUE_INITIAL;
+		struct handoff *q = realloc(w->queue, cap * sizeof(*q));
+		if (q == NULL) {
+			pthread_mutex_unlock(&w->lock);
+			log_warnx("worker %u: out of memory, dropping a "
+				  "connection",
+				  w->id);
+			close(fd);
+			return;
+		}
+		w->queue = q;
+		w->queue_cap = cap;
+	}
+	h = &w->queue[w->queue_len];
+	h->fd = fd;
+	h->salen = salen <= (socklen_t)sizeof(h->ss) ? salen : 0;
+	memcpy(&h->ss, sa, h->salen);
+	wake = w->queue_len++ == 0;
+	pthread_mutex_unlock(&w->lock);
+	/* One wake-up per batch: the callback drains the whole queue. */
+	if (wake)
+		event_active(w->notify, 0, 0);
+}
+
+void
+worker_stop_all(struct server *srv)
+{
+	unsigned i;
+	struct conn *c;
+
+	for (i = 0; i < srv->nworkers; i++) {
+		struct worker *w = &srv->workers[i];
+		if (w->has_thread) {
+			event_base_loopexit(w->base, NULL);
+			pthread_join(w->thread, NULL);
+			w->has_thread = 0;
+		}
+	}
+	/* Every thread has ended: the main thread may touch it all now. */
+	for (i = 0; i < srv->nworkers; i++) {
+		struct worker *w = &srv->workers[i];
+		size_t j;
+
+		for (j = 0; j < w->queue_len; j++)
+			close(w->queue[j].fd);
+		free(w->queue);
+		while ((c = TAILQ_FIRST(&w->conns)) != NULL)
+			conn_free(c);
+		if (w->notify != NULL)
+			event_free(w->notify);
+		if (i != 0 && w->base != NULL)
+			event_base_free(w->base);
+		free(w->rbuf);
+		pthread_mutex_destroy(&w->lock);
+	}
+	free(srv->workers);
+	srv->workers = NULL;
+	srv->nworkers = 0;
+}
