@@ -1,9 +1,11 @@
 /*
  * config.c: echod's settings: their defaults, the one table of keys that
- * drives the command line, --help and the config file alike, and setting
- * one key from its text. Pure: errors go into the caller's buffer, the
- * caller decides what is fatal.
+ * drives the command line, --help and the config file alike, reading a
+ * config file ("key = value" lines, '#' comments), and setting one key
+ * from its text. Pure: errors go into the caller's buffer as
+ * "file:line: message"; the caller decides what is fatal.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,23 +13,50 @@
 #include "echod.h"
 #include "parse.h"
 
-#define KEY(name, shortopt, kind, field, min, max, arg, help)                  \
+/* Longest line a config file may have. */
+#define CONFIG_LINE_MAX 4096
+
+#define KEY(name, shortopt, kind, flags, field, min, max, arg, help)           \
 	{                                                                      \
-		name, shortopt, kind, offsetof(struct config, field), min,     \
-			max, arg, help                                         \
+		name, shortopt, kind, flags, offsetof(struct config, field),   \
+			min, max, arg, help                                    \
 	}
 
 const struct config_key config_keys[] = {
-	KEY("listen", 'l', CONFIG_LISTEN, listen, 0, 0, "ADDR",
+	KEY("listen", 'l', CONFIG_LISTEN, CONFIG_RELOAD, listen, 0, 0, "ADDR",
 	    "listen on HOST:PORT, [IPv6]:PORT or *:PORT (repeatable; "
 	    "default " ECHOD_DEFAULT_LISTEN ")"),
-	KEY("threads", 't', CONFIG_UINT, threads, 0, ECHOD_MAX_THREADS, "N",
+	KEY("threads", 't', CONFIG_UINT, 0, threads, 0, ECHOD_MAX_THREADS, "N",
 	    "worker threads, 0 for one per CPU (default 0)"),
-	KEY("max_buffer", 0, CONFIG_SIZE, max_buffer, ECHOD_MIN_MAX_BUFFER,
-	    ECHOD_MAX_MAX_BUFFER, "SIZE",
-	    "pending echo per connection before reading pauses (default 1m)"),
-	KEY("log_level", 0, CONFIG_LEVEL, log_level, 0, 0, "LEVEL",
-	    "error, warn, info or debug (default info)"),
+	KEY("max_buffer", 0, CONFIG_SIZE, CONFIG_RELOAD, max_buffer,
+	    ECHOD_MIN_MAX_BUFFER, ECHOD_MAX_MAX_BUFFER, "SIZE",
+	    "echo pending per connection before reading pauses (default 1m)"),
+	KEY("max_connections", 0, CONFIG_UINT, CONFIG_RELOAD, max_connections,
+	    1, ECHOD_MAX_CONNECTIONS, "N",
+	    "connections at once; past it new ones are closed (default 10000)"),
+	KEY("max_connections_per_ip", 0, CONFIG_UINT, CONFIG_RELOAD,
+	    max_connections_per_ip, 0, ECHOD_MAX_CONNECTIONS, "N",
+	    "connections at once from one address, 0 for no limit (default 0)"),
+	KEY("idle_timeout", 0, CONFIG_DURATION, CONFIG_RELOAD, idle_timeout_ms,
+	    0, ECHOD_MAX_DURATION_MS, "TIME",
+	    "close a connection silent this long, 0 for never (default 0)"),
+	KEY("tcp_keepalive", 0, CONFIG_BOOL, CONFIG_RELOAD, tcp_keepalive, 0, 0,
+	    "yes|no", "TCP keepalive probes on connections (default yes)"),
+	KEY("backlog", 0, CONFIG_UINT, CONFIG_RELOAD, backlog, 1, 65535, "N",
+	    "length of the listen queue (default 511)"),
+	KEY("shutdown_timeout", 0, CONFIG_DURATION, CONFIG_RELOAD,
+	    shutdown_timeout_ms, 0, ECHOD_MAX_DURATION_MS, "TIME",
+	    "on SIGTERM, time given to connections to finish (default 10s)"),
+	KEY("log_level", 0, CONFIG_LEVEL, CONFIG_RELOAD, log_level, 0, 0,
+	    "LEVEL", "error, warn, info or debug (default info)"),
+	KEY("syslog", 0, CONFIG_BOOL, CONFIG_FLAG, syslog, 0, 0, NULL,
+	    "log to syslog instead of standard error"),
+	KEY("daemonize", 'd', CONFIG_BOOL, CONFIG_FLAG, daemonize, 0, 0, NULL,
+	    "detach into the background once listening"),
+	KEY("pid_file", 'p', CONFIG_STRING, 0, pid_file, 0, 0, "FILE",
+	    "write the process id to FILE (default none)"),
+	KEY("user", 'u', CONFIG_STRING, 0, user, 0, 0, "USER",
+	    "switch to USER and its groups after binding (default none)"),
 };
 
 const size_t config_nkeys = sizeof(config_keys) / sizeof(config_keys[0]);
@@ -38,17 +67,35 @@ config_init(struct config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->threads = 0;
 	cfg->max_buffer = ECHOD_DEFAULT_MAX_BUFFER;
+	cfg->max_connections = ECHOD_DEFAULT_MAX_CONNECTIONS;
+	cfg->max_connections_per_ip = 0;
+	cfg->idle_timeout_ms = 0;
+	cfg->tcp_keepalive = 1;
+	cfg->backlog = ECHOD_DEFAULT_BACKLOG;
+	cfg->shutdown_timeout_ms = ECHOD_DEFAULT_SHUTDOWN_TIMEOUT_MS;
 	cfg->log_level = LOG_LEVEL_INFO;
+}
+
+void
+config_clear_listen(struct config *cfg)
+{
+	int i;
+
+	for (i = 0; i < cfg->nlisten; i++) {
+		free(cfg->listen[i]);
+		cfg->listen[i] = NULL;
+	}
+	cfg->nlisten = 0;
 }
 
 void
 config_free(struct config *cfg)
 {
-	int i;
-
-	for (i = 0; i < cfg->nlisten; i++)
-		free(cfg->listen[i]);
-	cfg->nlisten = 0;
+	config_clear_listen(cfg);
+	free(cfg->pid_file);
+	free(cfg->user);
+	free(cfg->file);
+	cfg->pid_file = cfg->user = cfg->file = NULL;
 }
 
 const struct config_key *
@@ -70,16 +117,20 @@ config_add_listen(struct config *cfg, const char *value, char *err,
 	char *copy;
 	int i;
 
-	if (addr_parse(value, &spec, err, errlen) == -1)
+	char msg[256];
+
+	if (addr_parse(value, &spec, msg, sizeof(msg)) == -1) {
+		snprintf(err, errlen, "has a bad address: %s", msg);
 		return -1;
+	}
 	for (i = 0; i < cfg->nlisten; i++) {
 		if (strcmp(cfg->listen[i], value) == 0) {
-			snprintf(err, errlen, "'%s' is listed twice", value);
+			snprintf(err, errlen, "lists '%s' twice", value);
 			return -1;
 		}
 	}
 	if (cfg->nlisten == ECHOD_MAX_LISTEN) {
-		snprintf(err, errlen, "more than %d listen addresses",
+		snprintf(err, errlen, "has more than %d addresses",
 			 ECHOD_MAX_LISTEN);
 		return -1;
 	}
@@ -98,44 +149,255 @@ config_set(struct config *cfg, const struct config_key *key, const char *value,
 	   char *err, size_t errlen)
 {
 	char *field = (char *)cfg + key->offset;
+	char lo[32], hi[32], perr[128];
 	uint64_t v;
+	int b;
 
 	switch (key->kind) {
 	case CONFIG_LISTEN:
 		return config_add_listen(cfg, value, err, errlen);
 	case CONFIG_UINT:
-		if (parse_uint(value, key->min, key->max, &v, err, errlen) ==
-		    -1)
+		if (parse_uint(value, key->min, key->max, &v, perr,
+			       sizeof(perr)) == -1) {
+			snprintf(err, errlen,
+				 "must be a whole number from %llu to %llu, "
+				 "not '%s'",
+				 (unsigned long long)key->min,
+				 (unsigned long long)key->max, value);
 			return -1;
+		}
 		*(unsigned *)(void *)field = (unsigned)v;
 		return 0;
 	case CONFIG_SIZE:
-		if (parse_size(value, key->min, key->max, &v, err, errlen) ==
-		    -1)
-			return -1;
-		*(uint64_t *)(void *)field = v;
-		return 0;
-	case CONFIG_LEVEL:
-		if (log_level_parse(value, (int *)(void *)field) == -1) {
+		if (parse_size(value, key->min, key->max, &v, perr,
+			       sizeof(perr)) == -1) {
 			snprintf(err, errlen,
-				 "'%s' is not a log level (error, warn, info "
-				 "or debug)",
+				 "must be a size from %s to %s (k, m or g "
+				 "suffix), not '%s'",
+				 parse_format_size(key->min, lo, sizeof(lo)),
+				 parse_format_size(key->max, hi, sizeof(hi)),
 				 value);
 			return -1;
 		}
+		*(uint64_t *)(void *)field = v;
 		return 0;
+	case CONFIG_DURATION:
+		if (parse_duration(value, key->min, key->max, &v, perr,
+				   sizeof(perr)) == -1) {
+			snprintf(
+				err, errlen,
+				"must be a duration from %s to %s (ms, s, m "
+				"or h suffix), not '%s'",
+				parse_format_duration(key->min, lo, sizeof(lo)),
+				parse_format_duration(key->max, hi, sizeof(hi)),
+				value);
+			return -1;
+		}
+		*(uint64_t *)(void *)field = v;
+		return 0;
+	case CONFIG_BOOL:
+		if (parse_bool(value, &b, perr, sizeof(perr)) == -1) {
+			snprintf(err, errlen, "must be yes or no, not '%s'",
+				 value);
+			return -1;
+		}
+		*(int *)(void *)field = b;
+		return 0;
+	case CONFIG_LEVEL:
+		if (log_level_parse(value, &b) == -1) {
+			snprintf(err, errlen,
+				 "must be error, warn, info or debug, not '%s'",
+				 value);
+			return -1;
+		}
+		*(int *)(void *)field = b;
+		return 0;
+	case CONFIG_STRING: {
+		char **sp = (char **)(void *)field;
+		char *copy;
+
+		if (*value == '\0') {
+			snprintf(err, errlen, "must not be empty");
+			return -1;
+		}
+		if ((copy = strdup(value)) == NULL) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		free(*sp);
+		*sp = copy;
+		return 0;
+	}
 	}
 	snprintf(err, errlen, "internal error: key kind %d", (int)key->kind);
 	return -1;
 }
 
-/* Fills in what nothing set. */
-void
-config_finish(struct config *cfg)
+/* Edit distance, for "did you mean" on unknown keys. */
+static size_t
+config_distance(const char *a, const char *b)
 {
-	char err[128];
+	size_t la = strlen(a), lb = strlen(b), i, j;
+	size_t row[64], prev, tmp;
 
-	if (cfg->nlisten == 0 && config_add_listen(cfg, ECHOD_DEFAULT_LISTEN,
-						   err, sizeof(err)) == -1)
-		fatalx(ECHOD_EXIT_FAILURE, "default listen address: %s", err);
+	if (la >= 64 || lb >= 64)
+		return 64;
+	for (j = 0; j <= lb; j++)
+		row[j] = j;
+	for (i = 1; i <= la; i++) {
+		prev = row[0];
+		row[0] = i;
+		for (j = 1; j <= lb; j++) {
+			size_t best = prev + (a[i - 1] != b[j - 1]);
+			if (row[j] + 1 < best)
+				best = row[j] + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			tmp = row[j];
+			row[j] = best;
+			prev = tmp;
+		}
+	}
+	return row[lb];
+}
+
+static char *
+config_trim(char *s)
+{
+	char *end;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	end = s + strlen(s);
+	while (end > s && (end[-1] == ' ' || end[-1] == '\t' ||
+			   end[-1] == '\r' || end[-1] == '\n'))
+		*--end = '\0';
+	return s;
+}
+
+int
+config_parse_line(struct config *cfg, char *line, int lineno, int *seen,
+		  char *err, size_t errlen)
+{
+	const struct config_key *key;
+	char *eq, *name, *value, *hash, msg[384];
+	size_t i, len;
+
+	line = config_trim(line);
+	if (*line == '\0' || *line == '#')
+		return 0;
+	if ((eq = strchr(line, '=')) == NULL) {
+		snprintf(err, errlen, "expected 'key = value', got '%.60s'",
+			 line);
+		return -1;
+	}
+	*eq = '\0';
+	name = config_trim(line);
+	value = config_trim(eq + 1);
+	/* A comment may follow a value after a blank. */
+	for (hash = value; (hash = strchr(hash, '#')) != NULL; hash++) {
+		if (hash > value && (hash[-1] == ' ' || hash[-1] == '\t')) {
+			*hash = '\0';
+			value = config_trim(value);
+			break;
+		}
+	}
+	len = strlen(value);
+	if (len >= 2 && value[0] == '"' && value[len - 1] == '"') {
+		value[len - 1] = '\0';
+		value++;
+	}
+	if (*name == '\0') {
+		snprintf(err, errlen, "missing key before '='");
+		return -1;
+	}
+	if ((key = config_key_find(name)) == NULL) {
+		const char *best = NULL;
+		size_t d, bestd = 3;
+
+		for (i = 0; i < config_nkeys; i++) {
+			d = config_distance(name, config_keys[i].name);
+			if (d < bestd) {
+				bestd = d;
+				best = config_keys[i].name;
+			}
+		}
+		if (best != NULL)
+			snprintf(err, errlen,
+				 "unknown key '%s' (did you mean '%s'?)", name,
+				 best);
+		else
+			snprintf(err, errlen, "unknown key '%s'", name);
+		return -1;
+	}
+	if (*value == '\0') {
+		snprintf(err, errlen, "'%s' has no value", name);
+		return -1;
+	}
+	i = (size_t)(key - config_keys);
+	if (key->kind != CONFIG_LISTEN && seen[i] != 0) {
+		snprintf(err, errlen, "'%s' is already set on line %d", name,
+			 seen[i]);
+		return -1;
+	}
+	if (seen[i] == 0)
+		seen[i] = lineno;
+	if (config_set(cfg, key, value, msg, sizeof(msg)) == -1) {
+		snprintf(err, errlen, "'%s' %s", name, msg);
+		return -1;
+	}
+	return 0;
+}
+
+int
+config_load(struct config *cfg, const char *path, char *err, size_t errlen)
+{
+	int seen[sizeof(config_keys) / sizeof(config_keys[0])] = {0};
+	char msg[512], *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
+	int lineno = 0, rc = 0;
+	FILE *fp;
+
+	if ((fp = fopen(path, "r")) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	while ((len = getline(&line, &cap, fp)) != -1) {
+		lineno++;
+		if (len > CONFIG_LINE_MAX)
+			snprintf(msg, sizeof(msg), "line longer than %d bytes",
+				 CONFIG_LINE_MAX);
+		else if (strlen(line) != (size_t)len)
+			snprintf(msg, sizeof(msg), "line contains a NUL byte");
+		else if (config_parse_line(cfg, line, lineno, seen, msg,
+					   sizeof(msg)) == 0)
+			continue;
+		snprintf(err, errlen, "%s:%d: %s", path, lineno, msg);
+		rc = -1;
+		break;
+	}
+	if (rc == 0 && ferror(fp)) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		rc = -1;
+	}
+	free(line);
+	fclose(fp);
+	if (rc == 0) {
+		free(cfg->file);
+		if ((cfg->file = strdup(path)) == NULL) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+	}
+	return rc;
+}
+
+int
+config_finish(struct config *cfg, char *err, size_t errlen)
+{
+	if (cfg->nlisten == 0)
+		return config_add_listen(cfg, ECHOD_DEFAULT_LISTEN, err,
+					 errlen);
+	return 0;
 }

@@ -25,13 +25,21 @@
  * Half-close: on EOF reading stops, what is queued is written, then the
  * socket is closed (never with unread input, which would send a reset).
  * Errors and resets free the connection at once.
+ *
+ * Idleness: each connection notes when it last moved a byte (a coarse
+ * clock read, no system call), and the worker's sweep closes those silent
+ * for idle_timeout with nothing queued, or, while stopping, those quiet
+ * for ECHOD_DRAIN_QUIET_MS: a connection mid-echo or held back by a slow
+ * reader always has something queued, so it is never idle.
  */
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -47,6 +55,7 @@ struct conn {
 	int fd;
 	unsigned reading : 1; /* rev is added */
 	unsigned eof : 1;     /* the peer has closed its sending side */
+	uint64_t last_active; /* conn_clock_ms() when a byte last moved */
 	union {
 		struct sockaddr sa;
 		struct sockaddr_in sin;
@@ -55,6 +64,22 @@ struct conn {
 };
 
 static void conn_read_cb(evutil_socket_t fd, short what, void *arg);
+
+uint64_t
+conn_clock_ms(void)
+{
+	struct timespec ts;
+
+	/* The coarse clock is read without a system call (vDSO). */
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+struct conn *
+conn_next(struct conn *c)
+{
+	return TAILQ_NEXT(c, entry);
+}
 
 static uint64_t
 conn_max_buffer(const struct conn *c)
@@ -94,6 +119,7 @@ conn_resume(struct conn *c)
 static void
 conn_received(struct conn *c, size_t n)
 {
+	c->last_active = conn_clock_ms();
 	conn_count(&c->w->bytes_in, n);
 	if (log_enabled(LOG_LEVEL_DEBUG)) {
 		char name[ADDR_STRLEN];
@@ -122,8 +148,10 @@ conn_output_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
 	struct conn *c = arg;
 
 	(void)buf;
-	if (info->n_deleted > 0)
+	if (info->n_deleted > 0) {
+		c->last_active = conn_clock_ms();
 		conn_count(&c->w->bytes_out, info->n_deleted);
+	}
 }
 
 /*
@@ -278,28 +306,22 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 struct conn *
 conn_new(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen)
 {
-	struct server *srv = w->srv;
 	struct conn *c;
-	int on = 1;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		log_warnx("out of memory for a new connection");
-		close(fd);
-		return NULL;
+		goto fail;
 	}
 	c->w = w;
 	c->fd = fd;
 	if (salen > 0 && salen <= sizeof(c->peer))
 		memcpy(&c->peer, sa, salen);
-	/* An echo is interactive: never hold a small reply back. */
-	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) == -1)
-		log_debug("TCP_NODELAY: %s", strerror(errno));
+	c->last_active = conn_clock_ms();
 	c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (c->bev == NULL) {
 		log_warnx("cannot create a bufferevent");
-		close(fd);
 		free(c);
-		return NULL;
+		goto fail;
 	}
 	bufferevent_setcb(c->bev, NULL, conn_write_cb, conn_event_cb, c);
 	bufferevent_setwatermark(c->bev, EV_WRITE,
@@ -309,9 +331,43 @@ conn_new(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen)
 		     c);
 	conn_resume(c);
 	TAILQ_INSERT_TAIL(&w->conns, c, entry);
-	atomic_fetch_add(&srv->conns_current, 1);
-	atomic_fetch_add(&srv->conns_total, 1);
 	return c;
+fail:
+	/* The listener counted this connection in. */
+	close(fd);
+	atomic_fetch_sub(&w->srv->conns_current, 1);
+	return NULL;
+}
+
+/*
+ * Closes c if it is idle: nothing queued and silent for idle_ms (0: no
+ * idle timeout) or, while draining, for ECHOD_DRAIN_QUIET_MS with no
+ * input waiting. Returns 1 if c was freed.
+ */
+int
+conn_sweep(struct conn *c, uint64_t now_ms, uint64_t idle_ms, int draining)
+{
+	uint64_t silent = now_ms - c->last_active;
+	int pending = 0;
+
+	if (c->eof || evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+		return 0;
+	if (idle_ms > 0 && silent >= idle_ms) {
+		if (log_enabled(LOG_LEVEL_DEBUG)) {
+			char name[ADDR_STRLEN];
+			log_debug("%s: idle for %llums, closing",
+				  addr_format(&c->peer.sa, name, sizeof(name)),
+				  (unsigned long long)silent);
+		}
+		conn_free(c);
+		return 1;
+	}
+	if (draining && silent >= ECHOD_DRAIN_QUIET_MS &&
+	    ioctl(c->fd, FIONREAD, &pending) == 0 && pending == 0) {
+		conn_free(c);
+		return 1;
+	}
+	return 0;
 }
 
 void

@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -34,8 +35,19 @@
 #define ECHOD_MAX_MAX_BUFFER ((uint64_t)1024 * 1024 * 1024)
 #define ECHOD_MAX_THREADS 1024
 #define ECHOD_MAX_LISTEN 64
+#define ECHOD_MAX_OVERRIDES 256
+#define ECHOD_MAX_KEYS 32
+#define ECHOD_DEFAULT_MAX_CONNECTIONS 10000
+#define ECHOD_MAX_CONNECTIONS 1000000
+#define ECHOD_DEFAULT_BACKLOG 511
+#define ECHOD_DEFAULT_SHUTDOWN_TIMEOUT_MS 10000
+#define ECHOD_MAX_DURATION_MS ((uint64_t)7 * 24 * 3600 * 1000)
 /* Bytes read from a socket per read(2): the bare epoll echo's slice. */
 #define ECHOD_READ_SLICE (64 * 1024)
+/* While stopping, a connection silent this long with nothing to echo is
+ * closed: it has finished. */
+#define ECHOD_DRAIN_QUIET_MS 100
+#define ECHOD_DRAIN_CHECK_MS 50
 
 /* log.c */
 enum log_level {
@@ -46,6 +58,7 @@ enum log_level {
 };
 extern _Atomic int log_level_current;
 void log_init(int level);
+void log_to_syslog(void);
 void log_set_level(int level);
 int log_level_parse(const char *s, int *level);
 const char *log_level_name(int level);
@@ -68,19 +81,42 @@ struct config {
 	int nlisten;
 	unsigned threads; /* 0: one per online CPU */
 	uint64_t max_buffer;
+	unsigned max_connections;
+	unsigned max_connections_per_ip; /* 0: no limit */
+	uint64_t idle_timeout_ms;	 /* 0: never */
+	int tcp_keepalive;
+	unsigned backlog;
+	uint64_t shutdown_timeout_ms;
 	int log_level;
+	int syslog;
+	int daemonize;
+	char *pid_file;
+	char *user;
+	char *file; /* the config file read, if any */
 };
 
-/* How a key may be set. */
-enum config_kind { CONFIG_LISTEN, CONFIG_UINT, CONFIG_SIZE, CONFIG_LEVEL };
+/* How a key's value is read. */
+enum config_kind {
+	CONFIG_LISTEN,
+	CONFIG_UINT,
+	CONFIG_SIZE,
+	CONFIG_DURATION,
+	CONFIG_BOOL,
+	CONFIG_LEVEL,
+	CONFIG_STRING
+};
+#define CONFIG_RELOAD 0x1 /* SIGHUP applies a change to the running daemon */
+#define CONFIG_FLAG 0x2	  /* a boolean that is a bare flag on the command line \
+			   */
 
 struct config_key {
 	const char *name; /* file key; the long option is the same with '-' */
 	int shortopt;	  /* 0 if none */
 	enum config_kind kind;
+	int flags;
 	size_t offset; /* into struct config */
 	uint64_t min, max;
-	const char *argname; /* for --help */
+	const char *argname; /* for --help; NULL for flags */
 	const char *help;
 };
 
@@ -89,16 +125,47 @@ extern const size_t config_nkeys;
 
 void config_init(struct config *cfg);
 void config_free(struct config *cfg);
+void config_clear_listen(struct config *cfg);
 const struct config_key *config_key_find(const char *name);
 int config_set(struct config *cfg, const struct config_key *key,
 	       const char *value, char *err, size_t errlen);
-void config_finish(struct config *cfg);
+int config_parse_line(struct config *cfg, char *line, int lineno, int *seen,
+		      char *err, size_t errlen);
+int config_load(struct config *cfg, const char *path, char *err, size_t errlen);
+int config_finish(struct config *cfg, char *err, size_t errlen);
+
+/* options.c */
+struct options_override {
+	const struct config_key *key;
+	const char *value; /* points into argv */
+};
+
+struct options {
+	const char *config_file;
+	int check_config;
+	int verbose;
+	int help;
+	int version;
+	struct options_override overrides[ECHOD_MAX_OVERRIDES];
+	int noverrides;
+};
+
+int options_parse(int argc, char **argv, struct options *o, char *err,
+		  size_t errlen);
+void options_usage(FILE *fp);
+int options_apply(const struct options *o, struct config *cfg, char *err,
+		  size_t errlen);
+int options_load_config(const struct options *o, struct config *cfg, char *err,
+			size_t errlen);
 
 /* listener.c */
 struct server;
 int listener_open_all(struct server *srv, char *err, size_t errlen);
+int listener_reconcile(struct server *srv, const struct config *ncfg, char *err,
+		       size_t errlen);
+void listener_apply_options(struct server *srv);
 void listener_close_all(struct server *srv);
-void listener_disable_all(struct server *srv);
+void listener_init(struct server *srv);
 
 /* worker.c */
 struct worker;
@@ -106,28 +173,78 @@ int worker_start_all(struct server *srv, char *err, size_t errlen);
 void worker_stop_all(struct server *srv);
 void worker_assign(struct server *srv, int fd, const struct sockaddr *sa,
 		   socklen_t salen);
+void worker_poke_all(struct server *srv);
+void worker_sweep(struct worker *w);
 
 /* conn.c */
 struct conn;
 struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *sa,
 		      socklen_t salen);
 void conn_free(struct conn *c);
+int conn_sweep(struct conn *c, uint64_t now_ms, uint64_t idle_ms, int draining);
+uint64_t conn_clock_ms(void);
+struct conn *conn_next(struct conn *c);
 
-/* The server: what main.c wires together. */
+/* stats.c */
+struct stats {
+	uint64_t conns_current, conns_total, conns_refused;
+	uint64_t bytes_in, bytes_out;
+};
+void stats_snapshot(struct server *srv, struct stats *st);
+char *stats_format(const struct stats *st, char *buf, size_t len);
+
+/* daemon.c */
+void daemon_detach(void);
+void daemon_ready(void);
+int daemon_pidfile_open(const char *path, char *err, size_t errlen);
+int daemon_pidfile_write(char *err, size_t errlen);
+void daemon_pidfile_remove(void);
+int daemon_user_check(const char *user, char *err, size_t errlen);
+int daemon_drop_privileges(const char *user, char *err, size_t errlen);
+
+/* systemd.c */
+int systemd_notify_init(char *err, size_t errlen);
+int systemd_notify_enabled(void);
+void systemd_notify(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void systemd_notify_close(void);
+uint64_t systemd_watchdog_usec(void);
+int systemd_listen_fds(int *fds, int max, char *err, size_t errlen);
+
+/* server.c */
+int server_init(struct server *srv, const struct options *opts,
+		struct config *cfg, char *err, size_t errlen);
+int server_start(struct server *srv, char *err, size_t errlen);
+void server_run(struct server *srv);
+void server_free(struct server *srv);
+
+/* The server: what main.c wires together, owned by the main thread. */
 struct server {
-	struct config *cfg;
-	struct event_base
-		*base;		/* the main thread's loop: listeners, signals */
-	struct worker *workers; /* workers[0] runs on the main thread */
+	const struct options *opts;
+	struct config *cfg; /* main thread only; workers read the atomics */
+	struct event_base *base; /* main loop: listeners, signals, timers */
+	struct worker *workers;	 /* workers[0] runs on the main thread */
 	unsigned nworkers;
 	unsigned next_worker; /* round robin; main thread only */
 	TAILQ_HEAD(, listener) listeners;
+	int activated;		     /* listeners came from systemd */
 	struct event *accept_resume; /* ends an accept back-off */
 	time_t accept_warned;	     /* last back-off warning, for rate limit */
+	time_t refuse_warned;	     /* last max_connections warning */
+	struct event *signals[5];
+	struct event *drain_timer;    /* while stopping: are we done? */
+	struct event *shutdown_timer; /* shutdown_timeout */
+	struct event *watchdog_timer; /* systemd WATCHDOG=1 and STATUS= */
+	uint64_t watchdog_usec;
 	int stopping;
-	_Atomic uint64_t max_buffer; /* config's, readable by every worker */
+
+	/* Settings every worker reads; SIGHUP may change them. */
+	_Atomic uint64_t max_buffer;
+	_Atomic uint64_t idle_timeout_ms;
+	_Atomic int draining;
+
 	_Atomic uint64_t conns_current;
 	_Atomic uint64_t conns_total;
+	_Atomic uint64_t conns_refused;
 };
 
 /* A worker: one event loop, its connections, its thread. */
@@ -136,9 +253,11 @@ struct worker {
 	struct server *srv;
 	struct event_base *base;
 	pthread_t thread;
-	int has_thread; /* workers[0] runs on the main thread */
-	struct event *notify;
-	pthread_mutex_t lock; /* guards the hand-off queue below */
+	int has_thread;	       /* workers[0] runs on the main thread */
+	struct event *notify;  /* sockets were queued for this worker */
+	struct event *control; /* settings changed, or draining began */
+	struct event *sweep;   /* idle and drain checks */
+	pthread_mutex_t lock;  /* guards the hand-off queue below */
 	struct handoff *queue;
 	size_t queue_len, queue_cap;
 	TAILQ_HEAD(, conn) conns;

@@ -1,14 +1,18 @@
 /*
  * log.c: echod's log API in the OpenBSD shape (log_warn appends strerror,
- * log_warnx does not, fatal/fatalx log and exit), the level filter, and
- * libevent's own messages routed in. Each line is written with a single
- * write(2) so lines from different threads never interleave.
+ * log_warnx does not, fatal/fatalx log and exit), the level filter, where
+ * lines go (standard error with a timestamp; under systemd, standard error
+ * with "<N>" priority prefixes that journald reads; or syslog), and
+ * libevent's own messages routed in. A line on standard error is one
+ * write(2), so lines from different threads never interleave.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,6 +25,26 @@
 _Atomic int log_level_current = LOG_LEVEL_INFO;
 
 static const char *const log_names[] = {"error", "warn", "info", "debug"};
+static const int log_priorities[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
+
+enum log_target { LOG_TO_STDERR, LOG_TO_JOURNAL, LOG_TO_SYSLOG };
+static enum log_target log_target = LOG_TO_STDERR;
+
+/* Is standard error the journal's stream (JOURNAL_STREAM is "dev:ino")? */
+static int
+log_stderr_is_journal(void)
+{
+	const char *env = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	if (env == NULL || sscanf(env, "%llu:%llu", &dev, &ino) != 2)
+		return 0;
+	if (fstat(STDERR_FILENO, &st) == -1)
+		return 0;
+	return (unsigned long long)st.st_dev == dev &&
+	       (unsigned long long)st.st_ino == ino;
+}
 
 static void
 log_vwrite(int level, const char *fmt, va_list ap, const char *suffix)
@@ -30,13 +54,24 @@ log_vwrite(int level, const char *fmt, va_list ap, const char *suffix)
 	struct tm tm;
 	int n, m;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	n = snprintf(line, sizeof(line),
-		     "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ echod[%ld] %s: ",
-		     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-		     tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000L,
-		     (long)getpid(), log_names[level]);
+	if (log_target == LOG_TO_JOURNAL) {
+		/* journald stamps the time and the pid itself. */
+		n = snprintf(line, sizeof(line),
+			     "<%d>%s: ", log_priorities[level],
+			     log_names[level]);
+	} else if (log_target == LOG_TO_SYSLOG) {
+		n = 0;
+	} else {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		gmtime_r(&ts.tv_sec, &tm);
+		n = snprintf(line, sizeof(line),
+			     "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ echod[%ld] "
+			     "%s: ",
+			     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+			     tm.tm_hour, tm.tm_min, tm.tm_sec,
+			     ts.tv_nsec / 1000000L, (long)getpid(),
+			     log_names[level]);
+	}
 	m = vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
 	if (m < 0)
 		m = 0;
@@ -50,6 +85,11 @@ log_vwrite(int level, const char *fmt, va_list ap, const char *suffix)
 			n += m;
 		if ((size_t)n >= sizeof(line) - 1)
 			n = (int)sizeof(line) - 2;
+	}
+	if (log_target == LOG_TO_SYSLOG) {
+		line[n] = '\0';
+		syslog(log_priorities[level], "%s", line);
+		return;
 	}
 	line[n++] = '\n';
 	/* Nothing sensible is left to do if stderr is gone. */
@@ -86,8 +126,19 @@ void
 log_init(int level)
 {
 	log_set_level(level);
+	if (log_stderr_is_journal())
+		log_target = LOG_TO_JOURNAL;
 	event_set_log_callback(log_libevent_cb);
 	event_set_fatal_callback(log_libevent_fatal_cb);
+}
+
+void
+log_to_syslog(void)
+{
+	if (log_target == LOG_TO_SYSLOG)
+		return;
+	openlog("echod", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+	log_target = LOG_TO_SYSLOG;
 }
 
 void

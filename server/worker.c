@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -26,6 +27,69 @@ struct handoff {
 };
 
 #define WORKER_QUEUE_INITIAL 64
+/* Idle checks run a few times per idle_timeout, within these bounds. */
+#define WORKER_SWEEP_MIN_MS 10
+#define WORKER_SWEEP_MAX_MS 1000
+
+/* How often the sweep must run now; 0 if it need not. */
+static uint64_t
+worker_sweep_period(const struct worker *w)
+{
+	uint64_t idle = atomic_load(&w->srv->idle_timeout_ms), ms;
+
+	if (atomic_load(&w->srv->draining))
+		return ECHOD_DRAIN_CHECK_MS;
+	if (idle == 0)
+		return 0;
+	ms = idle / 4;
+	if (ms < WORKER_SWEEP_MIN_MS)
+		ms = WORKER_SWEEP_MIN_MS;
+	if (ms > WORKER_SWEEP_MAX_MS)
+		ms = WORKER_SWEEP_MAX_MS;
+	return ms;
+}
+
+/* Closes the connections that are idle (idle_timeout) or, while
+ * stopping, finished; then schedules the next sweep if one is needed. */
+void
+worker_sweep(struct worker *w)
+{
+	uint64_t now = conn_clock_ms();
+	uint64_t idle = atomic_load(&w->srv->idle_timeout_ms);
+	int draining = atomic_load(&w->srv->draining);
+	uint64_t period = worker_sweep_period(w);
+	struct conn *c, *next;
+
+	for (c = TAILQ_FIRST(&w->conns); c != NULL; c = next) {
+		next = conn_next(c);
+		conn_sweep(c, now, idle, draining);
+	}
+	if (period > 0) {
+		struct timeval tv = {(time_t)(period / 1000),
+				     (suseconds_t)(period % 1000) * 1000};
+		evtimer_add(w->sweep, &tv);
+	} else {
+		evtimer_del(w->sweep);
+	}
+}
+
+static void
+worker_sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	worker_sweep(arg);
+}
+
+/* Runs on the worker's thread when the main thread pokes it: settings
+ * changed or draining began. */
+static void
+worker_control_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	worker_sweep(arg);
+}
 
 /* Runs on the worker's thread: takes the queued sockets. */
 static void
@@ -77,7 +141,9 @@ worker_init(struct server *srv, struct worker *w, unsigned id, char *err,
 		return -1;
 	}
 	w->notify = event_new(w->base, -1, 0, worker_notify_cb, w);
-	if (w->notify == NULL) {
+	w->control = event_new(w->base, -1, 0, worker_control_cb, w);
+	w->sweep = evtimer_new(w->base, worker_sweep_cb, w);
+	if (w->notify == NULL || w->control == NULL || w->sweep == NULL) {
 		snprintf(err, errlen, "worker %u: cannot create event", id);
 		return -1;
 	}
@@ -117,7 +183,18 @@ worker_start_all(struct server *srv, char *err, size_t errlen)
 		w->has_thread = 1;
 	}
 	log_debug("started %u worker%s", n, n == 1 ? "" : "s");
+	worker_poke_all(srv);
 	return 0;
+}
+
+/* Tells every worker to look at the settings again. */
+void
+worker_poke_all(struct server *srv)
+{
+	unsigned i;
+
+	for (i = 0; i < srv->nworkers; i++)
+		event_active(srv->workers[i].control, 0, 0);
 }
 
 void
@@ -144,6 +221,7 @@ worker_assign(struct server *srv, int fd, const struct sockaddr *sa,
 				  "connection",
 				  w->id);
 			close(fd);
+			atomic_fetch_sub(&srv->conns_current, 1);
 			return;
 		}
 		w->queue = q;
@@ -179,13 +257,19 @@ worker_stop_all(struct server *srv)
 		struct worker *w = &srv->workers[i];
 		size_t j;
 
-		for (j = 0; j < w->queue_len; j++)
+		for (j = 0; j < w->queue_len; j++) {
 			close(w->queue[j].fd);
+			atomic_fetch_sub(&srv->conns_current, 1);
+		}
 		free(w->queue);
 		while ((c = TAILQ_FIRST(&w->conns)) != NULL)
 			conn_free(c);
 		if (w->notify != NULL)
 			event_free(w->notify);
+		if (w->control != NULL)
+			event_free(w->control);
+		if (w->sweep != NULL)
+			event_free(w->sweep);
 		if (i != 0 && w->base != NULL)
 			event_base_free(w->base);
 		free(w->rbuf);

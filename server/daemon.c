@@ -1,0 +1,202 @@
+/*
+ * daemon.c: becoming a classic daemon: detaching (fork, new session,
+ * standard streams to /dev/null) with the parent waiting until the child
+ * is serving, the pid file (locked, so a live echod's file is refused and a
+ * stale one is taken over), and dropping root for an unprivileged user.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "echod.h"
+
+static int daemon_ready_fd = -1;
+static int daemon_pid_fd = -1;
+static char *daemon_pid_path;
+
+/*
+ * Forks; the parent waits for the child's word that it is serving and
+ * exits 0, or exits with the child's status if the child dies first. The
+ * child goes on in a new session, standard error still open so that a
+ * start-up error reaches the terminal.
+ */
+void
+daemon_detach(void)
+{
+	int fds[2], status;
+	pid_t pid;
+	char c;
+	ssize_t n;
+
+	if (pipe2(fds, O_CLOEXEC) == -1)
+		fatal(ECHOD_EXIT_FAILURE, "daemonize: pipe");
+	if ((pid = fork()) == -1)
+		fatal(ECHOD_EXIT_FAILURE, "daemonize: fork");
+	if (pid > 0) {
+		close(fds[1]);
+		do
+			n = read(fds[0], &c, 1);
+		while (n == -1 && errno == EINTR);
+		if (n == 1)
+			_exit(ECHOD_EXIT_OK);
+		while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
+			;
+		if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
+			_exit(WEXITSTATUS(status));
+		_exit(ECHOD_EXIT_FAILURE);
+	}
+	close(fds[0]);
+	daemon_ready_fd = fds[1];
+	if (setsid() == -1)
+		fatal(ECHOD_EXIT_FAILURE, "daemonize: setsid");
+	if (chdir("/") == -1)
+		fatal(ECHOD_EXIT_FAILURE, "daemonize: chdir /");
+}
+
+/* The child is serving: release the parent and let go of the terminal. */
+void
+daemon_ready(void)
+{
+	int fd;
+
+	if (daemon_ready_fd == -1)
+		return;
+	if ((fd = open("/dev/null", O_RDWR)) != -1) {
+		dup2(fd, STDIN_FILENO);
+		dup2(fd, STDOUT_FILENO);
+		dup2(fd, STDERR_FILENO);
+		if (fd > STDERR_FILENO)
+			close(fd);
+	}
+	if (write(daemon_ready_fd, "", 1) != 1)
+		log_warn("daemonize: telling the parent");
+	close(daemon_ready_fd);
+	daemon_ready_fd = -1;
+}
+
+int
+daemon_pidfile_open(const char *path, char *err, size_t errlen)
+{
+	char buf[32];
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd == -1) {
+		snprintf(err, errlen, "pid file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		int saved = errno;
+
+		n = pread(fd, buf, sizeof(buf) - 1, 0);
+		buf[n > 0 ? n : 0] = '\0';
+		buf[strcspn(buf, "\n")] = '\0';
+		if (saved == EWOULDBLOCK)
+			snprintf(err, errlen,
+				 "pid file %s is held by a running echod (pid "
+				 "%s)",
+				 path, buf[0] ? buf : "unknown");
+		else
+			snprintf(err, errlen, "pid file %s: lock: %s", path,
+				 strerror(saved));
+		close(fd);
+		return -1;
+	}
+	if ((daemon_pid_path = strdup(path)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		close(fd);
+		return -1;
+	}
+	daemon_pid_fd = fd;
+	return 0;
+}
+
+/* Writes our pid; the lock taken at open is held until exit. */
+int
+daemon_pidfile_write(char *err, size_t errlen)
+{
+	char buf[32];
+	int n;
+
+	if (daemon_pid_fd == -1)
+		return 0;
+	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+	if (ftruncate(daemon_pid_fd, 0) == -1 ||
+	    pwrite(daemon_pid_fd, buf, (size_t)n, 0) != n) {
+		snprintf(err, errlen, "pid file %s: %s", daemon_pid_path,
+			 strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+void
+daemon_pidfile_remove(void)
+{
+	if (daemon_pid_fd == -1)
+		return;
+	/* After dropping root this may fail; the released lock marks the
+	 * file stale either way. */
+	if (unlink(daemon_pid_path) == -1 && errno != ENOENT)
+		log_debug("pid file %s: %s", daemon_pid_path, strerror(errno));
+	close(daemon_pid_fd);
+	daemon_pid_fd = -1;
+	free(daemon_pid_path);
+	daemon_pid_path = NULL;
+}
+
+/* Checks that the user exists, for --check-config and before binding. */
+int
+daemon_user_check(const char *user, char *err, size_t errlen)
+{
+	errno = 0;
+	if (getpwnam(user) == NULL) {
+		if (errno != 0)
+			snprintf(err, errlen, "user '%s': %s", user,
+				 strerror(errno));
+		else
+			snprintf(err, errlen, "user '%s' does not exist", user);
+		return -1;
+	}
+	return 0;
+}
+
+int
+daemon_drop_privileges(const char *user, char *err, size_t errlen)
+{
+	struct passwd *pw;
+
+	errno = 0;
+	if ((pw = getpwnam(user)) == NULL) {
+		snprintf(err, errlen, "user '%s' does not exist", user);
+		return -1;
+	}
+	if (getuid() == pw->pw_uid && geteuid() == pw->pw_uid &&
+	    getgid() == pw->pw_gid)
+		return 0;
+	if (initgroups(pw->pw_name, pw->pw_gid) == -1 ||
+	    setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) == -1 ||
+	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) == -1) {
+		snprintf(err, errlen, "cannot switch to user '%s': %s", user,
+			 strerror(errno));
+		return -1;
+	}
+	/* Never go on as root by mistake. */
+	if (pw->pw_uid != 0 && (setuid(0) != -1 || geteuid() == 0)) {
+		snprintf(err, errlen,
+			 "switched to user '%s' but could regain root", user);
+		return -1;
+	}
+	log_info("running as user %s (uid %ld)", pw->pw_name, (long)pw->pw_uid);
+	return 0;
+}

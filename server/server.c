@@ -1,0 +1,297 @@
+/*
+ * server.c: the running daemon's life cycle on the main loop: start-up of
+ * listeners and workers, the signals (SIGTERM/SIGINT stop gracefully and a
+ * second one at once, SIGHUP reloads, SIGUSR1 logs statistics), the
+ * reload itself, and systemd's watchdog and status. Connections are
+ * worker.c's and conn.c's; sockets are listener.c's.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "echod.h"
+
+/* How often systemd hears STATUS= when nothing else is said. */
+#define SERVER_STATUS_MS 5000
+
+static struct timeval
+server_tv(uint64_t ms)
+{
+	struct timeval tv = {(time_t)(ms / 1000),
+			     (suseconds_t)(ms % 1000) * 1000};
+	return tv;
+}
+
+static void
+server_status(struct server *srv)
+{
+	uint64_t n = atomic_load(&srv->conns_current);
+
+	systemd_notify("STATUS=%llu connection%s", (unsigned long long)n,
+		       n == 1 ? "" : "s");
+}
+
+/* Sets what the workers read, from srv->cfg. */
+static void
+server_publish(struct server *srv)
+{
+	const struct config *cfg = srv->cfg;
+
+	log_set_level(cfg->log_level);
+	atomic_store(&srv->max_buffer, cfg->max_buffer);
+	atomic_store(&srv->idle_timeout_ms, cfg->idle_timeout_ms);
+}
+
+static void
+server_drain_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+	struct timeval tv = server_tv(ECHOD_DRAIN_CHECK_MS);
+
+	(void)fd;
+	(void)what;
+	if (atomic_load(&srv->conns_current) == 0) {
+		event_base_loopexit(srv->base, NULL);
+		return;
+	}
+	evtimer_add(srv->drain_timer, &tv);
+}
+
+static void
+server_shutdown_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+
+	(void)fd;
+	(void)what;
+	log_warnx("shutdown_timeout reached, closing %llu connection%s",
+		  (unsigned long long)atomic_load(&srv->conns_current),
+		  atomic_load(&srv->conns_current) == 1 ? "" : "s");
+	event_base_loopexit(srv->base, NULL);
+}
+
+/*
+ * Graceful stop: stop accepting at once, let every connection finish
+ * echoing and close as it goes quiet, exit when none is left or when
+ * shutdown_timeout expires.
+ */
+static void
+server_shutdown(struct server *srv, const char *why)
+{
+	struct timeval tv = server_tv(srv->cfg->shutdown_timeout_ms);
+	struct timeval now = {0, 0};
+
+	if (srv->stopping) {
+		log_warnx("%s again: stopping now", why);
+		event_base_loopexit(srv->base, NULL);
+		return;
+	}
+	srv->stopping = 1;
+	log_info("%s: shutting down, %llu connection%s open", why,
+		 (unsigned long long)atomic_load(&srv->conns_current),
+		 atomic_load(&srv->conns_current) == 1 ? "" : "s");
+	systemd_notify("STOPPING=1");
+	listener_close_all(srv);
+	atomic_store(&srv->draining, 1);
+	worker_poke_all(srv);
+	evtimer_add(srv->shutdown_timer, &tv);
+	evtimer_add(srv->drain_timer, &now);
+}
+
+static void
+server_warn_restart_keys(const struct config *old, const struct config *new)
+{
+	if (old->threads != new->threads)
+		log_warnx("reload: 'threads' changed; restart to apply");
+	if (old->daemonize != new->daemonize)
+		log_warnx("reload: 'daemonize' changed; restart to apply");
+	if (old->syslog != new->syslog)
+		log_warnx("reload: 'syslog' changed; restart to apply");
+	if ((old->user == NULL) != (new->user == NULL) ||
+	    (old->user && strcmp(old->user, new->user) != 0))
+		log_warnx("reload: 'user' changed; restart to apply");
+	if ((old->pid_file == NULL) != (new->pid_file == NULL) ||
+	    (old->pid_file && strcmp(old->pid_file, new->pid_file) != 0))
+		log_warnx("reload: 'pid_file' changed; restart to apply");
+}
+
+/* A bad file never takes the service down: it is logged and ignored. */
+static void
+server_reload(struct server *srv)
+{
+	struct config *ncfg;
+	char err[512];
+
+	if (srv->stopping)
+		return;
+	systemd_notify("RELOADING=1");
+	if ((ncfg = malloc(sizeof(*ncfg))) == NULL) {
+		log_warnx("reload failed: out of memory");
+		goto done;
+	}
+	if (options_load_config(srv->opts, ncfg, err, sizeof(err)) == -1) {
+		log_warnx("reload failed, keeping the running configuration: "
+			  "%s",
+			  err);
+		free(ncfg);
+		goto done;
+	}
+	if (ncfg->user != NULL &&
+	    daemon_user_check(ncfg->user, err, sizeof(err)) == -1) {
+		log_warnx("reload failed, keeping the running configuration: "
+			  "%s",
+			  err);
+		config_free(ncfg);
+		free(ncfg);
+		goto done;
+	}
+	if (listener_reconcile(srv, ncfg, err, sizeof(err)) == -1) {
+		log_warnx("reload failed, keeping the running configuration: "
+			  "%s",
+			  err);
+		config_free(ncfg);
+		free(ncfg);
+		goto done;
+	}
+	server_warn_restart_keys(srv->cfg, ncfg);
+	config_free(srv->cfg);
+	free(srv->cfg);
+	srv->cfg = ncfg;
+	listener_apply_options(srv);
+	server_publish(srv);
+	worker_poke_all(srv);
+	log_info("configuration reloaded%s%s", ncfg->file ? " from " : "",
+		 ncfg->file ? ncfg->file : "");
+done:
+	systemd_notify("READY=1");
+	server_status(srv);
+}
+
+static void
+server_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct server *srv = arg;
+	struct stats st;
+	char buf[256];
+
+	(void)what;
+	switch (sig) {
+	case SIGTERM:
+		server_shutdown(srv, "SIGTERM");
+		break;
+	case SIGINT:
+		server_shutdown(srv, "SIGINT");
+		break;
+	case SIGHUP:
+		server_reload(srv);
+		break;
+	case SIGUSR1:
+		stats_snapshot(srv, &st);
+		log_info("stats: %s", stats_format(&st, buf, sizeof(buf)));
+		break;
+	default:
+		break;
+	}
+}
+
+static void
+server_watchdog_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+
+	(void)fd;
+	(void)what;
+	if (srv->watchdog_usec > 0)
+		systemd_notify("WATCHDOG=1");
+	server_status(srv);
+}
+
+int
+server_init(struct server *srv, const struct options *opts, struct config *cfg,
+	    char *err, size_t errlen)
+{
+	memset(srv, 0, sizeof(*srv));
+	srv->opts = opts;
+	srv->cfg = cfg;
+	listener_init(srv);
+	if ((srv->base = event_base_new()) == NULL) {
+		snprintf(err, errlen, "cannot create the event loop");
+		return -1;
+	}
+	server_publish(srv);
+	return listener_open_all(srv, err, errlen);
+}
+
+int
+server_start(struct server *srv, char *err, size_t errlen)
+{
+	static const int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1};
+	uint64_t period_us;
+	size_t i;
+
+	if (worker_start_all(srv, err, errlen) == -1)
+		return -1;
+	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		srv->signals[i] =
+			evsignal_new(srv->base, sigs[i], server_signal_cb, srv);
+		if (srv->signals[i] == NULL ||
+		    event_add(srv->signals[i], NULL) == -1) {
+			snprintf(err, errlen, "cannot handle signal %d",
+				 sigs[i]);
+			return -1;
+		}
+	}
+	srv->drain_timer = evtimer_new(srv->base, server_drain_cb, srv);
+	srv->shutdown_timer =
+		evtimer_new(srv->base, server_shutdown_timeout_cb, srv);
+	srv->watchdog_timer =
+		event_new(srv->base, -1, EV_PERSIST, server_watchdog_cb, srv);
+	if (srv->drain_timer == NULL || srv->shutdown_timer == NULL ||
+	    srv->watchdog_timer == NULL) {
+		snprintf(err, errlen, "cannot create timers");
+		return -1;
+	}
+	/* Pet the watchdog at half its period; say STATUS= meanwhile. */
+	srv->watchdog_usec = systemd_watchdog_usec();
+	period_us = srv->watchdog_usec > 0 ? srv->watchdog_usec / 2
+					   : SERVER_STATUS_MS * 1000;
+	if (systemd_notify_enabled()) {
+		struct timeval tv = server_tv(period_us / 1000);
+		if (tv.tv_sec == 0 && tv.tv_usec == 0)
+			tv.tv_usec = 1000;
+		event_add(srv->watchdog_timer, &tv);
+	}
+	return 0;
+}
+
+void
+server_run(struct server *srv)
+{
+	systemd_notify("READY=1");
+	server_status(srv);
+	event_base_loop(srv->base, EVLOOP_NO_EXIT_ON_EMPTY);
+}
+
+void
+server_free(struct server *srv)
+{
+	size_t i;
+
+	listener_close_all(srv);
+	worker_stop_all(srv);
+	for (i = 0; i < sizeof(srv->signals) / sizeof(srv->signals[0]); i++)
+		if (srv->signals[i] != NULL)
+			event_free(srv->signals[i]);
+	if (srv->drain_timer != NULL)
+		event_free(srv->drain_timer);
+	if (srv->shutdown_timer != NULL)
+		event_free(srv->shutdown_timer);
+	if (srv->watchdog_timer != NULL)
+		event_free(srv->watchdog_timer);
+	if (srv->base != NULL)
+		event_base_free(srv->base);
+	srv->base = NULL;
+}
