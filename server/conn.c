@@ -55,6 +55,7 @@ struct conn {
 	int fd;
 	unsigned reading : 1; /* rev is added */
 	unsigned eof : 1;     /* the peer has closed its sending side */
+	unsigned per_ip : 1;  /* holds a slot in iptable.c */
 	uint64_t last_active; /* conn_clock_ms() when a byte last moved */
 	union {
 		struct sockaddr sa;
@@ -304,7 +305,8 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 }
 
 struct conn *
-conn_new(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen)
+conn_new(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen,
+	 int per_ip)
 {
 	struct conn *c;
 
@@ -314,6 +316,7 @@ conn_new(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen)
 	}
 	c->w = w;
 	c->fd = fd;
+	c->per_ip = per_ip != 0;
 	if (salen > 0 && salen <= sizeof(c->peer))
 		memcpy(&c->peer, sa, salen);
 	c->last_active = conn_clock_ms();
@@ -336,6 +339,8 @@ fail:
 	/* The listener counted this connection in. */
 	close(fd);
 	atomic_fetch_sub(&w->srv->conns_current, 1);
+	if (per_ip)
+		iptable_release(sa);
 	return NULL;
 }
 
@@ -375,6 +380,8 @@ conn_free(struct conn *c)
 {
 	conn_pause(c);
 	TAILQ_REMOVE(&c->w->conns, c, entry);
+	if (c->per_ip)
+		iptable_release(&c->peer.sa);
 	atomic_fetch_sub(&c->w->srv->conns_current, 1);
 	bufferevent_free(c->bev); /* closes the socket */
 	free(c);

@@ -106,8 +106,9 @@ enum config_kind {
 	CONFIG_STRING
 };
 #define CONFIG_RELOAD 0x1 /* SIGHUP applies a change to the running daemon */
-#define CONFIG_FLAG 0x2	  /* a boolean that is a bare flag on the command line \
-			   */
+#define CONFIG_FLAG                                                            \
+	0x2 /* a boolean that is a bare flag on the command line               \
+	     */
 
 struct config_key {
 	const char *name; /* file key; the long option is the same with '-' */
@@ -172,18 +173,24 @@ struct worker;
 int worker_start_all(struct server *srv, char *err, size_t errlen);
 void worker_stop_all(struct server *srv);
 void worker_assign(struct server *srv, int fd, const struct sockaddr *sa,
-		   socklen_t salen);
+		   socklen_t salen, int per_ip);
 void worker_poke_all(struct server *srv);
 void worker_sweep(struct worker *w);
 
 /* conn.c */
 struct conn;
 struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *sa,
-		      socklen_t salen);
+		      socklen_t salen, int per_ip);
 void conn_free(struct conn *c);
 int conn_sweep(struct conn *c, uint64_t now_ms, uint64_t idle_ms, int draining);
 uint64_t conn_clock_ms(void);
 struct conn *conn_next(struct conn *c);
+
+/* iptable.c */
+int iptable_key(const struct sockaddr *sa, unsigned char key[17]);
+int iptable_acquire(const struct sockaddr *sa, unsigned limit);
+void iptable_release(const struct sockaddr *sa);
+unsigned iptable_count(const struct sockaddr *sa);
 
 /* stats.c */
 struct stats {
@@ -229,7 +236,7 @@ struct server {
 	int activated;		     /* listeners came from systemd */
 	struct event *accept_resume; /* ends an accept back-off */
 	time_t accept_warned;	     /* last back-off warning, for rate limit */
-	time_t refuse_warned;	     /* last max_connections warning */
+	time_t refuse_warned[2];     /* last refusal warning: total, per IP */
 	struct event *signals[5];
 	struct event *drain_timer;    /* while stopping: are we done? */
 	struct event *shutdown_timer; /* shutdown_timeout */

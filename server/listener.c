@@ -3,8 +3,9 @@
  * socket per resolved listen address (or taking systemd's), wrapping each
  * in an evconnlistener on the main loop, opening and closing them as a
  * reload changes the listen set, refusing connections past
- * max_connections, and backing off (not spinning) when accept(2) runs out
- * of descriptors or memory. Accepted sockets go to worker.c.
+ * max_connections or max_connections_per_ip, and backing off (not spinning)
+ * when accept(2) runs out of descriptors or memory. Accepted sockets go to
+ * worker.c.
  *
  * Socket options that accepted sockets inherit on Linux (TCP_NODELAY,
  * SO_KEEPALIVE and its timers) are set once on the listening socket,
@@ -50,7 +51,8 @@ struct listener {
  * the close is a FIN, not a reset.
  */
 static void
-listener_refuse(struct server *srv, struct listener *l, int fd)
+listener_refuse(struct server *srv, struct listener *l, int fd,
+		const struct sockaddr *sa, int per_ip)
 {
 	char sink[LISTENER_REFUSE_DRAIN];
 	time_t now;
@@ -61,8 +63,16 @@ listener_refuse(struct server *srv, struct listener *l, int fd)
 		;
 	close(fd);
 	now = time(NULL);
-	if (now != srv->refuse_warned) {
-		srv->refuse_warned = now;
+	if (now == srv->refuse_warned[per_ip])
+		return;
+	srv->refuse_warned[per_ip] = now;
+	if (per_ip) {
+		char name[ADDR_STRLEN];
+		log_warnx("%s: max_connections_per_ip (%u) reached for %s, "
+			  "refusing its connections",
+			  l->name, srv->cfg->max_connections_per_ip,
+			  addr_format(sa, name, sizeof(name)));
+	} else {
 		log_warnx("%s: max_connections (%u) reached, refusing "
 			  "connections",
 			  l->name, srv->cfg->max_connections);
@@ -75,15 +85,20 @@ listener_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 {
 	struct listener *l = arg;
 	struct server *srv = l->srv;
+	unsigned per_ip = srv->cfg->max_connections_per_ip;
 
 	(void)lev;
 	if (atomic_load(&srv->conns_current) >= srv->cfg->max_connections) {
-		listener_refuse(srv, l, fd);
+		listener_refuse(srv, l, fd, sa, 0);
+		return;
+	}
+	if (per_ip > 0 && iptable_acquire(sa, per_ip) == -1) {
+		listener_refuse(srv, l, fd, sa, 1);
 		return;
 	}
 	atomic_fetch_add(&srv->conns_current, 1);
 	atomic_fetch_add(&srv->conns_total, 1);
-	worker_assign(srv, fd, sa, (socklen_t)salen);
+	worker_assign(srv, fd, sa, (socklen_t)salen, per_ip > 0);
 }
 
 static void

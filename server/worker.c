@@ -22,6 +22,7 @@
 
 struct handoff {
 	int fd;
+	int per_ip; /* holds a slot in iptable.c */
 	socklen_t salen;
 	struct sockaddr_storage ss;
 };
@@ -109,7 +110,8 @@ worker_notify_cb(evutil_socket_t fd, short what, void *arg)
 	w->queue_cap = 0;
 	pthread_mutex_unlock(&w->lock);
 	for (i = 0; i < n; i++)
-		conn_new(w, q[i].fd, (struct sockaddr *)&q[i].ss, q[i].salen);
+		conn_new(w, q[i].fd, (struct sockaddr *)&q[i].ss, q[i].salen,
+			 q[i].per_ip);
 	free(q);
 }
 
@@ -199,7 +201,7 @@ worker_poke_all(struct server *srv)
 
 void
 worker_assign(struct server *srv, int fd, const struct sockaddr *sa,
-	      socklen_t salen)
+	      socklen_t salen, int per_ip)
 {
 	struct worker *w = &srv->workers[srv->next_worker];
 	struct handoff *h;
@@ -207,7 +209,7 @@ worker_assign(struct server *srv, int fd, const struct sockaddr *sa,
 
 	srv->next_worker = (srv->next_worker + 1) % srv->nworkers;
 	if (!w->has_thread) {
-		conn_new(w, fd, sa, salen);
+		conn_new(w, fd, sa, salen, per_ip);
 		return;
 	}
 	pthread_mutex_lock(&w->lock);
@@ -222,6 +224,8 @@ worker_assign(struct server *srv, int fd, const struct sockaddr *sa,
 				  w->id);
 			close(fd);
 			atomic_fetch_sub(&srv->conns_current, 1);
+			if (per_ip)
+				iptable_release(sa);
 			return;
 		}
 		w->queue = q;
@@ -229,6 +233,7 @@ worker_assign(struct server *srv, int fd, const struct sockaddr *sa,
 	}
 	h = &w->queue[w->queue_len];
 	h->fd = fd;
+	h->per_ip = per_ip;
 	h->salen = salen <= (socklen_t)sizeof(h->ss) ? salen : 0;
 	memcpy(&h->ss, sa, h->salen);
 	wake = w->queue_len++ == 0;
@@ -260,6 +265,9 @@ worker_stop_all(struct server *srv)
 		for (j = 0; j < w->queue_len; j++) {
 			close(w->queue[j].fd);
 			atomic_fetch_sub(&srv->conns_current, 1);
+			if (w->queue[j].per_ip)
+				iptable_release(
+					(struct sockaddr *)&w->queue[j].ss);
 		}
 		free(w->queue);
 		while ((c = TAILQ_FIRST(&w->conns)) != NULL)
