@@ -86,11 +86,11 @@ parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *out, char *err,
 		end++;
 		break;
 	case 'm':
-		mult = 1024 * 1024;
+		mult = (uint64_t)1024 * 1024;
 		end++;
 		break;
 	case 'g':
-		mult = 1024 * 1024 * 1024;
+		mult = (uint64_t)1024 * 1024 * 1024;
 		end++;
 		break;
 	default:
@@ -134,9 +134,9 @@ parse_duration(const char *s, uint64_t min_ms, uint64_t max_ms,
 	else if (strcmp(end, "ms") == 0)
 		mult = 1;
 	else if (strcmp(end, "m") == 0)
-		mult = 60 * 1000;
+		mult = (uint64_t)60 * 1000;
 	else if (strcmp(end, "h") == 0)
-		mult = 3600 * 1000;
+		mult = (uint64_t)3600 * 1000;
 	else {
 		snprintf(err, errlen,
 			 "'%s' is not a duration (a number with ms, s, m or h)",
@@ -203,10 +203,11 @@ parse_format_duration(uint64_t ms, char *buf, size_t len)
 {
 	if (ms == 0)
 		snprintf(buf, len, "0");
-	else if (ms % (3600 * 1000) == 0)
-		snprintf(buf, len, "%" PRIu64 "h", ms / (3600 * 1000));
-	else if (ms % (60 * 1000) == 0)
-		snprintf(buf, len, "%" PRIu64 "m", ms / (60 * 1000));
+	else if (ms % ((uint64_t)3600 * 1000) == 0)
+		snprintf(buf, len, "%" PRIu64 "h",
+			 ms / ((uint64_t)3600 * 1000));
+	else if (ms % ((uint64_t)60 * 1000) == 0)
+		snprintf(buf, len, "%" PRIu64 "m", ms / ((uint64_t)60 * 1000));
 	else if (ms % 1000 == 0)
 		snprintf(buf, len, "%" PRIu64 "s", ms / 1000);
 	else

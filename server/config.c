@@ -123,7 +123,8 @@ config_add_listen(struct config *cfg, const char *value, char *err,
 		snprintf(err, errlen, "has a bad address: %s", msg);
 		return -1;
 	}
-	for (i = 0; i < cfg->nlisten; i++) {
+	/* Port 0 asks for a fresh port each time: not a duplicate. */
+	for (i = 0; spec.port != 0 && i < cfg->nlisten; i++) {
 		if (strcmp(cfg->listen[i], value) == 0) {
 			snprintf(err, errlen, "lists '%s' twice", value);
 			return -1;
@@ -281,7 +282,8 @@ config_parse_line(struct config *cfg, char *line, int lineno, int *seen,
 {
 	const struct config_key *key;
 	char *eq, *name, *value, *hash, msg[384];
-	size_t i, len;
+	size_t i;
+	int quoted = 0;
 
 	line = config_trim(line);
 	if (*line == '\0' || *line == '#')
@@ -294,18 +296,35 @@ config_parse_line(struct config *cfg, char *line, int lineno, int *seen,
 	*eq = '\0';
 	name = config_trim(line);
 	value = config_trim(eq + 1);
-	/* A comment may follow a value after a blank. */
-	for (hash = value; (hash = strchr(hash, '#')) != NULL; hash++) {
-		if (hash > value && (hash[-1] == ' ' || hash[-1] == '\t')) {
-			*hash = '\0';
-			value = config_trim(value);
-			break;
+	if (*value == '"') {
+		/* A quoted value may hold '#'; only a comment may follow. */
+		char *close = strchr(value + 1, '"');
+		char *rest;
+
+		if (close == NULL) {
+			snprintf(err, errlen, "'%s' has no closing quote",
+				 name);
+			return -1;
 		}
-	}
-	len = strlen(value);
-	if (len >= 2 && value[0] == '"' && value[len - 1] == '"') {
-		value[len - 1] = '\0';
+		*close = '\0';
+		rest = config_trim(close + 1);
+		if (*rest != '\0' && *rest != '#') {
+			snprintf(err, errlen,
+				 "'%s' has text after its closing quote", name);
+			return -1;
+		}
 		value++;
+		quoted = 1;
+	} else {
+		/* A comment may follow a value after a blank. */
+		for (hash = value; (hash = strchr(hash, '#')) != NULL; hash++) {
+			if (hash > value &&
+			    (hash[-1] == ' ' || hash[-1] == '\t')) {
+				*hash = '\0';
+				value = config_trim(value);
+				break;
+			}
+		}
 	}
 	if (*name == '\0') {
 		snprintf(err, errlen, "missing key before '='");
@@ -330,7 +349,7 @@ config_parse_line(struct config *cfg, char *line, int lineno, int *seen,
 			snprintf(err, errlen, "unknown key '%s'", name);
 		return -1;
 	}
-	if (*value == '\0') {
+	if (*value == '\0' && !quoted) {
 		snprintf(err, errlen, "'%s' has no value", name);
 		return -1;
 	}

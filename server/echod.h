@@ -30,7 +30,7 @@
 
 /* Defaults and limits, named once. */
 #define ECHOD_DEFAULT_LISTEN "127.0.0.1:8888"
-#define ECHOD_DEFAULT_MAX_BUFFER (1024 * 1024)
+#define ECHOD_DEFAULT_MAX_BUFFER ((uint64_t)1024 * 1024)
 #define ECHOD_MIN_MAX_BUFFER 4096
 #define ECHOD_MAX_MAX_BUFFER ((uint64_t)1024 * 1024 * 1024)
 #define ECHOD_MAX_THREADS 1024
@@ -43,7 +43,7 @@
 #define ECHOD_DEFAULT_SHUTDOWN_TIMEOUT_MS 10000
 #define ECHOD_MAX_DURATION_MS ((uint64_t)7 * 24 * 3600 * 1000)
 /* Bytes read from a socket per read(2): the bare epoll echo's slice. */
-#define ECHOD_READ_SLICE (64 * 1024)
+#define ECHOD_READ_SLICE ((size_t)64 * 1024)
 /* While stopping, a connection silent this long with nothing to echo is
  * closed: it has finished. */
 #define ECHOD_DRAIN_QUIET_MS 100

@@ -118,7 +118,7 @@ listener_error_cb(struct evconnlistener *lev, void *arg)
 {
 	struct listener *l = arg;
 	struct server *srv = l->srv;
-	struct timeval tv = {0, LISTENER_BACKOFF_MS * 1000};
+	struct timeval tv = {0, (suseconds_t)LISTENER_BACKOFF_MS * 1000};
 	int err = errno;
 	struct listener *each;
 	time_t now;

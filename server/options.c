@@ -74,6 +74,24 @@ options_usage(FILE *fp)
 		    "64 on a bad command\nline, 78 on a bad configuration.\n");
 }
 
+/* Names the option getopt stopped at: the long name as typed, or -X. */
+static void
+options_bad(int argc, char **argv, int missing, char *err, size_t errlen)
+{
+	const char *arg = optind - 1 < argc ? argv[optind - 1] : "";
+	char name[64];
+
+	if (strncmp(arg, "--", 2) == 0)
+		snprintf(name, sizeof(name), "%.*s", (int)strcspn(arg, "="),
+			 arg);
+	else
+		snprintf(name, sizeof(name), "-%c", optopt);
+	if (missing)
+		snprintf(err, errlen, "option '%s' needs a value", name);
+	else
+		snprintf(err, errlen, "unknown option '%s'", name);
+}
+
 int
 options_parse(int argc, char **argv, struct options *o, char *err,
 	      size_t errlen)
@@ -136,22 +154,8 @@ options_parse(int argc, char **argv, struct options *o, char *err,
 			o->version = 1;
 			continue;
 		case ':':
-			if (optopt > 0 && optopt < 256)
-				snprintf(err, errlen,
-					 "option '-%c' needs a value", optopt);
-			else
-				snprintf(err, errlen,
-					 "option '%s' needs a value",
-					 argv[optind - 1]);
-			rc = -1;
-			continue;
 		case '?':
-			if (optopt > 0 && optopt < 256)
-				snprintf(err, errlen, "unknown option '-%c'",
-					 optopt);
-			else
-				snprintf(err, errlen, "unknown option '%s'",
-					 argv[optind - 1]);
+			options_bad(argc, argv, ch == ':', err, errlen);
 			rc = -1;
 			continue;
 		default:

@@ -213,6 +213,9 @@ int
 server_init(struct server *srv, const struct options *opts, struct config *cfg,
 	    char *err, size_t errlen)
 {
+	static const int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1};
+	size_t i;
+
 	memset(srv, 0, sizeof(*srv));
 	srv->opts = opts;
 	srv->cfg = cfg;
@@ -222,18 +225,7 @@ server_init(struct server *srv, const struct options *opts, struct config *cfg,
 		return -1;
 	}
 	server_publish(srv);
-	return listener_open_all(srv, err, errlen);
-}
-
-int
-server_start(struct server *srv, char *err, size_t errlen)
-{
-	static const int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1};
-	uint64_t period_us;
-	size_t i;
-
-	if (worker_start_all(srv, err, errlen) == -1)
-		return -1;
+	/* Signals are handled before the first "listening on" line. */
 	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
 		srv->signals[i] =
 			evsignal_new(srv->base, sigs[i], server_signal_cb, srv);
@@ -244,6 +236,16 @@ server_start(struct server *srv, char *err, size_t errlen)
 			return -1;
 		}
 	}
+	return listener_open_all(srv, err, errlen);
+}
+
+int
+server_start(struct server *srv, char *err, size_t errlen)
+{
+	uint64_t period_us;
+
+	if (worker_start_all(srv, err, errlen) == -1)
+		return -1;
 	srv->drain_timer = evtimer_new(srv->base, server_drain_cb, srv);
 	srv->shutdown_timer =
 		evtimer_new(srv->base, server_shutdown_timeout_cb, srv);
@@ -257,7 +259,7 @@ server_start(struct server *srv, char *err, size_t errlen)
 	/* Pet the watchdog at half its period; say STATUS= meanwhile. */
 	srv->watchdog_usec = systemd_watchdog_usec();
 	period_us = srv->watchdog_usec > 0 ? srv->watchdog_usec / 2
-					   : SERVER_STATUS_MS * 1000;
+					   : (uint64_t)SERVER_STATUS_MS * 1000;
 	if (systemd_notify_enabled()) {
 		struct timeval tv = server_tv(period_us / 1000);
 		if (tv.tv_sec == 0 && tv.tv_usec == 0)

@@ -1,0 +1,21 @@
+/*
+ * client.h: what echo-client's files share beyond the options: the limit
+ * on resolved addresses and the prototypes of each mode, grouped by file
+ * (seq.c now, a load mode later). The options are in options.h.
+ */
+#ifndef CLIENT_H
+#define CLIENT_H
+
+#include <event2/event.h>
+
+#include "addr.h"
+#include "options.h"
+
+/* Resolved addresses tried, in order, for each connection. */
+#define CLIENT_ADDR_MAX 16
+
+/* seq.c */
+int seq_run(struct event_base *base, const struct client_options *o,
+	    const struct addr *addrs, int naddrs);
+
+#endif

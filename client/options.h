@@ -1,0 +1,63 @@
+/*
+ * options.h: echo-client's command line: the options it understands,
+ * their defaults and limits, and the pure parser that turns argv into a
+ * struct client_options. Running the client is elsewhere (main.c, seq.c).
+ */
+#ifndef CLIENT_OPTIONS_H
+#define CLIENT_OPTIONS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CLIENT_NAME "echo-client"
+
+/* Exit statuses (sysexits.h's EX_USAGE for a bad command line). */
+#define CLIENT_EXIT_OK 0
+#define CLIENT_EXIT_FAILURE 1 /* an echo did not come back intact */
+#define CLIENT_EXIT_USAGE 64
+
+/* Defaults and limits, named once. */
+#define CLIENT_DEFAULT_HOST "127.0.0.1"
+#define CLIENT_DEFAULT_PORT "8888"
+#define CLIENT_DEFAULT_COUNT 5
+#define CLIENT_MAX_COUNT 1000000
+#define CLIENT_DEFAULT_MESSAGE "Hello from client!\n"
+#define CLIENT_MAX_SIZE ((uint64_t)1 << 30)		   /* 1g */
+#define CLIENT_DEFAULT_TIMEOUT_MS ((uint64_t)10 * 1000)	   /* 10s */
+#define CLIENT_MAX_TIMEOUT_MS ((uint64_t)24 * 3600 * 1000) /* 24h */
+#define CLIENT_PORT_LEN 6 /* "65535" and its NUL */
+
+/* What the command line asks for. */
+enum client_action {
+	CLIENT_RUN,	/* connect and echo */
+	CLIENT_HELP,	/* -h: print the help, exit 0 */
+	CLIENT_VERSION, /* -V: print the version, exit 0 */
+};
+
+struct client_options {
+	enum client_action action;
+	const char *host;	    /* points into argv or a literal */
+	char port[CLIENT_PORT_LEN]; /* validated, 1 to 65535, no zeros */
+	uint64_t count;		    /* connections, one after another */
+	const char *message;	    /* sent when size is 0 */
+	size_t message_len;
+	uint64_t size; /* >0: send this many payload bytes instead */
+	uint64_t timeout_ms;
+	int quiet;
+};
+
+/*
+ * Parses argv into *o, starting from the defaults. Returns 0 (o->action
+ * says whether to run or to print help or version) or -1 for a usage
+ * error, described in err in one line without the program name. May
+ * reorder argv (GNU getopt); resets getopt's state, so it can be called
+ * again.
+ */
+int client_options_parse(int argc, char **argv, struct client_options *o,
+			 char *err, size_t errlen);
+
+/* Prints the --help text: usage, then one line per option. */
+void client_options_usage(FILE *fp);
+
+#endif

@@ -1,0 +1,405 @@
+/*
+ * seq.c: the sequential mode. Opens o->count connections one after
+ * another; each sends the message (or --size payload bytes), verifies the
+ * echo incrementally as it arrives, reads exactly as many bytes as it
+ * sent and closes. Stops at the first connection that fails.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/util.h>
+
+#include "client.h"
+#include "parse.h"
+#include "payload.h"
+
+/*
+ * Payload bytes are generated straight into the output buffer a chunk at
+ * a time, refilled from SEQ_WRITE_LOW up to SEQ_WRITE_HIGH: memory stays
+ * bounded whatever --size says, and reading goes on while we write.
+ */
+#define SEQ_WRITE_CHUNK ((size_t)64 * 1024)
+#define SEQ_WRITE_LOW ((size_t)64 * 1024)
+#define SEQ_WRITE_HIGH ((size_t)256 * 1024)
+#define SEQ_PEEK_VECS 16
+
+/* One connection, from the first connect attempt to the close. */
+struct seq_conn {
+	const struct client_options *o;
+	const struct addr *addrs;
+	int naddrs;
+	struct event_base *base;
+	struct event *timer; /* the whole connection's deadline */
+	struct bufferevent *bev;
+	uint64_t index; /* 1-based, for messages */
+
+	int addr;			    /* index of the address tried */
+	int attempt_errno[CLIENT_ADDR_MAX]; /* why earlier ones failed */
+	int in_connect;	   /* inside bufferevent_socket_connect */
+	int connect_errno; /* error reported from inside it */
+	int connected;
+
+	uint64_t total;	    /* bytes to send and to get back */
+	uint64_t sent;	    /* queued to the output buffer */
+	uint64_t received;  /* verified */
+	struct payload out; /* --size: stream being sent */
+	struct payload in;  /* --size: stream expected back */
+
+	int done;
+	int failed;
+};
+
+static void seq_conn_connect(struct seq_conn *c);
+
+static const char *
+seq_conn_addr(const struct seq_conn *c, int i, char *buf, size_t len)
+{
+	return addr_format((const struct sockaddr *)&c->addrs[i].ss, buf, len);
+}
+
+/* Tears the connection down and returns control to seq_conn_run(). */
+static void
+seq_conn_finish(struct seq_conn *c)
+{
+	evtimer_del(c->timer);
+	if (c->bev != NULL) {
+		bufferevent_free(c->bev);
+		c->bev = NULL;
+	}
+	c->done = 1;
+	event_base_loopbreak(c->base);
+}
+
+/* Reports failed connect attempts to addresses before c->addr. */
+static void
+seq_conn_report_attempts(const struct seq_conn *c)
+{
+	char a[ADDR_STRLEN];
+	int i;
+
+	for (i = 0; i < c->addr && i < c->naddrs; i++)
+		fprintf(stderr,
+			"%s: connection %" PRIu64 "/%" PRIu64
+			" to %s: cannot connect: %s\n",
+			CLIENT_NAME, c->index, c->o->count,
+			seq_conn_addr(c, i, a, sizeof(a)),
+			strerror(c->attempt_errno[i]));
+}
+
+static void seq_conn_fail(struct seq_conn *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Reports why the connection to c->addr failed, then finishes it. */
+static void
+seq_conn_fail(struct seq_conn *c, const char *fmt, ...)
+{
+	char a[ADDR_STRLEN];
+	va_list ap;
+
+	if (!c->connected)
+		seq_conn_report_attempts(c);
+	fprintf(stderr,
+		"%s: connection %" PRIu64 "/%" PRIu64 " to %s: ", CLIENT_NAME,
+		c->index, c->o->count, seq_conn_addr(c, c->addr, a, sizeof(a)));
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	c->failed = 1;
+	seq_conn_finish(c);
+}
+
+static void
+seq_conn_succeed(struct seq_conn *c)
+{
+	size_t len = c->o->message_len;
+
+	if (!c->o->quiet && c->o->size != 0) {
+		printf("Received: %" PRIu64 " bytes, verified\n", c->total);
+	} else if (!c->o->quiet) {
+		/* What Python's print(message.strip()) shows, more or less:
+		 * the message without its one trailing newline. */
+		if (len > 0 && c->o->message[len - 1] == '\n')
+			len--;
+		fputs("Received: ", stdout);
+		fwrite(c->o->message, 1, len, stdout);
+		fputc('\n', stdout);
+	}
+	seq_conn_finish(c);
+}
+
+/* The byte expected at stream offset off, for error messages. */
+static unsigned
+seq_conn_expected(const struct seq_conn *c, uint64_t off)
+{
+	struct payload p;
+	unsigned char b;
+
+	if (c->o->size == 0)
+		return (unsigned char)c->o->message[off];
+	payload_init(&p, c->in.seed);
+	p.pos = off;
+	payload_fill(&p, &b, 1);
+	return b;
+}
+
+/* Checks the next n echoed bytes; on a mismatch, where. */
+static int
+seq_conn_verify(struct seq_conn *c, const unsigned char *buf, size_t n,
+		size_t *bad)
+{
+	const unsigned char *want;
+	size_t i;
+
+	if (c->o->size != 0)
+		return payload_verify(&c->in, buf, n, bad);
+	want = (const unsigned char *)c->o->message + c->received;
+	for (i = 0; i < n; i++) {
+		if (buf[i] != want[i]) {
+			*bad = i;
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Queues more of what is to be sent, up to SEQ_WRITE_HIGH. */
+static void
+seq_conn_fill(struct seq_conn *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct evbuffer_iovec v;
+	size_t n;
+
+	while (c->sent < c->total &&
+	       evbuffer_get_length(out) < SEQ_WRITE_HIGH) {
+		n = SEQ_WRITE_CHUNK;
+		if (n > c->total - c->sent)
+			n = (size_t)(c->total - c->sent);
+		if (evbuffer_reserve_space(out, (ev_ssize_t)n, &v, 1) != 1) {
+			seq_conn_fail(
+				c, "cannot queue %zu bytes: out of memory", n);
+			return;
+		}
+		if (c->o->size != 0)
+			payload_fill(&c->out, v.iov_base, n);
+		else
+			memcpy(v.iov_base, c->o->message + c->sent, n);
+		v.iov_len = n;
+		if (evbuffer_commit_space(out, &v, 1) == -1) {
+			seq_conn_fail(c, "cannot queue %zu bytes", n);
+			return;
+		}
+		c->sent += n;
+	}
+}
+
+static void
+seq_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct seq_conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer_iovec v[SEQ_PEEK_VECS];
+	size_t len, used, bad;
+	int i, n, extra;
+
+	while ((n = evbuffer_peek(in, -1, NULL, v, SEQ_PEEK_VECS)) > 0) {
+		used = 0;
+		for (i = 0; i < n && i < SEQ_PEEK_VECS; i++) {
+			len = v[i].iov_len;
+			extra = len > c->total - c->received;
+			if (extra)
+				len = (size_t)(c->total - c->received);
+			if (seq_conn_verify(c, v[i].iov_base, len, &bad) ==
+			    -1) {
+				uint64_t off = c->received + bad;
+				seq_conn_fail(
+					c,
+					"echo differs at byte offset %" PRIu64
+					" of %" PRIu64
+					" (sent 0x%02x, received 0x%02x)",
+					off, c->total,
+					seq_conn_expected(c, off),
+					((unsigned char *)v[i].iov_base)[bad]);
+				return;
+			}
+			c->received += len;
+			used += len;
+			if (extra) {
+				seq_conn_fail(c,
+					      "received more than the %" PRIu64
+					      " bytes sent",
+					      c->total);
+				return;
+			}
+		}
+		if (used == 0)
+			break;
+		evbuffer_drain(in, used);
+	}
+	if (c->received == c->total)
+		seq_conn_succeed(c);
+}
+
+static void
+seq_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct seq_conn *c = arg;
+
+	(void)bev;
+	seq_conn_fill(c);
+}
+
+static void
+seq_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct seq_conn *c = arg;
+	int e = EVUTIL_SOCKET_ERROR();
+
+	if (c->in_connect) {
+		/* A synchronous failure: bufferevent_socket_connect() is
+		 * about to return -1; seq_conn_connect() handles it. */
+		c->connect_errno = e;
+		return;
+	}
+	if (!c->connected) {
+		if (what & BEV_EVENT_CONNECTED) {
+			c->connected = 1;
+			bufferevent_setwatermark(bev, EV_WRITE, SEQ_WRITE_LOW,
+						 0);
+			bufferevent_enable(bev, EV_READ | EV_WRITE);
+			seq_conn_fill(c);
+			return;
+		}
+		/* A failed connect, errno from SO_ERROR on Linux. Where
+		 * connect() is refused at once (BSD), libevent fakes this
+		 * event and errno may be stale. Try the next address. */
+		c->attempt_errno[c->addr] = e != 0 ? e : ECONNREFUSED;
+		bufferevent_free(c->bev);
+		c->bev = NULL;
+		c->addr++;
+		seq_conn_connect(c);
+		return;
+	}
+	if (what & BEV_EVENT_EOF)
+		seq_conn_fail(
+			c,
+			"peer closed the connection after echoing %" PRIu64
+			" of %" PRIu64 " bytes",
+			c->received, c->total);
+	else
+		seq_conn_fail(c,
+			      "%s failed: %s (received %" PRIu64 " of %" PRIu64
+			      " bytes)",
+			      (what & BEV_EVENT_READING) ? "read" : "write",
+			      evutil_socket_error_to_string(e), c->received,
+			      c->total);
+}
+
+static void
+seq_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct seq_conn *c = arg;
+	char d[32];
+
+	(void)fd;
+	(void)what;
+	parse_format_duration(c->o->timeout_ms, d, sizeof(d));
+	if (!c->connected)
+		seq_conn_fail(c, "timed out after %s while connecting", d);
+	else
+		seq_conn_fail(c,
+			      "timed out after %s (received %" PRIu64
+			      " of %" PRIu64 " bytes)",
+			      d, c->received, c->total);
+}
+
+/* Tries c->addr and, if it fails at once, the addresses after it. */
+static void
+seq_conn_connect(struct seq_conn *c)
+{
+	const struct addr *a;
+	int rc;
+
+	for (; c->addr < c->naddrs; c->addr++) {
+		a = &c->addrs[c->addr];
+		c->bev = bufferevent_socket_new(c->base, -1,
+						BEV_OPT_CLOSE_ON_FREE);
+		if (c->bev == NULL) {
+			seq_conn_fail(c, "cannot create a bufferevent");
+			return;
+		}
+		bufferevent_setcb(c->bev, seq_read_cb, seq_write_cb,
+				  seq_event_cb, c);
+		c->in_connect = 1;
+		c->connect_errno = 0;
+		errno = 0;
+		rc = bufferevent_socket_connect(
+			c->bev, (const struct sockaddr *)&a->ss, (int)a->len);
+		c->in_connect = 0;
+		if (rc == 0)
+			return; /* seq_event_cb() hears how it went */
+		c->attempt_errno[c->addr] =
+			c->connect_errno != 0 ? c->connect_errno : errno;
+		bufferevent_free(c->bev);
+		c->bev = NULL;
+	}
+	/* Every address failed: report them all. */
+	seq_conn_report_attempts(c);
+	c->failed = 1;
+	seq_conn_finish(c);
+}
+
+/* Runs connection number index to its end. Returns 0 or -1. */
+static int
+seq_conn_run(struct seq_conn *c)
+{
+	struct timeval tv;
+
+	tv.tv_sec = (time_t)(c->o->timeout_ms / 1000);
+	tv.tv_usec = (suseconds_t)(c->o->timeout_ms % 1000 * 1000);
+	evtimer_add(c->timer, &tv);
+	c->total = c->o->size != 0 ? c->o->size : c->o->message_len;
+	/* A seed per connection, so that echoes crossing connections
+	 * cannot pass for each other. */
+	payload_init(&c->out, c->index);
+	payload_init(&c->in, c->index);
+	seq_conn_connect(c);
+	if (!c->done)
+		event_base_dispatch(c->base);
+	return c->failed ? -1 : 0;
+}
+
+int
+seq_run(struct event_base *base, const struct client_options *o,
+	const struct addr *addrs, int naddrs)
+{
+	struct seq_conn c;
+	struct event *timer;
+	uint64_t i;
+	int rc = 0;
+
+	timer = evtimer_new(base, seq_timeout_cb, &c);
+	if (timer == NULL) {
+		fprintf(stderr, "%s: cannot create a timer\n", CLIENT_NAME);
+		return -1;
+	}
+	for (i = 1; i <= o->count && rc == 0; i++) {
+		memset(&c, 0, sizeof(c));
+		c.o = o;
+		c.addrs = addrs;
+		c.naddrs = naddrs < CLIENT_ADDR_MAX ? naddrs : CLIENT_ADDR_MAX;
+		c.base = base;
+		c.timer = timer;
+		c.index = i;
+		rc = seq_conn_run(&c);
+	}
+	event_free(timer);
+	return rc;
+}

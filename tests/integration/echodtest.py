@@ -1,0 +1,436 @@
+"""echodtest: the shared harness of echod's integration tests.
+
+Starts the real echod on a kernel-chosen loopback port, learns the port
+from its "listening on ADDR" log line, keeps draining its output so the
+pipes never fill, stops it by PID and checks the exit status. Also: run
+echo-client, exchange bytes over sockets with deadlines, read VmRSS.
+
+Environment: ECHOD and ECHO_CLIENT (paths, set by ctest), ECHOD_WRAPPER
+(a command line to run echod under, e.g. "valgrind --error-exitcode=99
+--leak-check=full"; it must run echod in its own process, as valgrind
+does, so that signals sent to the PID reach echod), ECHOD_TIMEOUT_SCALE
+(multiplies every deadline; 10 by default under a wrapper, else 1).
+Standard library only; no sleeps as synchronisation.
+"""
+
+import errno
+import os
+import re
+import selectors
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+WRAPPER = shlex.split(os.environ.get("ECHOD_WRAPPER", ""))
+TIMEOUT_SCALE = float(os.environ.get("ECHOD_TIMEOUT_SCALE",
+                                     "10" if WRAPPER else "1"))
+
+LISTEN_RE = re.compile(r"listening on (\S+)")
+SEED_MESSAGE = b"Hello from client!\n"
+MIB = 1024 * 1024
+
+
+def scaled(seconds):
+    """A deadline in seconds, stretched for slow builds."""
+    return seconds * TIMEOUT_SCALE
+
+
+def _binary(var):
+    path = os.environ.get(var)
+    if not path:
+        raise RuntimeError(f"{var} is not set: run through ctest, or set "
+                           f"{var}=/path/to/binary")
+    if not os.access(path, os.X_OK):
+        raise RuntimeError(f"{var}={path} is not an executable file")
+    return path
+
+
+def echod_path():
+    return _binary("ECHOD")
+
+
+def client_path():
+    return _binary("ECHO_CLIENT")
+
+
+class Deadline:
+    """A point in time that a wait must not pass."""
+
+    def __init__(self, seconds):
+        self.seconds = scaled(seconds)
+        self.end = time.monotonic() + self.seconds
+
+    def remaining(self):
+        return max(0.0, self.end - time.monotonic())
+
+    def expired(self):
+        return time.monotonic() >= self.end
+
+
+def wait_for(condition, timeout, what, interval=0.005):
+    """Polls condition() until it returns something true; returns that.
+    Fails the test with `what` if timeout seconds (scaled) pass first."""
+    deadline = Deadline(timeout)
+    while True:
+        value = condition()
+        if value:
+            return value
+        if deadline.expired():
+            raise AssertionError(
+                f"timed out after {deadline.seconds:g}s waiting for {what}")
+        time.sleep(min(interval, deadline.remaining()))
+
+
+def split_address(text):
+    """"127.0.0.1:80" -> ("127.0.0.1", 80); "[::1]:80" -> ("::1", 80)."""
+    host, _, port = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, int(port)
+
+
+class _Drain(threading.Thread):
+    """Reads a pipe to its end, line by line, into a list."""
+
+    def __init__(self, pipe, lines, cond):
+        super().__init__(daemon=True)
+        self.pipe, self.lines, self.cond = pipe, lines, cond
+
+    def run(self):
+        for raw in iter(self.pipe.readline, b""):
+            with self.cond:
+                self.lines.append(raw.decode("utf-8", "replace"))
+                self.cond.notify_all()
+        self.pipe.close()
+
+
+class Echod:
+    """One echod process. Use as a context manager or call start()/stop();
+    kill() (SIGKILL) is the safety net for teardown."""
+
+    def __init__(self, *args, listen=("127.0.0.1:0",), expect=None):
+        """args go after one --listen per entry of listen; start() waits
+        for `expect` "listening on" lines (default: one per listen)."""
+        self.argv = list(WRAPPER) + [echod_path()]
+        for spec in listen:
+            self.argv += ["--listen", spec]
+        self.argv += list(args)
+        self.nlisten = len(listen) if expect is None else expect
+        self.proc = None
+        self.addresses = []
+        self._stderr, self._stdout = [], []
+        self._cond = threading.Condition()
+        self._drains = []
+
+    # Lifecycle.
+
+    def start(self, timeout=10):
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE)
+        self._drains = [_Drain(self.proc.stderr, self._stderr, self._cond),
+                        _Drain(self.proc.stdout, self._stdout, self._cond)]
+        for d in self._drains:
+            d.start()
+        deadline = Deadline(timeout)
+        with self._cond:
+            while True:
+                found = [m.group(1) for m in map(LISTEN_RE.search,
+                                                 self._stderr) if m]
+                if len(found) >= self.nlisten:
+                    break
+                if self.proc.poll() is not None and not self._drains[0]\
+                        .is_alive():
+                    raise AssertionError(
+                        f"echod exited with status {self.proc.returncode} "
+                        f"before listening:\n{self.stderr()}")
+                if deadline.expired():
+                    raise AssertionError(
+                        f"echod did not log {self.nlisten} 'listening on' "
+                        f"line(s) within {deadline.seconds:g}s:\n"
+                        f"{self.stderr()}")
+                self._cond.wait(min(0.1, deadline.remaining()))
+        self.addresses = [split_address(a) for a in found]
+        return self
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    @property
+    def address(self):
+        """(host, port) of the first listener."""
+        return self.addresses[0]
+
+    @property
+    def port(self):
+        return self.addresses[0][1]
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def send_signal(self, sig):
+        os.kill(self.proc.pid, sig)
+
+    def wait(self, timeout=10):
+        """Waits for exit; returns the status once all output is read."""
+        try:
+            rc = self.proc.wait(scaled(timeout))
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"echod (pid {self.proc.pid}) still running after "
+                f"{scaled(timeout):g}s:\n{self.stderr()}") from None
+        for d in self._drains:
+            d.join(scaled(timeout))
+        return rc
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        """Sends sig to the PID and returns the exit status."""
+        self.send_signal(sig)
+        return self.wait(timeout)
+
+    def stop_cleanly(self, testcase, sig=signal.SIGTERM, timeout=10):
+        rc = self.stop(sig, timeout)
+        testcase.assertEqual(
+            rc, 0, f"echod exited with {rc} on {signal.Signals(sig).name}:\n"
+            f"{self.stderr()}")
+
+    def kill(self):
+        """Teardown: SIGKILL if still alive, then reap."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+            sys.stderr.write(f"echod (pid {self.proc.pid}) had to be killed; "
+                             f"its log:\n{self.stderr()}\n")
+        for d in self._drains:
+            d.join(5)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.kill()
+
+    # Output.
+
+    def stderr(self):
+        with self._cond:
+            return "".join(self._stderr)
+
+    def stderr_lines(self):
+        with self._cond:
+            return list(self._stderr)
+
+    def stdout(self):
+        with self._cond:
+            return "".join(self._stdout)
+
+    def wait_log(self, regex, timeout=10, start=0):
+        """Waits until a stderr line (from index start on) matches regex;
+        returns the match."""
+        pattern = re.compile(regex)
+        deadline = Deadline(timeout)
+        with self._cond:
+            while True:
+                for line in self._stderr[start:]:
+                    m = pattern.search(line)
+                    if m:
+                        return m
+                if deadline.expired():
+                    raise AssertionError(
+                        f"no stderr line matching {regex!r} within "
+                        f"{deadline.seconds:g}s:\n{''.join(self._stderr)}")
+                self._cond.wait(min(0.1, deadline.remaining()))
+
+    # Resources.
+
+    def rss_kib(self):
+        """The process' resident memory (VmRSS) in KiB."""
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise AssertionError("no VmRSS in /proc/PID/status")
+
+    def open_fds(self):
+        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
+
+
+class EchodTestCase(unittest.TestCase):
+    """A TestCase whose servers are always killed at teardown."""
+
+    maxDiff = 4000
+
+    def start_echod(self, *args, listen=("127.0.0.1:0",), timeout=10):
+        server = Echod(*args, listen=listen)
+        self.addCleanup(server.kill)
+        return server.start(timeout)
+
+    def connect(self, address, timeout=10, family=None):
+        sock = connect(address, timeout, family)
+        self.addCleanup(sock.close)
+        return sock
+
+    def assertBytesEqual(self, got, want, what="echoed data"):
+        """Like assertEqual for large byte strings: reports the length and
+        the first differing offset instead of a megabyte diff."""
+        if got == want:
+            return
+        n = min(len(got), len(want))
+        first = next((i for i in range(n) if got[i] != want[i]), n)
+        self.fail(f"{what} differs: got {len(got)} bytes, want {len(want)}; "
+                  f"first difference at offset {first}: "
+                  f"got {got[first:first + 16]!r}, "
+                  f"want {want[first:first + 16]!r}")
+
+
+def run_echod(args, timeout=10):
+    """Runs echod to completion (for options that make it exit)."""
+    return subprocess.run(list(WRAPPER) + [echod_path()] + list(args),
+                          stdin=subprocess.DEVNULL, capture_output=True,
+                          timeout=scaled(timeout))
+
+
+def run_client(args, timeout=60, input=None):
+    """Runs echo-client to completion; text output."""
+    return subprocess.run([client_path()] + [str(a) for a in args],
+                          input=input, capture_output=True,
+                          timeout=scaled(timeout))
+
+
+def connect(address, timeout=10, family=None):
+    host, port = address
+    if family is None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.settimeout(scaled(timeout))
+    try:
+        sock.connect((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def recv_exactly(sock, n, timeout=10):
+    """Reads exactly n bytes (fewer only if the peer closes first)."""
+    deadline = Deadline(timeout)
+    chunks, got = [], 0
+    while got < n:
+        sock.settimeout(max(deadline.remaining(), 0.001))
+        try:
+            chunk = sock.recv(min(n - got, 1 << 20))
+        except socket.timeout:
+            raise AssertionError(
+                f"received {got} of {n} bytes within "
+                f"{deadline.seconds:g}s") from None
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+def recv_until_eof(sock, timeout=10, limit=1 << 30):
+    deadline = Deadline(timeout)
+    chunks, got = [], 0
+    while True:
+        sock.settimeout(max(deadline.remaining(), 0.001))
+        try:
+            chunk = sock.recv(1 << 20)
+        except socket.timeout:
+            raise AssertionError(
+                f"no EOF within {deadline.seconds:g}s "
+                f"({got} bytes read)") from None
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        got += len(chunk)
+        if got > limit:
+            raise AssertionError(f"more than {limit} bytes before EOF")
+
+
+def exchange(sock, payload, timeout=60, half_close=False):
+    """Sends payload while reading concurrently (one thread, non-blocking,
+    so neither side's buffers can deadlock the test). Reads len(payload)
+    bytes; with half_close, shuts down the write side after sending and
+    reads on to EOF. Returns what was read."""
+    deadline = Deadline(timeout)
+    sock.setblocking(False)
+    view = memoryview(payload)
+    sent, want = 0, len(payload)
+    received = bytearray()
+    eof = False
+    if want == 0 and half_close:
+        sock.shutdown(socket.SHUT_WR)
+    with selectors.DefaultSelector() as sel:
+        sel.register(sock, selectors.EVENT_READ |
+                     (selectors.EVENT_WRITE if sent < want else 0))
+        while not eof and (len(received) < want or half_close):
+            if deadline.expired():
+                raise AssertionError(
+                    f"exchange timed out after {deadline.seconds:g}s: "
+                    f"sent {sent} of {want}, received {len(received)}")
+            for key, events in sel.select(min(deadline.remaining(), 1.0)):
+                if events & selectors.EVENT_WRITE and sent < want:
+                    try:
+                        sent += sock.send(view[sent:sent + (1 << 20)])
+                    except BlockingIOError:
+                        pass
+                    if sent == want:
+                        if half_close:
+                            sock.shutdown(socket.SHUT_WR)
+                        sel.modify(sock, selectors.EVENT_READ)
+                if events & selectors.EVENT_READ:
+                    try:
+                        chunk = sock.recv(1 << 20)
+                    except BlockingIOError:
+                        continue
+                    if not chunk:
+                        eof = True
+                    received += chunk
+    sock.setblocking(True)
+    return bytes(received)
+
+
+def random_payload(size, seed):
+    """Deterministic pseudo-random bytes (fast for tens of MiB)."""
+    import random
+    return random.Random(seed).randbytes(size)
+
+
+def every_byte_value(repetitions):
+    return bytes(range(256)) * repetitions
+
+
+def ipv6_loopback_available():
+    """True if a socket can be bound to [::1]."""
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+def bound_port(family=socket.AF_INET, host="127.0.0.1", listen=False):
+    """A socket bound to a kernel-chosen loopback port, kept open so no
+    one else can take the port while a test uses it."""
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.bind((host, 0))
+    if listen:
+        s.listen(16)
+    return s, s.getsockname()[1]
+
+
+def main():
+    unittest.main(verbosity=2)

@@ -1,0 +1,155 @@
+"""Backpressure: a peer that sends 64 MiB without reading must be paused
+once --max-buffer is queued (its sends block), echod's resident memory
+must stay bounded meanwhile, other connections are still served during
+the stall, and once the peer reads, every byte comes back exact."""
+
+import os
+import selectors
+import socket
+import sys
+import time
+
+import echodtest
+from echodtest import Deadline, EchodTestCase, MIB, exchange, scaled
+
+PAYLOAD = 64 * MIB
+# How long the sender must make no progress to count as paused.
+STALL_SECONDS = 1.0
+# echod's RSS may grow by at most this much over its idle size. With
+# --max-buffer 1m it should be a few MiB; a server without backpressure
+# holds tens of MiB here (whatever the kernel's socket buffers don't).
+RSS_GROWTH_LIMIT_KIB = 16 * 1024
+# Small client-side socket buffers, so the kernel cannot soak up the
+# payload on the client's behalf.
+CLIENT_SOCKBUF = 64 * 1024
+
+
+class SlowReader(EchodTestCase):
+
+    def slow_socket(self, address):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(s.close)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, CLIENT_SOCKBUF)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, CLIENT_SOCKBUF)
+        s.settimeout(scaled(10))
+        s.connect(address)
+        s.setblocking(False)
+        return s
+
+    def send_until_stalled(self, server, sock, view, timeout=60):
+        """Sends without reading until no byte goes out for STALL_SECONDS.
+        Returns (bytes sent, peak RSS in KiB)."""
+        deadline = Deadline(timeout)
+        sent, peak = 0, server.rss_kib()
+        last_progress = time.monotonic()
+        with selectors.DefaultSelector() as sel:
+            sel.register(sock, selectors.EVENT_WRITE)
+            while sent < len(view):
+                self.assertFalse(deadline.expired(),
+                                 "sender neither finished nor stalled")
+                peak = max(peak, server.rss_kib())
+                if sel.select(0.05):
+                    try:
+                        n = sock.send(view[sent:sent + 65536])
+                    except BlockingIOError:
+                        n = 0
+                    if n:
+                        sent += n
+                        last_progress = time.monotonic()
+                        continue
+                if time.monotonic() - last_progress >= scaled(STALL_SECONDS):
+                    break
+        return sent, peak
+
+    def read_back(self, server, sock, view, sent, timeout=120):
+        """Reads everything back while sending the rest. Returns (received
+        bytes, peak RSS in KiB)."""
+        deadline = Deadline(timeout)
+        received = bytearray()
+        peak = 0
+        with selectors.DefaultSelector() as sel:
+            sel.register(sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
+            while len(received) < len(view):
+                self.assertFalse(
+                    deadline.expired(),
+                    f"read back {len(received)} of {len(view)} bytes")
+                peak = max(peak, server.rss_kib())
+                for _, events in sel.select(0.5):
+                    if events & selectors.EVENT_WRITE and sent < len(view):
+                        try:
+                            sent += sock.send(view[sent:sent + 65536])
+                        except BlockingIOError:
+                            pass
+                        if sent == len(view):
+                            sel.modify(sock, selectors.EVENT_READ)
+                    if events & selectors.EVENT_READ:
+                        try:
+                            chunk = sock.recv(1 << 20)
+                        except BlockingIOError:
+                            continue
+                        self.assertNotEqual(
+                            chunk, b"", f"echod closed after "
+                            f"{len(received)} of {len(view)} bytes")
+                        received += chunk
+        return bytes(received), peak
+
+    def test_slow_reader_is_paused_with_bounded_memory(self):
+        server = self.start_echod("--max-buffer", "1m", "--threads", "1")
+        # Warm up the worker (allocations that happen once), then measure.
+        with self.connect(server.address) as warm:
+            self.assertEqual(exchange(warm, b"warm up\n", 10), b"warm up\n")
+        idle = server.rss_kib()
+
+        payload = echodtest.random_payload(PAYLOAD, seed=99)
+        view = memoryview(payload)
+        sock = self.slow_socket(server.address)
+        sent, peak = self.send_until_stalled(server, sock, view)
+        self.assertLess(sent, PAYLOAD, "echod took all 64 MiB from a peer "
+                        "that does not read: no backpressure")
+        stalled_rss = server.rss_kib()
+        sys.stderr.write(f"\n  stalled after {sent / MIB:.1f} MiB; echod RSS "
+                         f"idle {idle} KiB, stalled {stalled_rss} KiB, "
+                         f"peak {peak} KiB\n")
+        self.assertLess(peak - idle, RSS_GROWTH_LIMIT_KIB,
+                        f"echod grew by {peak - idle} KiB for a stalled peer")
+
+        # The stall is per connection: another peer is served meanwhile.
+        with self.connect(server.address) as other:
+            msg = b"still serving others\n" * 100
+            self.assertEqual(exchange(other, msg, 10), msg)
+
+        received, peak2 = self.read_back(server, sock, view, sent)
+        self.assertBytesEqual(received, payload)
+        sys.stderr.write(f"  peak RSS while draining {peak2} KiB\n")
+        self.assertLess(peak2 - idle, RSS_GROWTH_LIMIT_KIB,
+                        f"echod grew by {peak2 - idle} KiB while the peer "
+                        f"drained")
+        sock.close()
+        server.stop_cleanly(self)
+
+    def test_several_stalled_peers_stay_bounded(self):
+        server = self.start_echod("--max-buffer", "64k", "--threads", "2")
+        with self.connect(server.address) as warm:
+            self.assertEqual(exchange(warm, b"warm up\n", 10), b"warm up\n")
+        idle = server.rss_kib()
+        payload = echodtest.random_payload(16 * MIB, seed=7)
+        view = memoryview(payload)
+        socks, sents, peak = [], [], idle
+        for _ in range(4):
+            sock = self.slow_socket(server.address)
+            sent, p = self.send_until_stalled(server, sock, view)
+            self.assertLess(sent, len(payload), "no backpressure")
+            socks.append(sock)
+            sents.append(sent)
+            peak = max(peak, p)
+        self.assertLess(peak - idle, RSS_GROWTH_LIMIT_KIB,
+                        f"echod grew by {peak - idle} KiB for 4 stalled peers")
+        for sock, sent in zip(socks, sents):
+            received, _ = self.read_back(server, sock, view, sent)
+            self.assertBytesEqual(received, payload)
+            sock.close()
+        server.stop_cleanly(self)
+
+
+if __name__ == "__main__":
+    echodtest.main()

@@ -1,0 +1,455 @@
+/*
+ * test_client_options.c: unit tests for client/options.c: defaults, each
+ * option's accepted forms and limits, HOST and PORT operands, help and
+ * version requests, the exact one-line message for every usage error,
+ * and that a second parse starts from a clean getopt state.
+ */
+#include <check.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "options.h"
+
+#define MAX_ARGS 16
+
+/* Writable copies of the arguments; o's pointers point in here. */
+static char arg_store[MAX_ARGS][256];
+static char err[512];
+
+/* Parses "echo-client" followed by the NULL-terminated arguments. */
+static int
+parse(struct client_options *o, ...)
+{
+	char *argv[MAX_ARGS + 1];
+	const char *a;
+	va_list ap;
+	int argc = 0;
+
+	snprintf(arg_store[argc], sizeof(arg_store[argc]), "echo-client");
+	argv[argc] = arg_store[argc];
+	argc++;
+	va_start(ap, o);
+	while ((a = va_arg(ap, const char *)) != NULL) {
+		ck_assert_int_lt(argc, MAX_ARGS);
+		snprintf(arg_store[argc], sizeof(arg_store[argc]), "%s", a);
+		argv[argc] = arg_store[argc];
+		argc++;
+	}
+	va_end(ap);
+	argv[argc] = NULL;
+	strcpy(err, "(untouched)");
+	return client_options_parse(argc, argv, o, err, sizeof(err));
+}
+
+/* The parse must fail with exactly msg. */
+#define ck_usage_error(msg, ...)                                               \
+	do {                                                                   \
+		struct client_options o_;                                      \
+		ck_assert_int_eq(parse(&o_, __VA_ARGS__, (char *)NULL), -1);   \
+		ck_assert_str_eq(err, msg);                                    \
+	} while (0)
+
+START_TEST(test_options_defaults_mirror_the_python_seed)
+{
+	struct client_options o;
+
+	ck_assert_int_eq(parse(&o, (char *)NULL), 0);
+	ck_assert_int_eq(o.action, CLIENT_RUN);
+	ck_assert_str_eq(o.host, "127.0.0.1");
+	ck_assert_str_eq(o.port, "8888");
+	ck_assert_uint_eq(o.count, 5);
+	ck_assert_uint_eq(o.message_len, 19);
+	ck_assert_mem_eq(o.message, "Hello from client!\n", 19);
+	ck_assert_uint_eq(o.size, 0);
+	ck_assert_uint_eq(o.timeout_ms, 10000);
+	ck_assert_int_eq(o.quiet, 0);
+	ck_assert_str_eq(err, "(untouched)");
+}
+END_TEST
+
+START_TEST(test_options_host_and_port_operands)
+{
+	struct client_options o;
+
+	ck_assert_int_eq(parse(&o, "::1", "9000", (char *)NULL), 0);
+	ck_assert_str_eq(o.host, "::1");
+	ck_assert_str_eq(o.port, "9000");
+	ck_assert_int_eq(parse(&o, "example.org", (char *)NULL), 0);
+	ck_assert_str_eq(o.host, "example.org");
+	ck_assert_str_eq(o.port, "8888");
+}
+END_TEST
+
+START_TEST(test_options_port_is_normalised)
+{
+	struct client_options o;
+
+	ck_assert_int_eq(parse(&o, "h", "08080", (char *)NULL), 0);
+	ck_assert_str_eq(o.port, "8080");
+	ck_assert_int_eq(parse(&o, "h", "1", (char *)NULL), 0);
+	ck_assert_str_eq(o.port, "1");
+	ck_assert_int_eq(parse(&o, "h", "65535", (char *)NULL), 0);
+	ck_assert_str_eq(o.port, "65535");
+}
+END_TEST
+
+START_TEST(test_options_options_may_follow_operands)
+{
+	struct client_options o;
+
+	ck_assert_int_eq(parse(&o, "h", "-n", "2", "9000", "-q", (char *)NULL),
+			 0);
+	ck_assert_str_eq(o.host, "h");
+	ck_assert_str_eq(o.port, "9000");
+	ck_assert_uint_eq(o.count, 2);
+	ck_assert_int_eq(o.quiet, 1);
+}
+END_TEST
+
+START_TEST(test_options_double_dash_ends_options)
+{
+	struct client_options o;
+
+	ck_assert_int_eq(parse(&o, "-q", "--", "-n", (char *)NULL), 0);
+	ck_assert_str_eq(o.host, "-n");
+	ck_assert_uint_eq(o.count, 5);
+}
+END_TEST
+
+START_TEST(test_options_count_short_long_and_attached)
+{
+	struct client_options o;
+
+	ck_assert_int_eq(parse(&o, "-n", "3", (char *)NULL), 0);
+	ck_assert_uint_eq(o.count, 3);
+	ck_assert_int_eq(parse(&o, "-n7", (char *)NULL), 0);
+	ck_assert_uint_eq(o.count, 7);
+	ck_assert_int_eq(parse(&o, "--count", "1", (char *)NULL), 0);
+	ck_assert_uint_eq(o.count, 1);
+	ck_assert_int_eq(parse(&o, "--count=1000000", (char *)NULL), 0);
+	ck_assert_uint_eq(o.count, 1000000);
+}
+END_TEST
+
+START_TEST(test_options_count_rejects_outside_1_to_1000000)
+{
+	ck_usage_error("option -n/--count: '0' is out of range (1 to 1000000)",
+		       "-n", "0");
+	ck_usage_error(
+		"option -n/--count: '1000001' is out of range (1 to 1000000)",
+		"--count=1000001");
+	ck_usage_error("option -n/--count: 'five' is not a number", "-n",
+		       "five");
+	ck_usage_error("option -n/--count: '-1' is not a number", "-n", "-1");
+}
+END_TEST
+
+START_TEST(test_options_message_is_sent_as_is)
+{
+	struct client_options o;
+
+	ck_assert_int_eq(parse(&o, "-m", "hi", (char *)NULL), 0);
+	ck_assert_uint_eq(o.message_len, 2);
+	ck_assert_str_eq(o.message, "hi");
+	ck_assert_int_eq(parse(&o, "--message=a b\n", (char *)NULL), 0);
+	ck_assert_str_eq(o.message, "a b\n");
+	ck_assert_uint_eq(o.message_len, 4);
+}
+END_TEST
+
+START_TEST(test_options_message_rejects_empty)
+{
+	ck_usage_error("option -m/--message: the message is empty", "-m", "");
+}
+END_TEST
+
+START_TEST(test_options_size_takes_suffixes_up_to_1g)
+{
+	struct client_options o;
+
+	ck_assert_int_eq(parse(&o, "-s", "64m", (char *)NULL), 0);
+	ck_assert_uint_eq(o.size, 64 * 1024 * 1024);
+	ck_assert_int_eq(parse(&o, "--size=1g", (char *)NULL), 0);
+	ck_assert_uint_eq(o.size, 1024 * 1024 * 1024);
+	ck_assert_int_eq(parse(&o, "-s", "1", (char *)NULL), 0);
+	ck_assert_uint_eq(o.size, 1);
+	ck_assert_int_eq(parse(&o, "-s", "4K", (char *)NULL), 0);
+	ck_assert_uint_eq(o.size, 4096);
+}
+END_TEST
+
+START_TEST(test_options_size_rejects_zero_above_1g_and_junk)
+{
+	ck_usage_error("option -s/--size: '0' is out of range (1 to 1g)", "-s",
+		       "0");
+	ck_usage_error("option -s/--size: '1025m' is out of range (1 to 1g)",
+		       "-s", "1025m");
+	ck_usage_error("option -s/--size: '12q' is not a size (a number "
+		       "with k, m or g)",
+		       "-s", "12q");
+}
+END_TEST
+
+START_TEST(test_options_timeout_takes_units)
+{
+	struct client_options o;
+
+	ck_assert_int_eq(parse(&o, "-t", "5", (char *)NULL), 0);
+	ck_assert_uint_eq(o.timeout_ms, 5000);
+	ck_assert_int_eq(parse(&o, "-t", "500ms", (char *)NULL), 0);
+	ck_assert_uint_eq(o.timeout_ms, 500);
+	ck_assert_int_eq(parse(&o, "--timeout=2s", (char *)NULL), 0);
+	ck_assert_uint_eq(o.timeout_ms, 2000);
+	ck_assert_int_eq(parse(&o, "-t", "1m", (char *)NULL), 0);
+	ck_assert_uint_eq(o.timeout_ms, 60000);
+}
+END_TEST
+
+START_TEST(test_options_timeout_rejects_zero_and_junk)
+{
+	ck_usage_error("option -t/--timeout: '0' is out of range (1ms to 24h)",
+		       "-t", "0");
+	ck_usage_error("option -t/--timeout: '25h' is out of range (1ms to "
+		       "24h)",
+		       "-t", "25h");
+	ck_usage_error("option -t/--timeout: '5x' is not a duration (a "
+		       "number with ms, s, m or h)",
+		       "-t", "5x");
+}
+END_TEST
+
+START_TEST(test_options_quiet_short_and_long)
+{
+	struct client_options o;
+
+	ck_assert_int_eq(parse(&o, "-q", (char *)NULL), 0);
+	ck_assert_int_eq(o.quiet, 1);
+	ck_assert_int_eq(parse(&o, "--quiet", (char *)NULL), 0);
+	ck_assert_int_eq(o.quiet, 1);
+}
+END_TEST
+
+START_TEST(test_options_short_options_cluster)
+{
+	struct client_options o;
+
+	ck_assert_int_eq(parse(&o, "-qn4", (char *)NULL), 0);
+	ck_assert_int_eq(o.quiet, 1);
+	ck_assert_uint_eq(o.count, 4);
+}
+END_TEST
+
+START_TEST(test_options_help_and_version_requests)
+{
+	struct client_options o;
+
+	ck_assert_int_eq(parse(&o, "-h", (char *)NULL), 0);
+	ck_assert_int_eq(o.action, CLIENT_HELP);
+	ck_assert_int_eq(parse(&o, "--help", (char *)NULL), 0);
+	ck_assert_int_eq(o.action, CLIENT_HELP);
+	ck_assert_int_eq(parse(&o, "-V", (char *)NULL), 0);
+	ck_assert_int_eq(o.action, CLIENT_VERSION);
+	ck_assert_int_eq(parse(&o, "--version", (char *)NULL), 0);
+	ck_assert_int_eq(o.action, CLIENT_VERSION);
+}
+END_TEST
+
+START_TEST(test_options_help_wins_over_what_follows_it)
+{
+	struct client_options o;
+
+	ck_assert_int_eq(parse(&o, "-n", "2", "--help", "--bogus", "a", "b",
+			       "c", (char *)NULL),
+			 0);
+	ck_assert_int_eq(o.action, CLIENT_HELP);
+}
+END_TEST
+
+START_TEST(test_options_rejects_unknown_options)
+{
+	ck_usage_error("unknown option '-x'", "-x");
+	ck_usage_error("unknown option '-x'", "-qx");
+	ck_usage_error("unknown option '-?'", "-?");
+	ck_usage_error("unknown option '--bogus'", "--bogus");
+	ck_usage_error("unknown option '--bogus=1'", "--bogus=1");
+}
+END_TEST
+
+START_TEST(test_options_rejects_missing_values)
+{
+	ck_usage_error("option -n/--count needs a value", "-n");
+	ck_usage_error("option -m/--message needs a value", "--message");
+	ck_usage_error("option -s/--size needs a value", "-q", "-s");
+	ck_usage_error("option -t/--timeout needs a value", "--timeout");
+}
+END_TEST
+
+START_TEST(test_options_rejects_value_for_a_flag)
+{
+	ck_usage_error("option '--quiet' does not take a value", "--quiet=yes");
+	ck_usage_error("option '--help' does not take a value", "--help=1");
+}
+END_TEST
+
+START_TEST(test_options_rejects_bad_ports)
+{
+	ck_usage_error("bad port: '0' is out of range (1 to 65535)", "h", "0");
+	ck_usage_error("bad port: '65536' is out of range (1 to 65535)", "h",
+		       "65536");
+	ck_usage_error("bad port: 'http' is not a number", "h", "http");
+	ck_usage_error("bad port: '' is not a number", "h", "");
+}
+END_TEST
+
+START_TEST(test_options_rejects_empty_host)
+{
+	ck_usage_error("empty host name", "");
+}
+END_TEST
+
+START_TEST(test_options_rejects_extra_arguments)
+{
+	ck_usage_error("unexpected argument 'extra'", "h", "1", "extra");
+}
+END_TEST
+
+START_TEST(test_options_rejects_message_with_size)
+{
+	ck_usage_error("options -m/--message and -s/--size cannot be combined",
+		       "-m", "x", "-s", "1k");
+	ck_usage_error("options -m/--message and -s/--size cannot be combined",
+		       "-s", "1k", "-m", "x");
+}
+END_TEST
+
+START_TEST(test_options_second_parse_starts_clean)
+{
+	struct client_options o;
+
+	ck_usage_error("unknown option '-x'", "-q", "-n", "9", "-x", "h");
+	ck_assert_int_eq(parse(&o, "-n", "2", (char *)NULL), 0);
+	ck_assert_uint_eq(o.count, 2);
+	ck_assert_int_eq(o.quiet, 0);
+	ck_assert_str_eq(o.host, "127.0.0.1");
+	ck_usage_error("unknown option '-x'", "-qx");
+	ck_assert_int_eq(parse(&o, "h2", (char *)NULL), 0);
+	ck_assert_str_eq(o.host, "h2");
+	ck_assert_int_eq(o.quiet, 0);
+}
+END_TEST
+
+/* The --help text, captured. */
+static char *
+usage_text(void)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *fp = open_memstream(&text, &len);
+
+	ck_assert_ptr_nonnull(fp);
+	client_options_usage(fp);
+	ck_assert_int_eq(fclose(fp), 0);
+	return text;
+}
+
+START_TEST(test_options_usage_has_one_line_per_option)
+{
+	static const char *const lines[] = {
+		"\n  -n, --count N         connections to open (1 to 1000000, "
+		"default 5)\n",
+		"\n  -m, --message TEXT    text to send, as is (default "
+		"\"Hello from client!\\n\")\n",
+		"\n  -s, --size BYTES      send BYTES of random data instead "
+		"(k, m, g; up to 1g)\n",
+		"\n  -t, --timeout TIME    deadline per connection, connect to "
+		"echo (default 10s)\n",
+		"\n  -q, --quiet           print nothing on success\n",
+		"\n  -h, --help            print this help and exit\n",
+		"\n  -V, --version         print the version and exit\n",
+	};
+	static const char usage[] =
+		"Usage: echo-client [OPTIONS] [HOST [PORT]]\n";
+	char *text = usage_text();
+	size_t i;
+
+	ck_assert_msg(strncmp(text, usage, strlen(usage)) == 0,
+		      "usage starts with: %.60s", text);
+	for (i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
+		ck_assert_msg(strstr(text, lines[i]) != NULL,
+			      "missing help line: %s", lines[i] + 1);
+	free(text);
+}
+END_TEST
+
+START_TEST(test_options_usage_fits_80_columns)
+{
+	char *text = usage_text(), *line, *next;
+
+	for (line = text; *line != '\0'; line = next + 1) {
+		next = strchr(line, '\n');
+		ck_assert_ptr_nonnull(next);
+		ck_assert_msg(next - line < 80, "line too long: %.*s",
+			      (int)(next - line), line);
+	}
+	free(text);
+}
+END_TEST
+
+static Suite *
+client_options_suite(void)
+{
+	Suite *s = suite_create("client_options");
+	TCase *tc;
+
+	tc = tcase_create("accepts");
+	tcase_add_test(tc, test_options_defaults_mirror_the_python_seed);
+	tcase_add_test(tc, test_options_host_and_port_operands);
+	tcase_add_test(tc, test_options_port_is_normalised);
+	tcase_add_test(tc, test_options_options_may_follow_operands);
+	tcase_add_test(tc, test_options_double_dash_ends_options);
+	tcase_add_test(tc, test_options_count_short_long_and_attached);
+	tcase_add_test(tc, test_options_message_is_sent_as_is);
+	tcase_add_test(tc, test_options_size_takes_suffixes_up_to_1g);
+	tcase_add_test(tc, test_options_timeout_takes_units);
+	tcase_add_test(tc, test_options_quiet_short_and_long);
+	tcase_add_test(tc, test_options_short_options_cluster);
+	tcase_add_test(tc, test_options_help_and_version_requests);
+	tcase_add_test(tc, test_options_help_wins_over_what_follows_it);
+	tcase_add_test(tc, test_options_second_parse_starts_clean);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("rejects");
+	tcase_add_test(tc, test_options_count_rejects_outside_1_to_1000000);
+	tcase_add_test(tc, test_options_message_rejects_empty);
+	tcase_add_test(tc, test_options_size_rejects_zero_above_1g_and_junk);
+	tcase_add_test(tc, test_options_timeout_rejects_zero_and_junk);
+	tcase_add_test(tc, test_options_rejects_unknown_options);
+	tcase_add_test(tc, test_options_rejects_missing_values);
+	tcase_add_test(tc, test_options_rejects_value_for_a_flag);
+	tcase_add_test(tc, test_options_rejects_bad_ports);
+	tcase_add_test(tc, test_options_rejects_empty_host);
+	tcase_add_test(tc, test_options_rejects_extra_arguments);
+	tcase_add_test(tc, test_options_rejects_message_with_size);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("usage");
+	tcase_add_test(tc, test_options_usage_has_one_line_per_option);
+	tcase_add_test(tc, test_options_usage_fits_80_columns);
+	suite_add_tcase(s, tc);
+
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr = srunner_create(client_options_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_ENV);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,262 @@
+/*
+ * test_config.c: unit tests for server/config.c: every key kind read from
+ * text, the config file's syntax (comments, quotes, blanks), and every
+ * error path with its exact "file:line: message".
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "echod.h"
+
+static char tmpdir[] = "/tmp/echod-test-config-XXXXXX";
+
+/* Writes text to a fresh file and returns its path (static buffer). */
+static const char *
+write_file(const char *name, const char *text)
+{
+	static char path[256];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+	fp = fopen(path, "w");
+	ck_assert_ptr_nonnull(fp);
+	fwrite(text, 1, strlen(text), fp);
+	fclose(fp);
+	return path;
+}
+
+/* Loads text as a config file; returns config_load's result. */
+static int
+load(struct config *cfg, const char *text, char *err, size_t errlen)
+{
+	const char *path = write_file("echod.conf", text);
+
+	config_init(cfg);
+	return config_load(cfg, path, err, errlen);
+}
+
+/* Asserts that text fails with exactly "<path>:msg". */
+static void
+load_fails(const char *text, const char *msg)
+{
+	struct config cfg;
+	char err[512] = "", want[512];
+
+	ck_assert_int_eq(load(&cfg, text, err, sizeof(err)), -1);
+	snprintf(want, sizeof(want), "%s/echod.conf:%s", tmpdir, msg);
+	ck_assert_str_eq(err, want);
+	config_free(&cfg);
+}
+
+START_TEST(test_config_defaults)
+{
+	struct config cfg;
+	char err[256];
+
+	config_init(&cfg);
+	ck_assert_int_eq(config_finish(&cfg, err, sizeof(err)), 0);
+	ck_assert_int_eq(cfg.nlisten, 1);
+	ck_assert_str_eq(cfg.listen[0], "127.0.0.1:8888");
+	ck_assert_uint_eq(cfg.threads, 0);
+	ck_assert_uint_eq(cfg.max_buffer, 1024 * 1024);
+	ck_assert_uint_eq(cfg.max_connections, 10000);
+	ck_assert_uint_eq(cfg.max_connections_per_ip, 0);
+	ck_assert_uint_eq(cfg.idle_timeout_ms, 0);
+	ck_assert_int_eq(cfg.tcp_keepalive, 1);
+	ck_assert_uint_eq(cfg.backlog, 511);
+	ck_assert_uint_eq(cfg.shutdown_timeout_ms, 10000);
+	ck_assert_int_eq(cfg.log_level, LOG_LEVEL_INFO);
+	ck_assert_ptr_null(cfg.pid_file);
+	config_free(&cfg);
+}
+END_TEST
+
+START_TEST(test_config_reads_every_kind)
+{
+	struct config cfg;
+	char err[256] = "";
+
+	ck_assert_int_eq(load(&cfg,
+			      "# a comment\n"
+			      "\n"
+			      "  listen = 127.0.0.1:9000\n"
+			      "listen=[::1]:9001   # trailing comment\n"
+			      "threads = 4\n"
+			      "max_buffer = 64k\n"
+			      "idle_timeout = 1500ms\n"
+			      "shutdown_timeout = 2m\n"
+			      "tcp_keepalive = no\n"
+			      "log_level = DEBUG\n"
+			      "pid_file = \"/run/echod #1.pid\"\n"
+			      "daemonize = yes\r\n",
+			      err, sizeof(err)),
+			 0);
+	ck_assert_str_eq(err, "");
+	ck_assert_int_eq(cfg.nlisten, 2);
+	ck_assert_str_eq(cfg.listen[1], "[::1]:9001");
+	ck_assert_uint_eq(cfg.listen_spec[1].port, 9001);
+	ck_assert_uint_eq(cfg.threads, 4);
+	ck_assert_uint_eq(cfg.max_buffer, 65536);
+	ck_assert_uint_eq(cfg.idle_timeout_ms, 1500);
+	ck_assert_uint_eq(cfg.shutdown_timeout_ms, 120000);
+	ck_assert_int_eq(cfg.tcp_keepalive, 0);
+	ck_assert_int_eq(cfg.log_level, LOG_LEVEL_DEBUG);
+	ck_assert_str_eq(cfg.pid_file, "/run/echod #1.pid");
+	ck_assert_int_eq(cfg.daemonize, 1);
+	config_free(&cfg);
+}
+END_TEST
+
+START_TEST(test_config_rejects_unknown_key)
+{
+	load_fails("threads = 1\nmax_conns = 5\n",
+		   "2: unknown key 'max_conns'");
+}
+END_TEST
+
+START_TEST(test_config_suggests_near_key)
+{
+	load_fails("max_conection = 5\n",
+		   "1: unknown key 'max_conection' (did you mean "
+		   "'max_connections'?)");
+}
+END_TEST
+
+START_TEST(test_config_rejects_duplicate_single_key)
+{
+	load_fails("threads = 1\n\nthreads = 2\n",
+		   "3: 'threads' is already set on line 1");
+}
+END_TEST
+
+START_TEST(test_config_rejects_out_of_range)
+{
+	load_fails("threads = 1025\n", "1: 'threads' must be a whole number "
+				       "from 0 to 1024, not '1025'");
+	load_fails("max_buffer = 1k\n", "1: 'max_buffer' must be a size from "
+					"4k to 1g (k, m or g suffix), not "
+					"'1k'");
+	load_fails("idle_timeout = 5 s\n",
+		   "1: 'idle_timeout' must be a duration from 0 to 168h (ms, "
+		   "s, m or h suffix), not '5 s'");
+	load_fails("max_connections = 0\n",
+		   "1: 'max_connections' must be a whole number from 1 to "
+		   "1000000, not '0'");
+}
+END_TEST
+
+START_TEST(test_config_rejects_garbage)
+{
+	load_fails("threads\n", "1: expected 'key = value', got 'threads'");
+	load_fails("= 4\n", "1: missing key before '='");
+	load_fails("threads =\n", "1: 'threads' has no value");
+	load_fails("tcp_keepalive = maybe\n",
+		   "1: 'tcp_keepalive' must be yes or no, not 'maybe'");
+	load_fails("log_level = loud\n", "1: 'log_level' must be error, warn, "
+					 "info or debug, not 'loud'");
+	load_fails("listen = 8888\n",
+		   "1: 'listen' has a bad address: '8888': expected HOST:PORT, "
+		   "[IPv6]:PORT or *:PORT");
+	load_fails("listen = 1.2.3.4:1\nlisten = 1.2.3.4:1\n",
+		   "2: 'listen' lists '1.2.3.4:1' twice");
+	load_fails("user = \"\"\n", "1: 'user' must not be empty");
+}
+END_TEST
+
+START_TEST(test_config_rejects_nul_byte)
+{
+	struct config cfg;
+	char err[512], want[512], path[256];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/nul.conf", tmpdir);
+	fp = fopen(path, "w");
+	fwrite("threads = 4\0x\n", 1, 14, fp);
+	fclose(fp);
+	config_init(&cfg);
+	ck_assert_int_eq(config_load(&cfg, path, err, sizeof(err)), -1);
+	snprintf(want, sizeof(want), "%s:1: line contains a NUL byte", path);
+	ck_assert_str_eq(err, want);
+	config_free(&cfg);
+}
+END_TEST
+
+START_TEST(test_config_missing_file)
+{
+	struct config cfg;
+	char err[512];
+
+	config_init(&cfg);
+	ck_assert_int_eq(
+		config_load(&cfg, "/nonexistent/echod.conf", err, sizeof(err)),
+		-1);
+	ck_assert_str_eq(err,
+			 "/nonexistent/echod.conf: No such file or directory");
+	config_free(&cfg);
+}
+END_TEST
+
+START_TEST(test_config_listen_may_repeat)
+{
+	struct config cfg;
+	char err[256];
+
+	ck_assert_int_eq(load(&cfg,
+			      "listen = *:1\nlisten = 127.0.0.1:2\n"
+			      "listen = [::]:3\n",
+			      err, sizeof(err)),
+			 0);
+	ck_assert_int_eq(cfg.nlisten, 3);
+	ck_assert_int_eq(cfg.listen_spec[0].wildcard, 1);
+	ck_assert_int_eq(cfg.listen_spec[2].wildcard, 0);
+	ck_assert_str_eq(cfg.listen_spec[2].host, "::");
+	config_free(&cfg);
+}
+END_TEST
+
+static Suite *
+config_suite(void)
+{
+	Suite *s = suite_create("config");
+	TCase *tc = tcase_create("core");
+
+	tcase_add_test(tc, test_config_defaults);
+	tcase_add_test(tc, test_config_reads_every_kind);
+	tcase_add_test(tc, test_config_rejects_unknown_key);
+	tcase_add_test(tc, test_config_suggests_near_key);
+	tcase_add_test(tc, test_config_rejects_duplicate_single_key);
+	tcase_add_test(tc, test_config_rejects_out_of_range);
+	tcase_add_test(tc, test_config_rejects_garbage);
+	tcase_add_test(tc, test_config_rejects_nul_byte);
+	tcase_add_test(tc, test_config_missing_file);
+	tcase_add_test(tc, test_config_listen_may_repeat);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr;
+	int failed;
+
+	if (mkdtemp(tmpdir) == NULL) {
+		perror("mkdtemp");
+		return 1;
+	}
+	sr = srunner_create(config_suite());
+	srunner_set_fork_status(sr, CK_NOFORK);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	{
+		char cmd[300];
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "could not remove %s\n", tmpdir);
+	}
+	return failed == 0 ? 0 : 1;
+}
