@@ -167,6 +167,7 @@ int listener_reconcile(struct server *srv, const struct config *ncfg, char *err,
 void listener_apply_options(struct server *srv);
 void listener_close_all(struct server *srv);
 void listener_init(struct server *srv);
+void listener_announce(struct server *srv);
 
 /* worker.c */
 struct worker;
@@ -234,6 +235,7 @@ struct server {
 	unsigned next_worker; /* round robin; main thread only */
 	TAILQ_HEAD(, listener) listeners;
 	int activated;		     /* listeners came from systemd */
+	int announced;		     /* "listening on" lines were logged */
 	struct event *accept_resume; /* ends an accept back-off */
 	time_t accept_warned;	     /* last back-off warning, for rate limit */
 	time_t refuse_warned[2];     /* last refusal warning: total, per IP */

@@ -231,7 +231,8 @@ listener_add(struct server *srv, int fd, const char *spec, char *err,
 	}
 	evconnlistener_set_error_cb(l->lev, listener_error_cb);
 	TAILQ_INSERT_TAIL(&srv->listeners, l, entry);
-	log_info("listening on %s", l->name);
+	if (srv->announced)
+		log_info("listening on %s", l->name);
 	return l;
 }
 
@@ -316,6 +317,20 @@ listener_open_activated(struct server *srv, int *fds, int n, char *err,
 	log_info("serving %d socket%s from systemd; 'listen' is not used", n,
 		 n == 1 ? "" : "s");
 	return 0;
+}
+
+/*
+ * Says "listening on ..." for each socket, once the whole server is
+ * serving: tools and tests take that line to mean echod is ready.
+ */
+void
+listener_announce(struct server *srv)
+{
+	struct listener *l;
+
+	TAILQ_FOREACH (l, &srv->listeners, entry)
+		log_info("listening on %s", l->name);
+	srv->announced = 1;
 }
 
 void

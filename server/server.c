@@ -225,7 +225,7 @@ server_init(struct server *srv, const struct options *opts, struct config *cfg,
 		return -1;
 	}
 	server_publish(srv);
-	/* Signals are handled before the first "listening on" line. */
+	/* Signals are ours from here on. */
 	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
 		srv->signals[i] =
 			evsignal_new(srv->base, sigs[i], server_signal_cb, srv);
@@ -272,6 +272,7 @@ server_start(struct server *srv, char *err, size_t errlen)
 void
 server_run(struct server *srv)
 {
+	listener_announce(srv);
 	systemd_notify("READY=1");
 	server_status(srv);
 	event_base_loop(srv->base, EVLOOP_NO_EXIT_ON_EMPTY);
