@@ -53,10 +53,12 @@ struct conn {
 	struct bufferevent *bev;
 	struct event rev; /* the read side: ours, not the bufferevent's */
 	int fd;
-	unsigned reading : 1; /* rev is added */
-	unsigned eof : 1;     /* the peer has closed its sending side */
-	unsigned per_ip : 1;  /* holds a slot in iptable.c */
-	uint64_t last_active; /* conn_clock_ms() when a byte last moved */
+	unsigned reading : 1;	  /* rev is added */
+	unsigned eof : 1;	  /* the peer has closed its sending side */
+	unsigned per_ip : 1;	  /* holds a slot in iptable.c */
+	uint64_t last_active;	  /* conn_clock_ms() when a byte last moved */
+	uint64_t queued_total;	  /* bytes ever appended to the output */
+	uint64_t written_counted; /* of those, counted in bytes_out */
 	union {
 		struct sockaddr sa;
 		struct sockaddr_in sin;
@@ -141,18 +143,19 @@ conn_fail(struct conn *c, const char *what, int err)
 	conn_free(c);
 }
 
-/* Counts what the bufferevent writes from the queue. */
+/*
+ * Counts what the bufferevent has written from the queue since the last
+ * call: everything ever queued less what is still queued. (A callback on
+ * the output evbuffer would cost a small allocation per connection.)
+ */
 static void
-conn_output_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
-	       void *arg)
+conn_count_written(struct conn *c)
 {
-	struct conn *c = arg;
+	size_t queued = evbuffer_get_length(bufferevent_get_output(c->bev));
+	uint64_t written = c->queued_total - queued;
 
-	(void)buf;
-	if (info->n_deleted > 0) {
-		c->last_active = conn_clock_ms();
-		conn_count(&c->w->bytes_out, info->n_deleted);
-	}
+	conn_count(&c->w->bytes_out, (size_t)(written - c->written_counted));
+	c->written_counted = written;
 }
 
 /*
@@ -180,6 +183,7 @@ conn_echo_direct(struct conn *c, struct evbuffer *out, size_t n)
 		/* The peer fell behind: queue the rest; the bufferevent
 		 * writes it when the socket drains. */
 		evbuffer_add(out, buf + wn, n - (size_t)wn);
+		c->queued_total += n - (size_t)wn;
 	}
 	return 0;
 }
@@ -225,6 +229,7 @@ conn_read_queued(struct conn *c, struct evbuffer *out, size_t want)
 		vec[1].iov_len = (size_t)n - vec[0].iov_len;
 	}
 	evbuffer_commit_space(out, vec, nvec);
+	c->queued_total += (uint64_t)n;
 	return n;
 }
 
@@ -283,6 +288,8 @@ conn_write_cb(struct bufferevent *bev, void *arg)
 	struct conn *c = arg;
 	size_t queued = evbuffer_get_length(bufferevent_get_output(bev));
 
+	c->last_active = conn_clock_ms();
+	conn_count_written(c);
 	if (c->eof) {
 		if (queued == 0)
 			conn_free(c);
@@ -329,7 +336,6 @@ conn_new(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen,
 	bufferevent_setcb(c->bev, NULL, conn_write_cb, conn_event_cb, c);
 	bufferevent_setwatermark(c->bev, EV_WRITE,
 				 (size_t)(conn_max_buffer(c) / 2), 0);
-	evbuffer_add_cb(bufferevent_get_output(c->bev), conn_output_cb, c);
 	event_assign(&c->rev, w->base, fd, EV_READ | EV_PERSIST, conn_read_cb,
 		     c);
 	conn_resume(c);
@@ -380,6 +386,7 @@ conn_free(struct conn *c)
 {
 	conn_pause(c);
 	TAILQ_REMOVE(&c->w->conns, c, entry);
+	conn_count_written(c);
 	if (c->per_ip)
 		iptable_release(&c->peer.sa);
 	atomic_fetch_sub(&c->w->srv->conns_current, 1);

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,7 +87,7 @@ daemon_ready(void)
 int
 daemon_pidfile_open(const char *path, char *err, size_t errlen)
 {
-	char buf[32];
+	char buf[32], cwd[PATH_MAX];
 	ssize_t n;
 	int fd;
 
@@ -112,7 +113,14 @@ daemon_pidfile_open(const char *path, char *err, size_t errlen)
 		close(fd);
 		return -1;
 	}
-	if ((daemon_pid_path = strdup(path)) == NULL) {
+	/* Kept absolute: a daemon removes it from "/" at exit. */
+	if (path[0] != '/' && getcwd(cwd, sizeof(cwd)) != NULL) {
+		if (asprintf(&daemon_pid_path, "%s/%s", cwd, path) == -1)
+			daemon_pid_path = NULL;
+	} else {
+		daemon_pid_path = strdup(path);
+	}
+	if (daemon_pid_path == NULL) {
 		snprintf(err, errlen, "out of memory");
 		close(fd);
 		return -1;

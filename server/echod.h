@@ -48,6 +48,10 @@
  * closed: it has finished. */
 #define ECHOD_DRAIN_QUIET_MS 100
 #define ECHOD_DRAIN_CHECK_MS 50
+/* After a burst of at least ECHOD_TRIM_MIN_PEAK connections falls to a
+ * quarter, free heap pages go back to the system. */
+#define ECHOD_TRIM_MIN_PEAK 1000
+#define ECHOD_HOUSEKEEPING_MS 1000
 
 /* log.c */
 enum log_level {
@@ -193,6 +197,10 @@ int iptable_acquire(const struct sockaddr *sa, unsigned limit);
 void iptable_release(const struct sockaddr *sa);
 unsigned iptable_count(const struct sockaddr *sa);
 
+/* mem.c */
+void mem_init(void);
+void mem_trim(void);
+
 /* stats.c */
 struct stats {
 	uint64_t conns_current, conns_total, conns_refused;
@@ -243,6 +251,8 @@ struct server {
 	struct event *drain_timer;    /* while stopping: are we done? */
 	struct event *shutdown_timer; /* shutdown_timeout */
 	struct event *watchdog_timer; /* systemd WATCHDOG=1 and STATUS= */
+	struct event *housekeeping;   /* trims memory after a burst */
+	uint64_t conns_peak;	      /* since the last trim */
 	uint64_t watchdog_usec;
 	int stopping;
 

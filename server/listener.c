@@ -86,6 +86,7 @@ listener_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 	struct listener *l = arg;
 	struct server *srv = l->srv;
 	unsigned per_ip = srv->cfg->max_connections_per_ip;
+	uint64_t n;
 
 	(void)lev;
 	if (atomic_load(&srv->conns_current) >= srv->cfg->max_connections) {
@@ -96,7 +97,9 @@ listener_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 		listener_refuse(srv, l, fd, sa, 1);
 		return;
 	}
-	atomic_fetch_add(&srv->conns_current, 1);
+	n = atomic_fetch_add(&srv->conns_current, 1) + 1;
+	if (n > srv->conns_peak)
+		srv->conns_peak = n; /* for mem_trim() after a burst */
 	atomic_fetch_add(&srv->conns_total, 1);
 	worker_assign(srv, fd, sa, (socklen_t)salen, per_ip > 0);
 }

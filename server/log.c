@@ -46,6 +46,10 @@ log_stderr_is_journal(void)
 	       (unsigned long long)st.st_ino == ino;
 }
 
+static void log_vwrite(int level, const char *fmt, va_list ap,
+		       const char *suffix)
+	__attribute__((format(printf, 2, 0)));
+
 static void
 log_vwrite(int level, const char *fmt, va_list ap, const char *suffix)
 {

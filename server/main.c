@@ -5,6 +5,7 @@
  * Behaviour lives in the modules; this file only wires them together and
  * decides the exit statuses.
  */
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,7 +46,7 @@ main(int argc, char **argv)
 	struct options opts;
 	struct config *cfg;
 	struct server srv;
-	char err[1024];
+	char err[1024], config_path[PATH_MAX];
 
 	if (options_parse(argc, argv, &opts, err, sizeof(err)) == -1) {
 		fprintf(stderr, "echod: %s (see 'echod --help')\n", err);
@@ -63,15 +64,19 @@ main(int argc, char **argv)
 		return ECHOD_EXIT_FAILURE;
 	if (options_load_config(&opts, cfg, err, sizeof(err)) == -1) {
 		fprintf(stderr, "echod: %s\n", err);
+		free(cfg);
 		return ECHOD_EXIT_CONFIG;
 	}
 	if (opts.check_config) {
-		if (check_config(cfg, err, sizeof(err)) == -1) {
+		int ok = check_config(cfg, err, sizeof(err)) == 0;
+
+		if (ok)
+			printf("configuration OK\n");
+		else
 			fprintf(stderr, "echod: %s\n", err);
-			return ECHOD_EXIT_CONFIG;
-		}
-		printf("configuration OK\n");
-		return ECHOD_EXIT_OK;
+		config_free(cfg);
+		free(cfg);
+		return ok ? ECHOD_EXIT_OK : ECHOD_EXIT_CONFIG;
 	}
 
 	log_init(cfg->log_level);
@@ -80,14 +85,23 @@ main(int argc, char **argv)
 	if (cfg->user != NULL &&
 	    daemon_user_check(cfg->user, err, sizeof(err)) == -1)
 		fatalx(ECHOD_EXIT_CONFIG, "%s", err);
-	/* Before any thread or event loop exists. */
-	if (cfg->daemonize)
-		daemon_detach();
+	/* Relative paths name files where echod started: a daemon moves to
+	 * "/", and a reload must find the same file. */
+	if (opts.config_file != NULL) {
+		if (realpath(opts.config_file, config_path) == NULL)
+			fatal(ECHOD_EXIT_CONFIG, "%s", opts.config_file);
+		opts.config_file = config_path;
+	}
 	if (cfg->pid_file != NULL &&
 	    daemon_pidfile_open(cfg->pid_file, err, sizeof(err)) == -1)
 		fatalx(ECHOD_EXIT_FAILURE, "%s", err);
+	/* Before any thread or event loop exists; the pid file's lock goes
+	 * with its descriptor into the child. */
+	if (cfg->daemonize)
+		daemon_detach();
 	if (systemd_notify_init(err, sizeof(err)) == -1)
 		log_warnx("%s", err);
+	mem_init(); /* before libevent allocates anything */
 	if (evthread_use_pthreads() == -1)
 		fatalx(ECHOD_EXIT_FAILURE, "libevent has no pthreads support");
 	signal(SIGPIPE, SIG_IGN);
@@ -101,6 +115,7 @@ main(int argc, char **argv)
 		fatalx(ECHOD_EXIT_FAILURE, "%s", err);
 	if (daemon_pidfile_write(err, sizeof(err)) == -1)
 		fatalx(ECHOD_EXIT_FAILURE, "%s", err);
+	listener_announce(&srv);
 	if (cfg->daemonize) {
 		log_to_syslog();
 		daemon_ready();

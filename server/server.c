@@ -198,6 +198,24 @@ server_signal_cb(evutil_socket_t sig, short what, void *arg)
 }
 
 static void
+server_housekeeping_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+	uint64_t n = atomic_load(&srv->conns_current);
+
+	(void)fd;
+	(void)what;
+	if (srv->conns_peak >= ECHOD_TRIM_MIN_PEAK &&
+	    n <= srv->conns_peak / 4) {
+		log_debug("connections fell from %llu to %llu: trimming memory",
+			  (unsigned long long)srv->conns_peak,
+			  (unsigned long long)n);
+		mem_trim();
+		srv->conns_peak = n;
+	}
+}
+
+static void
 server_watchdog_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct server *srv = arg;
@@ -251,10 +269,16 @@ server_start(struct server *srv, char *err, size_t errlen)
 		evtimer_new(srv->base, server_shutdown_timeout_cb, srv);
 	srv->watchdog_timer =
 		event_new(srv->base, -1, EV_PERSIST, server_watchdog_cb, srv);
+	srv->housekeeping = event_new(srv->base, -1, EV_PERSIST,
+				      server_housekeeping_cb, srv);
 	if (srv->drain_timer == NULL || srv->shutdown_timer == NULL ||
-	    srv->watchdog_timer == NULL) {
+	    srv->watchdog_timer == NULL || srv->housekeeping == NULL) {
 		snprintf(err, errlen, "cannot create timers");
 		return -1;
+	}
+	{
+		struct timeval tv = server_tv(ECHOD_HOUSEKEEPING_MS);
+		event_add(srv->housekeeping, &tv);
 	}
 	/* Pet the watchdog at half its period; say STATUS= meanwhile. */
 	srv->watchdog_usec = systemd_watchdog_usec();
@@ -272,7 +296,6 @@ server_start(struct server *srv, char *err, size_t errlen)
 void
 server_run(struct server *srv)
 {
-	listener_announce(srv);
 	systemd_notify("READY=1");
 	server_status(srv);
 	event_base_loop(srv->base, EVLOOP_NO_EXIT_ON_EMPTY);
@@ -294,6 +317,8 @@ server_free(struct server *srv)
 		event_free(srv->shutdown_timer);
 	if (srv->watchdog_timer != NULL)
 		event_free(srv->watchdog_timer);
+	if (srv->housekeeping != NULL)
+		event_free(srv->housekeeping);
 	if (srv->base != NULL)
 		event_base_free(srv->base);
 	srv->base = NULL;
