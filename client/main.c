@@ -1,7 +1,8 @@
 /*
  * main.c: echo-client's entry point: options, name resolution, the event
  * base, the run, and the exit status (0 all echoes intact, 1 a failure,
- * 64 a usage error). The work itself is in seq.c.
+ * 64 a usage error). The work itself is in seq.c, or with --load in
+ * load.c.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include <event2/event.h>
 
 #include "client.h"
+#include "load.h"
 
 /* libevent's own warnings, with our name in front. */
 static void
@@ -17,6 +19,18 @@ main_log_cb(int severity, const char *msg)
 {
 	if (severity >= EVENT_LOG_WARN)
 		fprintf(stderr, "%s: libevent: %s\n", CLIENT_NAME, msg);
+}
+
+/* The exit status of a run that returned rc (0 passed). */
+static int
+main_finish(int rc)
+{
+	libevent_global_shutdown();
+	if (fflush(stdout) != 0) {
+		perror(CLIENT_NAME ": stdout");
+		return CLIENT_EXIT_FAILURE;
+	}
+	return rc == 0 ? CLIENT_EXIT_OK : CLIENT_EXIT_FAILURE;
 }
 
 int
@@ -54,6 +68,8 @@ main(int argc, char **argv)
 		fprintf(stderr, "%s: %s\n", CLIENT_NAME, err);
 		return CLIENT_EXIT_FAILURE;
 	}
+	if (o.load)
+		return main_finish(load_run(&o, addrs, naddrs));
 	if ((base = event_base_new()) == NULL) {
 		fprintf(stderr, "%s: cannot create an event base\n",
 			CLIENT_NAME);
@@ -63,10 +79,5 @@ main(int argc, char **argv)
 	rc = seq_run(base, &o, addrs, naddrs);
 
 	event_base_free(base);
-	libevent_global_shutdown();
-	if (fflush(stdout) != 0) {
-		perror(CLIENT_NAME ": stdout");
-		return CLIENT_EXIT_FAILURE;
-	}
-	return rc == 0 ? CLIENT_EXIT_OK : CLIENT_EXIT_FAILURE;
+	return main_finish(rc);
 }

@@ -1,8 +1,10 @@
 /*
  * options.c: echo-client's command line, parsed by a pure function that
  * never prints or exits: defaults, getopt_long, value checks through
- * common/parse.c, and a one-line message for each usage error. Also the
- * --help text, so the options and their description live in one file.
+ * common/parse.c, the combinations that make no sense (--load's options
+ * without --load, -n with it, ...), and a one-line message for each
+ * usage error. Also the --help text, so the options and their
+ * description live in one file.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -11,7 +13,19 @@
 #include "options.h"
 #include "parse.h"
 
-#define OPTIONS_SHORT ":n:m:s:t:qhV"
+#define OPTIONS_SHORT ":n:m:s:t:c:d:qhV"
+
+/* Long-only options: values past any character. */
+enum {
+	OPTIONS_LOAD = 256,
+	OPTIONS_MODE,
+	OPTIONS_WARMUP,
+	OPTIONS_THREADS,
+	OPTIONS_WINDOW,
+	OPTIONS_RATE,
+	OPTIONS_JSON,
+	OPTIONS_SERVER_PID,
+};
 
 static const struct option options_long[] = {
 	{"count", required_argument, NULL, 'n'},
@@ -21,10 +35,29 @@ static const struct option options_long[] = {
 	{"quiet", no_argument, NULL, 'q'},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
+	{"load", no_argument, NULL, OPTIONS_LOAD},
+	{"mode", required_argument, NULL, OPTIONS_MODE},
+	{"connections", required_argument, NULL, 'c'},
+	{"duration", required_argument, NULL, 'd'},
+	{"warmup", required_argument, NULL, OPTIONS_WARMUP},
+	{"threads", required_argument, NULL, OPTIONS_THREADS},
+	{"window", required_argument, NULL, OPTIONS_WINDOW},
+	{"rate", required_argument, NULL, OPTIONS_RATE},
+	{"json", no_argument, NULL, OPTIONS_JSON},
+	{"server-pid", required_argument, NULL, OPTIONS_SERVER_PID},
 	{NULL, 0, NULL, 0},
 };
 
-/* Long name of the option whose short form is c, or NULL. */
+static const char *const options_modes[] = {
+	[CLIENT_MODE_PINGPONG] = "pingpong",
+	[CLIENT_MODE_STREAM] = "stream",
+	[CLIENT_MODE_CONNRATE] = "connrate",
+	[CLIENT_MODE_HOLD] = "hold",
+};
+
+#define OPTIONS_NMODES (sizeof(options_modes) / sizeof(options_modes[0]))
+
+/* Long name of the option whose short form (or value) is c, or NULL. */
 static const char *
 options_long_name(int c)
 {
@@ -36,12 +69,26 @@ options_long_name(int c)
 	return NULL;
 }
 
+/* The option as messages show it: "-n/--count", or "--mode" for a
+ * long-only one. */
+static const char *
+options_name(int c, char *buf, size_t len)
+{
+	if (c < OPTIONS_LOAD)
+		snprintf(buf, len, "-%c/--%s", c, options_long_name(c));
+	else
+		snprintf(buf, len, "--%s", options_long_name(c));
+	return buf;
+}
+
 /* Reports a bad value: "option -n/--count: 'x' is not a number". */
 static int
 options_bad_value(int c, const char *why, char *err, size_t errlen)
 {
-	snprintf(err, errlen, "option -%c/--%s: %s", c, options_long_name(c),
-		 why);
+	char name[64];
+
+	snprintf(err, errlen, "option %s: %s",
+		 options_name(c, name, sizeof(name)), why);
 	return -1;
 }
 
@@ -50,10 +97,11 @@ static int
 options_bad_option(int c, char **argv, char *err, size_t errlen)
 {
 	const char *name = options_long_name(optopt);
+	char full[64];
 
 	if (c == ':')
-		snprintf(err, errlen, "option -%c/--%s needs a value", optopt,
-			 name);
+		snprintf(err, errlen, "option %s needs a value",
+			 options_name(optopt, full, sizeof(full)));
 	else if (optopt == 0)
 		snprintf(err, errlen, "unknown option '%s'", argv[optind - 1]);
 	else if (name != NULL)
@@ -63,6 +111,85 @@ options_bad_option(int c, char **argv, char *err, size_t errlen)
 	else
 		snprintf(err, errlen, "unknown option '-%c'", optopt);
 	return -1;
+}
+
+/*
+ * A duration that may have a decimal fraction ("0.5", "1.25s", "2.5m"),
+ * in milliseconds (the fraction of a millisecond dropped), within
+ * [min_ms, max_ms]. Whole numbers go to parse_duration() as they are.
+ */
+static int
+options_parse_seconds(const char *s, uint64_t min_ms, uint64_t max_ms,
+		      uint64_t *out_ms, char *why, size_t whylen)
+{
+	const char *dot = strchr(s, '.'), *p;
+	uint64_t whole, frac = 0, scale = 1, mult, ms;
+	char intpart[32], lo[32], hi[32];
+
+	if (dot == NULL)
+		return parse_duration(s, min_ms, max_ms, out_ms, why, whylen);
+	if ((size_t)(dot - s) >= sizeof(intpart) || dot == s)
+		goto bad;
+	memcpy(intpart, s, (size_t)(dot - s));
+	intpart[dot - s] = '\0';
+	if (parse_uint(intpart, 0, max_ms, &whole, why, whylen) == -1)
+		goto bad;
+	for (p = dot + 1; *p >= '0' && *p <= '9'; p++) {
+		if (scale >= 1000000000)
+			goto bad; /* more digits than anyone means */
+		frac = frac * 10 + (uint64_t)(*p - '0');
+		scale *= 10;
+	}
+	if (p == dot + 1)
+		goto bad;
+	if (*p == '\0' || strcmp(p, "s") == 0)
+		mult = 1000;
+	else if (strcmp(p, "ms") == 0)
+		mult = 1;
+	else if (strcmp(p, "m") == 0)
+		mult = (uint64_t)60 * 1000;
+	else if (strcmp(p, "h") == 0)
+		mult = (uint64_t)3600 * 1000;
+	else
+		goto bad;
+	ms = whole * mult + frac * mult / scale;
+	if (ms < min_ms || ms > max_ms || whole > max_ms) {
+		snprintf(why, whylen, "'%s' is out of range (%s to %s)", s,
+			 parse_format_duration(min_ms, lo, sizeof(lo)),
+			 parse_format_duration(max_ms, hi, sizeof(hi)));
+		return -1;
+	}
+	*out_ms = ms;
+	return 0;
+bad:
+	snprintf(why, whylen,
+		 "'%s' is not a duration (a number with ms, s, m or h)", s);
+	return -1;
+}
+
+static int
+options_parse_mode(const char *s, enum client_mode *mode, char *why,
+		   size_t whylen)
+{
+	size_t i;
+
+	for (i = 0; i < OPTIONS_NMODES; i++) {
+		if (strcmp(s, options_modes[i]) == 0) {
+			*mode = (enum client_mode)i;
+			return 0;
+		}
+	}
+	snprintf(why, whylen,
+		 "'%s' is not a mode (pingpong, stream, connrate or hold)", s);
+	return -1;
+}
+
+const char *
+client_options_mode_name(enum client_mode mode)
+{
+	if ((size_t)mode >= OPTIONS_NMODES)
+		return "?";
+	return options_modes[mode];
 }
 
 static void
@@ -76,6 +203,12 @@ options_defaults(struct client_options *o)
 	o->message = CLIENT_DEFAULT_MESSAGE;
 	o->message_len = strlen(CLIENT_DEFAULT_MESSAGE);
 	o->timeout_ms = CLIENT_DEFAULT_TIMEOUT_MS;
+	o->mode = CLIENT_MODE_PINGPONG;
+	o->connections = CLIENT_DEFAULT_CONNECTIONS;
+	o->threads = CLIENT_DEFAULT_THREADS;
+	o->duration_ms = CLIENT_DEFAULT_DURATION_MS;
+	o->warmup_ms = CLIENT_DEFAULT_WARMUP_MS;
+	o->window = CLIENT_DEFAULT_WINDOW;
 }
 
 static int
@@ -93,62 +226,169 @@ options_set_port(struct client_options *o, const char *s, char *err,
 	return 0;
 }
 
-int
-client_options_parse(int argc, char **argv, struct client_options *o, char *err,
-		     size_t errlen)
+/* Which options were given, for the checks of combinations. */
+struct options_seen {
+	int count, message, window, rate;
+	int load_only; /* the first option that needs --load, or 0 */
+};
+
+/* Applies option c with value arg (getopt's optarg). */
+static int
+options_set(struct client_options *o, int c, const char *arg,
+	    struct options_seen *seen, char *err, size_t errlen)
 {
 	char why[128];
-	int c, message_set = 0;
+	int rc = 0;
 
-	options_defaults(o);
-	optind = 0; /* GNU: start over, as if on a fresh command line */
-	opterr = 0; /* we write our own messages */
-	while ((c = getopt_long(argc, argv, OPTIONS_SHORT, options_long,
-				NULL)) != -1) {
-		switch (c) {
-		case 'n':
-			if (parse_uint(optarg, 1, CLIENT_MAX_COUNT, &o->count,
-				       why, sizeof(why)) == -1)
-				return options_bad_value(c, why, err, errlen);
-			break;
-		case 'm':
-			if (*optarg == '\0')
-				return options_bad_value(
-					c, "the message is empty", err, errlen);
-			o->message = optarg;
-			o->message_len = strlen(optarg);
-			message_set = 1;
-			break;
-		case 's':
-			if (parse_size(optarg, 1, CLIENT_MAX_SIZE, &o->size,
-				       why, sizeof(why)) == -1)
-				return options_bad_value(c, why, err, errlen);
-			break;
-		case 't':
-			if (parse_duration(optarg, 1, CLIENT_MAX_TIMEOUT_MS,
-					   &o->timeout_ms, why,
-					   sizeof(why)) == -1)
-				return options_bad_value(c, why, err, errlen);
-			break;
-		case 'q':
-			o->quiet = 1;
-			break;
-		case 'h':
-			o->action = CLIENT_HELP;
-			return 0;
-		case 'V':
-			o->action = CLIENT_VERSION;
-			return 0;
-		default:
-			return options_bad_option(c, argv, err, errlen);
-		}
+	switch (c) {
+	case 'n':
+		rc = parse_uint(arg, 1, CLIENT_MAX_COUNT, &o->count, why,
+				sizeof(why));
+		seen->count = 1;
+		break;
+	case 'm':
+		if (*arg == '\0')
+			return options_bad_value(c, "the message is empty", err,
+						 errlen);
+		o->message = arg;
+		o->message_len = strlen(arg);
+		seen->message = 1;
+		break;
+	case 's':
+		rc = parse_size(arg, 1, CLIENT_MAX_SIZE, &o->size, why,
+				sizeof(why));
+		break;
+	case 't':
+		rc = options_parse_seconds(arg, 1, CLIENT_MAX_TIMEOUT_MS,
+					   &o->timeout_ms, why, sizeof(why));
+		break;
+	case 'q':
+		o->quiet = 1;
+		break;
+	case OPTIONS_LOAD:
+		o->load = 1;
+		break;
+	case OPTIONS_MODE:
+		rc = options_parse_mode(arg, &o->mode, why, sizeof(why));
+		break;
+	case 'c':
+		rc = parse_uint(arg, 1, CLIENT_MAX_CONNECTIONS, &o->connections,
+				why, sizeof(why));
+		break;
+	case 'd':
+		rc = options_parse_seconds(arg, 1, CLIENT_MAX_DURATION_MS,
+					   &o->duration_ms, why, sizeof(why));
+		break;
+	case OPTIONS_WARMUP:
+		rc = options_parse_seconds(arg, 0, CLIENT_MAX_DURATION_MS,
+					   &o->warmup_ms, why, sizeof(why));
+		break;
+	case OPTIONS_THREADS:
+		rc = parse_uint(arg, 1, CLIENT_MAX_THREADS, &o->threads, why,
+				sizeof(why));
+		break;
+	case OPTIONS_WINDOW:
+		rc = parse_size(arg, 1, CLIENT_MAX_WINDOW, &o->window, why,
+				sizeof(why));
+		seen->window = 1;
+		break;
+	case OPTIONS_RATE:
+		rc = parse_uint(arg, 1, CLIENT_MAX_RATE, &o->rate, why,
+				sizeof(why));
+		seen->rate = 1;
+		break;
+	case OPTIONS_JSON:
+		o->json = 1;
+		break;
+	case OPTIONS_SERVER_PID:
+		rc = parse_uint(arg, 1, CLIENT_MAX_PID, &o->server_pid, why,
+				sizeof(why));
+		break;
+	default:
+		break;
 	}
-	if (message_set && o->size != 0) {
+	if (rc == -1)
+		return options_bad_value(c, why, err, errlen);
+	if (seen->load_only == 0 && c != OPTIONS_LOAD &&
+	    (c > OPTIONS_LOAD || c == 'c' || c == 'd'))
+		seen->load_only = c;
+	return 0;
+}
+
+/* Refuses options that make no sense together. */
+static int
+options_check(struct client_options *o, const struct options_seen *seen,
+	      char *err, size_t errlen)
+{
+	char name[64], size[32];
+
+	if (seen->message && o->size != 0) {
 		snprintf(err, errlen,
 			 "options -m/--message and -s/--size "
 			 "cannot be combined");
 		return -1;
 	}
+	if (!o->load) {
+		if (seen->load_only == 0)
+			return 0;
+		snprintf(err, errlen, "option %s needs --load",
+			 options_name(seen->load_only, name, sizeof(name)));
+		return -1;
+	}
+	if (seen->count || seen->message) {
+		snprintf(err, errlen,
+			 "options %s and --load cannot be combined",
+			 seen->count ? "-n/--count" : "-m/--message");
+		return -1;
+	}
+	if (seen->window && o->mode != CLIENT_MODE_STREAM) {
+		snprintf(err, errlen, "option --window needs --mode stream");
+		return -1;
+	}
+	if (seen->rate && o->mode != CLIENT_MODE_PINGPONG) {
+		snprintf(err, errlen, "option --rate needs --mode pingpong");
+		return -1;
+	}
+	if (o->size == 0)
+		o->size = CLIENT_DEFAULT_LOAD_SIZE;
+	if (o->mode == CLIENT_MODE_STREAM && o->window < o->size) {
+		snprintf(err, errlen,
+			 "option --window: smaller than the %s bytes of each "
+			 "write (-s/--size)",
+			 parse_format_size(o->size, size, sizeof(size)));
+		return -1;
+	}
+	return 0;
+}
+
+int
+client_options_parse(int argc, char **argv, struct client_options *o, char *err,
+		     size_t errlen)
+{
+	struct options_seen seen;
+	int c;
+
+	options_defaults(o);
+	memset(&seen, 0, sizeof(seen));
+	optind = 0; /* GNU: start over, as if on a fresh command line */
+	opterr = 0; /* we write our own messages */
+	while ((c = getopt_long(argc, argv, OPTIONS_SHORT, options_long,
+				NULL)) != -1) {
+		if (c == 'h') {
+			o->action = CLIENT_HELP;
+			return 0;
+		}
+		if (c == 'V') {
+			o->action = CLIENT_VERSION;
+			return 0;
+		}
+		if (c == '?' || c == ':')
+			return options_bad_option(c, argv, err, errlen);
+		if (options_set(o, c, optarg, &seen, err, errlen) == -1)
+			return -1;
+	}
+	if (options_check(o, &seen, err, errlen) == -1)
+		return -1;
 	if (optind < argc) {
 		if (*argv[optind] == '\0') {
 			snprintf(err, errlen, "empty host name");
@@ -178,6 +418,58 @@ options_print_quoted(FILE *fp, const char *s)
 			fputc(*s, fp);
 	}
 	fputc('"', fp);
+}
+
+/* The --load part of the help. */
+static void
+client_options_usage_load(FILE *fp)
+{
+	char window[32], duration[32], warmup[32];
+
+	parse_format_size(CLIENT_DEFAULT_WINDOW, window, sizeof(window));
+	parse_format_duration(CLIENT_DEFAULT_DURATION_MS, duration,
+			      sizeof(duration));
+	parse_format_duration(CLIENT_DEFAULT_WARMUP_MS, warmup, sizeof(warmup));
+	fprintf(fp,
+		"\nWith --load, a load generator: many connections at once, "
+		"every byte of every\necho verified, rates and latency "
+		"reported at the end.\n\n");
+	fprintf(fp,
+		"      --load            generate load (-s: message or "
+		"write size, default %d)\n",
+		CLIENT_DEFAULT_LOAD_SIZE);
+	fprintf(fp, "      --mode MODE       pingpong (default), stream, "
+		    "connrate or hold\n");
+	fprintf(fp,
+		"  -c, --connections N   connections, connrate: workers "
+		"(default %d)\n",
+		CLIENT_DEFAULT_CONNECTIONS);
+	fprintf(fp,
+		"  -d, --duration TIME   window measured, hold: time idle "
+		"(default %s)\n",
+		duration);
+	fprintf(fp,
+		"      --warmup TIME     run first, not counted; not in hold "
+		"(default %s)\n",
+		warmup);
+	fprintf(fp,
+		"      --threads N       threads, each with an event loop "
+		"(default %d)\n",
+		CLIENT_DEFAULT_THREADS);
+	fprintf(fp,
+		"      --window BYTES    stream: bytes in flight per "
+		"connection (default %s)\n",
+		window);
+	fprintf(fp,
+		"      --rate N          pingpong: messages/s in all (default: "
+		"unpaced)\n");
+	fprintf(fp, "      --json            print one JSON object instead of "
+		    "the summary\n");
+	fprintf(fp, "      --server-pid PID  report the CPU time PID used in "
+		    "the window\n");
+	fprintf(fp,
+		"TIME takes a fraction: 0.5, 1.5s, 250ms. -t is the deadline "
+		"of each connect and\nof each echo's progress.\n");
 }
 
 void
@@ -213,6 +505,7 @@ client_options_usage(FILE *fp)
 	fprintf(fp, "  -q, --quiet           print nothing on success\n"
 		    "  -h, --help            print this help and exit\n"
 		    "  -V, --version         print the version and exit\n");
+	client_options_usage_load(fp);
 	fprintf(fp,
 		"\nExit status: 0 if every echo came back intact, 1 if "
 		"one did not, %d for a\nusage error.\n",

@@ -28,11 +28,33 @@
 #define CLIENT_MAX_TIMEOUT_MS ((uint64_t)24 * 3600 * 1000) /* 24h */
 #define CLIENT_PORT_LEN 6 /* "65535" and its NUL */
 
+/* --load's defaults and limits. */
+#define CLIENT_DEFAULT_CONNECTIONS 10
+#define CLIENT_MAX_CONNECTIONS 1000000
+#define CLIENT_DEFAULT_THREADS 1
+#define CLIENT_MAX_THREADS 64
+#define CLIENT_DEFAULT_DURATION_MS ((uint64_t)10 * 1000) /* 10s */
+#define CLIENT_DEFAULT_WARMUP_MS ((uint64_t)1000)	 /* 1s */
+#define CLIENT_MAX_DURATION_MS CLIENT_MAX_TIMEOUT_MS	 /* 24h */
+#define CLIENT_DEFAULT_LOAD_SIZE 64
+#define CLIENT_DEFAULT_WINDOW ((uint64_t)256 * 1024) /* 256k */
+#define CLIENT_MAX_WINDOW CLIENT_MAX_SIZE
+#define CLIENT_MAX_RATE 1000000000 /* messages per second */
+#define CLIENT_MAX_PID 4194304	   /* Linux's PID_MAX_LIMIT */
+
 /* What the command line asks for. */
 enum client_action {
 	CLIENT_RUN,	/* connect and echo */
 	CLIENT_HELP,	/* -h: print the help, exit 0 */
 	CLIENT_VERSION, /* -V: print the version, exit 0 */
+};
+
+/* What --load does (--mode). */
+enum client_mode {
+	CLIENT_MODE_PINGPONG, /* one message in flight per connection */
+	CLIENT_MODE_STREAM,   /* a window of bytes in flight */
+	CLIENT_MODE_CONNRATE, /* connect, echo, close, in a loop */
+	CLIENT_MODE_HOLD,     /* idle connections, then one echo each */
 };
 
 struct client_options {
@@ -45,6 +67,19 @@ struct client_options {
 	uint64_t size; /* >0: send this many payload bytes instead */
 	uint64_t timeout_ms;
 	int quiet;
+
+	/* --load: a verifying load generator instead of -n connections.
+	 * Its size is o->size, CLIENT_DEFAULT_LOAD_SIZE if not given. */
+	int load;
+	enum client_mode mode;
+	uint64_t connections; /* -c: connections (connrate: workers) */
+	uint64_t threads;     /* each with its own event loop */
+	uint64_t duration_ms; /* -d: the measured window (hold: idle time) */
+	uint64_t warmup_ms;   /* before it, not counted; hold has none */
+	uint64_t window;      /* stream: bytes in flight per connection */
+	uint64_t rate;	      /* pingpong: messages/s in all, 0 unpaced */
+	int json;	      /* one JSON object instead of the summary */
+	uint64_t server_pid;  /* 0, or whose CPU time to report */
 };
 
 /*
@@ -59,5 +94,8 @@ int client_options_parse(int argc, char **argv, struct client_options *o,
 
 /* Prints the --help text: usage, then one line per option. */
 void client_options_usage(FILE *fp);
+
+/* "pingpong", "stream", "connrate" or "hold". */
+const char *client_options_mode_name(enum client_mode mode);
 
 #endif

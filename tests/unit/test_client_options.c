@@ -1,8 +1,9 @@
 /*
  * test_client_options.c: unit tests for client/options.c: defaults, each
  * option's accepted forms and limits, HOST and PORT operands, help and
- * version requests, the exact one-line message for every usage error,
- * and that a second parse starts from a clean getopt state.
+ * version requests, the --load options and the combinations refused,
+ * the exact one-line message for every usage error, and that a second
+ * parse starts from a clean getopt state.
  */
 #include <check.h>
 #include <stdarg.h>
@@ -12,7 +13,7 @@
 
 #include "options.h"
 
-#define MAX_ARGS 16
+#define MAX_ARGS 24
 
 /* Writable copies of the arguments; o's pointers point in here. */
 static char arg_store[MAX_ARGS][256];
@@ -170,9 +171,9 @@ START_TEST(test_options_size_takes_suffixes_up_to_1g)
 	struct client_options o;
 
 	ck_assert_int_eq(parse(&o, "-s", "64m", (char *)NULL), 0);
-	ck_assert_uint_eq(o.size, 64 * 1024 * 1024);
+	ck_assert_uint_eq(o.size, (uint64_t)64 * 1024 * 1024);
 	ck_assert_int_eq(parse(&o, "--size=1g", (char *)NULL), 0);
-	ck_assert_uint_eq(o.size, 1024 * 1024 * 1024);
+	ck_assert_uint_eq(o.size, (uint64_t)1024 * 1024 * 1024);
 	ck_assert_int_eq(parse(&o, "-s", "1", (char *)NULL), 0);
 	ck_assert_uint_eq(o.size, 1);
 	ck_assert_int_eq(parse(&o, "-s", "4K", (char *)NULL), 0);
@@ -340,6 +341,195 @@ START_TEST(test_options_second_parse_starts_clean)
 }
 END_TEST
 
+START_TEST(test_options_load_defaults)
+{
+	struct client_options o;
+
+	ck_assert_int_eq(parse(&o, (char *)NULL), 0);
+	ck_assert_int_eq(o.load, 0);
+	ck_assert_int_eq(parse(&o, "--load", (char *)NULL), 0);
+	ck_assert_int_eq(o.load, 1);
+	ck_assert_int_eq(o.mode, CLIENT_MODE_PINGPONG);
+	ck_assert_uint_eq(o.connections, 10);
+	ck_assert_uint_eq(o.threads, 1);
+	ck_assert_uint_eq(o.duration_ms, 10000);
+	ck_assert_uint_eq(o.warmup_ms, 1000);
+	ck_assert_uint_eq(o.window, (uint64_t)256 * 1024);
+	ck_assert_uint_eq(o.rate, 0);
+	ck_assert_uint_eq(o.size, 64); /* a load message, not the greeting */
+	ck_assert_int_eq(o.json, 0);
+	ck_assert_uint_eq(o.server_pid, 0);
+	ck_assert_str_eq(err, "(untouched)");
+}
+END_TEST
+
+/* The command line bench/run builds. */
+START_TEST(test_options_load_takes_every_option)
+{
+	struct client_options o;
+
+	ck_assert_int_eq(parse(&o, "--load", "--mode", "stream",
+			       "--connections", "16", "--duration", "5",
+			       "--warmup", "1", "--size", "65536", "--threads",
+			       "2", "--server-pid", "4242", "--json",
+			       "127.0.0.1", "9000", (char *)NULL),
+			 0);
+	ck_assert_int_eq(o.mode, CLIENT_MODE_STREAM);
+	ck_assert_uint_eq(o.connections, 16);
+	ck_assert_uint_eq(o.duration_ms, 5000);
+	ck_assert_uint_eq(o.warmup_ms, 1000);
+	ck_assert_uint_eq(o.size, 65536);
+	ck_assert_uint_eq(o.threads, 2);
+	ck_assert_uint_eq(o.server_pid, 4242);
+	ck_assert_int_eq(o.json, 1);
+	ck_assert_str_eq(o.host, "127.0.0.1");
+	ck_assert_str_eq(o.port, "9000");
+	ck_assert_int_eq(parse(&o, "--load", "-c3", "-d", "2", "--window", "1m",
+			       "--mode=stream", (char *)NULL),
+			 0);
+	ck_assert_uint_eq(o.connections, 3);
+	ck_assert_uint_eq(o.window, (uint64_t)1024 * 1024);
+	ck_assert_int_eq(parse(&o, "--load", "--rate", "5000", (char *)NULL),
+			 0);
+	ck_assert_uint_eq(o.rate, 5000);
+}
+END_TEST
+
+START_TEST(test_options_load_modes_by_name)
+{
+	struct client_options o;
+
+	ck_assert_int_eq(
+		parse(&o, "--load", "--mode", "pingpong", (char *)NULL), 0);
+	ck_assert_int_eq(o.mode, CLIENT_MODE_PINGPONG);
+	ck_assert_int_eq(
+		parse(&o, "--load", "--mode", "connrate", (char *)NULL), 0);
+	ck_assert_int_eq(o.mode, CLIENT_MODE_CONNRATE);
+	ck_assert_int_eq(parse(&o, "--load", "--mode", "hold", (char *)NULL),
+			 0);
+	ck_assert_int_eq(o.mode, CLIENT_MODE_HOLD);
+	ck_assert_str_eq(client_options_mode_name(CLIENT_MODE_STREAM),
+			 "stream");
+	ck_assert_str_eq(client_options_mode_name(CLIENT_MODE_HOLD), "hold");
+}
+END_TEST
+
+START_TEST(test_options_load_durations_take_fractions)
+{
+	struct client_options o;
+
+	ck_assert_int_eq(parse(&o, "--load", "-d", "0.4", "--warmup", "0.1",
+			       (char *)NULL),
+			 0);
+	ck_assert_uint_eq(o.duration_ms, 400);
+	ck_assert_uint_eq(o.warmup_ms, 100);
+	ck_assert_int_eq(parse(&o, "--load", "-d", "1.25s", "--warmup", "0",
+			       (char *)NULL),
+			 0);
+	ck_assert_uint_eq(o.duration_ms, 1250);
+	ck_assert_uint_eq(o.warmup_ms, 0);
+	ck_assert_int_eq(parse(&o, "--load", "-d", "1.5m", "--warmup", "250ms",
+			       "-t", "0.5", (char *)NULL),
+			 0);
+	ck_assert_uint_eq(o.duration_ms, 90000);
+	ck_assert_uint_eq(o.warmup_ms, 250);
+	ck_assert_uint_eq(o.timeout_ms, 500);
+	ck_assert_int_eq(parse(&o, "--load", "-d", "0.0015", (char *)NULL), 0);
+	ck_assert_uint_eq(o.duration_ms, 1); /* below 1 ms: dropped */
+}
+END_TEST
+
+START_TEST(test_options_load_rejects_bad_values)
+{
+	ck_usage_error("option -d/--duration: '0' is out of range (1ms to "
+		       "24h)",
+		       "--load", "-d", "0");
+	ck_usage_error("option -d/--duration: '0.0001' is out of range (1ms "
+		       "to 24h)",
+		       "--load", "-d", "0.0001");
+	ck_usage_error("option -d/--duration: '.5' is not a duration (a "
+		       "number with ms, s, m or h)",
+		       "--load", "-d", ".5");
+	ck_usage_error("option -d/--duration: '1.' is not a duration (a "
+		       "number with ms, s, m or h)",
+		       "--load", "-d", "1.");
+	ck_usage_error("option --warmup: '1.5x' is not a duration (a "
+		       "number with ms, s, m or h)",
+		       "--load", "--warmup", "1.5x");
+	ck_usage_error("option -d/--duration: '25h' is out of range (1ms to "
+		       "24h)",
+		       "--load", "-d", "25h");
+	ck_usage_error("option -c/--connections: '0' is out of range (1 to "
+		       "1000000)",
+		       "--load", "-c", "0");
+	ck_usage_error("option --threads: '65' is out of range (1 to 64)",
+		       "--load", "--threads", "65");
+	ck_usage_error("option --rate: '0' is out of range (1 to "
+		       "1000000000)",
+		       "--load", "--rate", "0");
+	ck_usage_error("option --server-pid: 'x' is not a number", "--load",
+		       "--server-pid", "x");
+	ck_usage_error("option --mode: 'ping' is not a mode (pingpong, "
+		       "stream, connrate or hold)",
+		       "--load", "--mode", "ping");
+	ck_usage_error("option --mode needs a value", "--load", "--mode");
+	ck_usage_error("option -c/--connections needs a value", "--load", "-c");
+	ck_usage_error("option '--json' does not take a value", "--load",
+		       "--json=1");
+}
+END_TEST
+
+START_TEST(test_options_load_only_options_need_load)
+{
+	ck_usage_error("option --mode needs --load", "--mode", "stream");
+	ck_usage_error("option -c/--connections needs --load", "-c", "5");
+	ck_usage_error("option -d/--duration needs --load", "-d", "1");
+	ck_usage_error("option --warmup needs --load", "--warmup", "1");
+	ck_usage_error("option --threads needs --load", "--threads", "2");
+	ck_usage_error("option --window needs --load", "--window", "1m");
+	ck_usage_error("option --rate needs --load", "--rate", "10");
+	ck_usage_error("option --json needs --load", "--json");
+	ck_usage_error("option --server-pid needs --load", "--server-pid", "1");
+	/* The first one given is named. */
+	ck_usage_error("option --threads needs --load", "--threads", "2", "-c",
+		       "5");
+}
+END_TEST
+
+START_TEST(test_options_load_rejects_sequential_options)
+{
+	ck_usage_error("options -n/--count and --load cannot be combined",
+		       "--load", "-n", "3");
+	ck_usage_error("options -n/--count and --load cannot be combined", "-n",
+		       "3", "--load");
+	ck_usage_error("options -m/--message and --load cannot be combined",
+		       "--load", "-m", "hi");
+}
+END_TEST
+
+START_TEST(test_options_window_and_rate_need_their_mode)
+{
+	struct client_options o;
+
+	ck_usage_error("option --window needs --mode stream", "--load",
+		       "--window", "1m");
+	ck_usage_error("option --window needs --mode stream", "--load",
+		       "--mode", "hold", "--window", "1m");
+	ck_usage_error("option --rate needs --mode pingpong", "--load",
+		       "--mode", "connrate", "--rate", "10");
+	ck_usage_error("option --window: smaller than the 64k bytes of each "
+		       "write (-s/--size)",
+		       "--load", "--mode", "stream", "-s", "64k", "--window",
+		       "32k");
+	ck_assert_int_eq(parse(&o, "--load", "--mode", "stream", "-s", "64k",
+			       "--window", "64k", (char *)NULL),
+			 0);
+	ck_usage_error("option --window: smaller than the 1m bytes of each "
+		       "write (-s/--size)",
+		       "--load", "--mode", "stream", "-s", "1m");
+}
+END_TEST
+
 /* The --help text, captured. */
 static char *
 usage_text(void)
@@ -368,6 +558,28 @@ START_TEST(test_options_usage_has_one_line_per_option)
 		"\n  -q, --quiet           print nothing on success\n",
 		"\n  -h, --help            print this help and exit\n",
 		"\n  -V, --version         print the version and exit\n",
+		"\n      --load            generate load (-s: message or write "
+		"size, default 64)\n",
+		"\n      --mode MODE       pingpong (default), stream, "
+		"connrate "
+		"or hold\n",
+		"\n  -c, --connections N   connections, connrate: workers "
+		"(default 10)\n",
+		"\n  -d, --duration TIME   window measured, hold: time idle "
+		"(default 10s)\n",
+		"\n      --warmup TIME     run first, not counted; not in hold "
+		"(default 1s)\n",
+		"\n      --threads N       threads, each with an event loop "
+		"(default 1)\n",
+		"\n      --window BYTES    stream: bytes in flight per "
+		"connection (default 256k)\n",
+		"\n      --rate N          pingpong: messages/s in all "
+		"(default: unpaced)\n",
+		"\n      --json            print one JSON object instead of "
+		"the "
+		"summary\n",
+		"\n      --server-pid PID  report the CPU time PID used in the "
+		"window\n",
 	};
 	static const char usage[] =
 		"Usage: echo-client [OPTIONS] [HOST [PORT]]\n";
@@ -418,6 +630,10 @@ client_options_suite(void)
 	tcase_add_test(tc, test_options_help_and_version_requests);
 	tcase_add_test(tc, test_options_help_wins_over_what_follows_it);
 	tcase_add_test(tc, test_options_second_parse_starts_clean);
+	tcase_add_test(tc, test_options_load_defaults);
+	tcase_add_test(tc, test_options_load_takes_every_option);
+	tcase_add_test(tc, test_options_load_modes_by_name);
+	tcase_add_test(tc, test_options_load_durations_take_fractions);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("rejects");
@@ -432,6 +648,10 @@ client_options_suite(void)
 	tcase_add_test(tc, test_options_rejects_empty_host);
 	tcase_add_test(tc, test_options_rejects_extra_arguments);
 	tcase_add_test(tc, test_options_rejects_message_with_size);
+	tcase_add_test(tc, test_options_load_rejects_bad_values);
+	tcase_add_test(tc, test_options_load_only_options_need_load);
+	tcase_add_test(tc, test_options_load_rejects_sequential_options);
+	tcase_add_test(tc, test_options_window_and_rate_need_their_mode);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("usage");

@@ -61,7 +61,7 @@ START_TEST(test_config_defaults)
 	ck_assert_int_eq(cfg.nlisten, 1);
 	ck_assert_str_eq(cfg.listen[0], "127.0.0.1:8888");
 	ck_assert_uint_eq(cfg.threads, 0);
-	ck_assert_uint_eq(cfg.max_buffer, 1024 * 1024);
+	ck_assert_uint_eq(cfg.max_buffer, (uint64_t)1024 * 1024);
 	ck_assert_uint_eq(cfg.max_connections, 10000);
 	ck_assert_uint_eq(cfg.max_connections_per_ip, 0);
 	ck_assert_uint_eq(cfg.idle_timeout_ms, 0);

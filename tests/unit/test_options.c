@@ -72,7 +72,7 @@ START_TEST(test_options_every_key_is_a_long_option)
 	ck_assert_int_eq(cfg.nlisten, 2);
 	ck_assert_str_eq(cfg.listen[1], "[::1]:2");
 	ck_assert_uint_eq(cfg.threads, 3);
-	ck_assert_uint_eq(cfg.max_buffer, 2 * 1024 * 1024);
+	ck_assert_uint_eq(cfg.max_buffer, (uint64_t)2 * 1024 * 1024);
 	ck_assert_uint_eq(cfg.max_connections, 7);
 	ck_assert_uint_eq(cfg.max_connections_per_ip, 2);
 	ck_assert_uint_eq(cfg.idle_timeout_ms, 3000);
