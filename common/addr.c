@@ -42,7 +42,7 @@ addr_parse(const char *s, struct addr_spec *out, char *err, size_t errlen)
 	if (*s == '[') {
 		const char *close = strchr(s, ']');
 		struct in6_addr in6;
-		char buf[ADDR_HOST_MAX];
+		char buf[ADDR_HOST_MAX], *scope;
 
 		if (close == NULL) {
 			snprintf(err, errlen, "'%s': missing ']'", s);
@@ -62,12 +62,18 @@ addr_parse(const char *s, struct addr_spec *out, char *err, size_t errlen)
 		}
 		memcpy(buf, host, hostlen);
 		buf[hostlen] = '\0';
-		/* A scope ("%eth0") is left to the resolver. */
-		if (strchr(buf, '%') == NULL &&
-		    inet_pton(AF_INET6, buf, &in6) != 1) {
+		/* A scope ("fe80::1%eth0") must follow an address and is
+		 * looked up by the resolver. */
+		scope = strchr(buf, '%');
+		if (scope != NULL)
+			*scope = '\0';
+		if (inet_pton(AF_INET6, buf, &in6) != 1 ||
+		    (scope != NULL && scope[1] == '\0')) {
 			snprintf(err, errlen, "'%s': bad IPv6 address", s);
 			return -1;
 		}
+		if (scope != NULL)
+			*scope = '%';
 	} else {
 		colon = strrchr(s, ':');
 		if (colon == NULL) {

@@ -63,6 +63,15 @@ START_TEST(test_addr_parse_leaves_ipv6_scope_to_resolver)
 }
 END_TEST
 
+START_TEST(test_addr_parse_scope_needs_address_and_name)
+{
+	parse_fails("[%]:80", "'[%]:80': bad IPv6 address");
+	parse_fails("[%eth0]:80", "'[%eth0]:80': bad IPv6 address");
+	parse_fails("[fe80::1%]:80", "'[fe80::1%]:80': bad IPv6 address");
+	parse_fails("[zz%lo]:80", "'[zz%lo]:80': bad IPv6 address");
+}
+END_TEST
+
 START_TEST(test_addr_parse_star_is_wildcard_with_empty_host)
 {
 	parse_ok("*:80", "", 80, 1);
@@ -365,6 +374,7 @@ addr_suite(void)
 	tcase_add_test(tc, test_addr_parse_accepts_ipv4_host_and_port);
 	tcase_add_test(tc, test_addr_parse_accepts_bracketed_ipv6);
 	tcase_add_test(tc, test_addr_parse_leaves_ipv6_scope_to_resolver);
+	tcase_add_test(tc, test_addr_parse_scope_needs_address_and_name);
 	tcase_add_test(tc, test_addr_parse_star_is_wildcard_with_empty_host);
 	tcase_add_test(tc, test_addr_parse_accepts_host_name_unresolved);
 	tcase_add_test(tc, test_addr_parse_accepts_port_bounds);
