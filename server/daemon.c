@@ -87,6 +87,7 @@ daemon_ready(void)
 int
 daemon_pidfile_open(const char *path, char *err, size_t errlen)
 {
+	static int registered;
 	char buf[32], cwd[PATH_MAX];
 	ssize_t n;
 	int fd;
@@ -126,6 +127,11 @@ daemon_pidfile_open(const char *path, char *err, size_t errlen)
 		return -1;
 	}
 	daemon_pid_fd = fd;
+	/* A start that fails after this (fatal() exits) leaves no file. */
+	if (!registered) {
+		atexit(daemon_pidfile_remove);
+		registered = 1;
+	}
 	return 0;
 }
 

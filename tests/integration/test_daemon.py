@@ -293,6 +293,20 @@ class PidFile(DaemonTestCase):
         server.stop_cleanly(self)
         self.assertFalse(os.path.exists(self.pidfile))
 
+    def test_failed_start_leaves_no_pid_file(self):
+        # The file is created and locked before binding; a start that then
+        # fails must not leave an empty pid file for scripts to trip on.
+        holder, port = echodtest.bound_port(listen=True)
+        self.addCleanup(holder.close)
+        for extra in ([], ["-d"]):
+            with self.subTest(daemonize=bool(extra)):
+                rc, err = self.run_parent(extra + ["-p", self.pidfile,
+                                                   "--listen",
+                                                   f"127.0.0.1:{port}"])
+                self.assertEqual(rc, 1, err)
+                self.assertFalse(os.path.exists(self.pidfile),
+                                 "a failed start left its pid file")
+
     def test_unwritable_pidfile_fails_with_exit_1(self):
         path = os.path.join(self.dir, "no-such-dir", "echod.pid")
         r = run_echod(["-p", path, "--listen", "127.0.0.1:0"])
