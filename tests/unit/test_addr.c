@@ -357,9 +357,9 @@ START_TEST(test_addr_resolve_rejects_service_name_with_resolver_message)
 	ck_assert_int_ne(rc, 0);
 	snprintf(want, sizeof(want), "127.0.0.1: %s", gai_strerror(rc));
 
-	ck_assert_int_eq(addr_resolve("127.0.0.1", "http", 0, out, 4, err,
-				      sizeof(err)),
-			 -1);
+	ck_assert_int_eq(
+		addr_resolve("127.0.0.1", "http", 0, out, 4, err, sizeof(err)),
+		-1);
 	ck_assert_str_eq(err, want);
 }
 END_TEST
@@ -400,11 +400,12 @@ addr_suite(void)
 	tc = tcase_create("resolve");
 	tcase_add_test(tc, test_addr_resolve_numeric_ipv4);
 	tcase_add_test(tc, test_addr_resolve_numeric_ipv6);
-	tcase_add_test(tc,
-		       test_addr_resolve_null_or_empty_host_is_passive_wildcard);
+	tcase_add_test(
+		tc, test_addr_resolve_null_or_empty_host_is_passive_wildcard);
 	tcase_add_test(tc, test_addr_resolve_stops_at_max);
 	tcase_add_test(
-		tc, test_addr_resolve_rejects_service_name_with_resolver_message);
+		tc,
+		test_addr_resolve_rejects_service_name_with_resolver_message);
 	suite_add_tcase(s, tc);
 
 	return s;

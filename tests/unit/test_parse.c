@@ -77,8 +77,7 @@ duration_fails(const char *s, uint64_t min, uint64_t max, const char *msg)
 	char err[256] = "";
 	uint64_t v = SENTINEL;
 
-	ck_assert_int_eq(parse_duration(s, min, max, &v, err, sizeof(err)),
-			 -1);
+	ck_assert_int_eq(parse_duration(s, min, max, &v, err, sizeof(err)), -1);
 	ck_assert_str_eq(err, msg);
 	ck_assert_uint_eq(v, SENTINEL);
 }
@@ -354,12 +353,14 @@ START_TEST(test_parse_duration_rejects_unknown_suffix)
 {
 	duration_fails("1d", 0, UINT64_MAX,
 		       "'1d' is not a duration (a number with ms, s, m or h)");
-	duration_fails("1sec", 0, UINT64_MAX,
-		       "'1sec' is not a duration (a number with ms, s, m or h)");
+	duration_fails(
+		"1sec", 0, UINT64_MAX,
+		"'1sec' is not a duration (a number with ms, s, m or h)");
 	duration_fails("1us", 0, UINT64_MAX,
 		       "'1us' is not a duration (a number with ms, s, m or h)");
-	duration_fails("1.5s", 0, UINT64_MAX,
-		       "'1.5s' is not a duration (a number with ms, s, m or h)");
+	duration_fails(
+		"1.5s", 0, UINT64_MAX,
+		"'1.5s' is not a duration (a number with ms, s, m or h)");
 }
 END_TEST
 
@@ -385,12 +386,10 @@ START_TEST(test_parse_duration_rejects_overflow)
 	/* A bare number is seconds, so UINT64_MAX of them overflows. */
 	duration_fails("18446744073709551615", 0, UINT64_MAX,
 		       "'18446744073709551615' is too large");
-	duration_ok("18446744073709551s", 0, UINT64_MAX,
-		    18446744073709551000u);
+	duration_ok("18446744073709551s", 0, UINT64_MAX, 18446744073709551000u);
 	duration_fails("18446744073709552s", 0, UINT64_MAX,
 		       "'18446744073709552s' is too large");
-	duration_ok("307445734561825m", 0, UINT64_MAX,
-		    18446744073709500000u);
+	duration_ok("307445734561825m", 0, UINT64_MAX, 18446744073709500000u);
 	duration_fails("307445734561826m", 0, UINT64_MAX,
 		       "'307445734561826m' is too large");
 	duration_ok("5124095576030h", 0, UINT64_MAX, 18446744073708000000u);
@@ -501,10 +500,23 @@ END_TEST
 START_TEST(test_parse_format_size_round_trips_through_parse_size)
 {
 	static const uint64_t values[] = {
-		0,	   1,	   100,	       1023,	  1024,
-		1025,	   4096,   65536,      MIB - 1,	  MIB,
-		MIB + 1,   64 * MIB, GIB,      3 * GIB,	  1024 * GIB,
-		UINT64_MAX, 17179869183 * GIB,
+		0,
+		1,
+		100,
+		1023,
+		1024,
+		1025,
+		4096,
+		65536,
+		MIB - 1,
+		MIB,
+		MIB + 1,
+		64 * MIB,
+		GIB,
+		3 * GIB,
+		1024 * GIB,
+		UINT64_MAX,
+		17179869183 * GIB,
 	};
 	size_t i;
 
@@ -551,8 +563,8 @@ END_TEST
 START_TEST(test_parse_format_duration_round_trips_through_parse_duration)
 {
 	static const uint64_t values[] = {
-		0,	1,	 250,	  999,	     1000,     1500,
-		60000,	90000,	 3600000, 5400000,  86400000, UINT64_MAX,
+		0,     1,     250,     999,	1000,	  1500,
+		60000, 90000, 3600000, 5400000, 86400000, UINT64_MAX,
 	};
 	size_t i;
 
@@ -593,14 +605,16 @@ parse_suite(void)
 	tcase_add_test(tc, test_parse_size_accepts_trailing_b_after_suffix);
 	tcase_add_test(tc, test_parse_size_rejects_unknown_suffix);
 	tcase_add_test(tc, test_parse_size_rejects_trailing_garbage);
-	tcase_add_test(tc, test_parse_size_rejects_empty_string_and_bare_suffix);
+	tcase_add_test(tc,
+		       test_parse_size_rejects_empty_string_and_bare_suffix);
 	tcase_add_test(tc, test_parse_size_rejects_signs);
 	tcase_add_test(tc, test_parse_size_rejects_spaces);
 	tcase_add_test(tc, test_parse_size_rejects_digit_overflow);
 	tcase_add_test(tc, test_parse_size_rejects_suffix_overflow);
 	tcase_add_test(tc, test_parse_size_accepts_range_bounds);
-	tcase_add_test(tc,
-		       test_parse_size_rejects_outside_range_naming_bounds_as_sizes);
+	tcase_add_test(
+		tc,
+		test_parse_size_rejects_outside_range_naming_bounds_as_sizes);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("duration");
@@ -617,17 +631,20 @@ parse_suite(void)
 
 	tc = tcase_create("bool");
 	tcase_add_test(tc, test_parse_bool_accepts_every_true_word_in_any_case);
-	tcase_add_test(tc, test_parse_bool_accepts_every_false_word_in_any_case);
+	tcase_add_test(tc,
+		       test_parse_bool_accepts_every_false_word_in_any_case);
 	tcase_add_test(tc, test_parse_bool_rejects_anything_else);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("format");
 	tcase_add_test(tc, test_parse_format_size_uses_largest_exact_unit);
 	tcase_add_test(tc, test_parse_format_size_truncates_to_buffer);
-	tcase_add_test(tc, test_parse_format_size_round_trips_through_parse_size);
+	tcase_add_test(tc,
+		       test_parse_format_size_round_trips_through_parse_size);
 	tcase_add_test(tc, test_parse_format_duration_uses_largest_exact_unit);
 	tcase_add_test(
-		tc, test_parse_format_duration_round_trips_through_parse_duration);
+		tc,
+		test_parse_format_duration_round_trips_through_parse_duration);
 	suite_add_tcase(s, tc);
 
 	return s;
