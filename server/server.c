@@ -129,32 +129,19 @@ server_reload(struct server *srv)
 		return;
 	systemd_notify("RELOADING=1");
 	if ((ncfg = malloc(sizeof(*ncfg))) == NULL) {
-		log_warnx("reload failed: out of memory");
-		goto done;
+		snprintf(err, sizeof(err), "out of memory");
+		goto fail;
 	}
 	if (options_load_config(srv->opts, ncfg, err, sizeof(err)) == -1) {
-		log_warnx("reload failed, keeping the running configuration: "
-			  "%s",
-			  err);
-		free(ncfg);
-		goto done;
+		free(ncfg); /* its contents were freed on failure */
+		goto fail;
 	}
-	if (ncfg->user != NULL &&
-	    daemon_user_check(ncfg->user, err, sizeof(err)) == -1) {
-		log_warnx("reload failed, keeping the running configuration: "
-			  "%s",
-			  err);
+	if ((ncfg->user != NULL &&
+	     daemon_user_check(ncfg->user, err, sizeof(err)) == -1) ||
+	    listener_reconcile(srv, ncfg, err, sizeof(err)) == -1) {
 		config_free(ncfg);
 		free(ncfg);
-		goto done;
-	}
-	if (listener_reconcile(srv, ncfg, err, sizeof(err)) == -1) {
-		log_warnx("reload failed, keeping the running configuration: "
-			  "%s",
-			  err);
-		config_free(ncfg);
-		free(ncfg);
-		goto done;
+		goto fail;
 	}
 	server_warn_restart_keys(srv->cfg, ncfg);
 	config_free(srv->cfg);
@@ -165,6 +152,9 @@ server_reload(struct server *srv)
 	worker_poke_all(srv);
 	log_info("configuration reloaded%s%s", ncfg->file ? " from " : "",
 		 ncfg->file ? ncfg->file : "");
+	goto done;
+fail:
+	log_warnx("reload failed, keeping the running configuration: %s", err);
 done:
 	systemd_notify("READY=1");
 	server_status(srv);
