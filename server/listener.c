@@ -34,8 +34,11 @@
 #define LISTENER_KEEPIDLE_S 60
 #define LISTENER_KEEPINTVL_S 10
 #define LISTENER_KEEPCNT 6
-/* Bytes read and dropped from a refused socket before closing it. */
+/* A refused socket's waiting input is read and dropped, at most this
+ * much, so that closing it sends a FIN rather than a reset; a peer that
+ * sent more gets the reset (the main loop is not held up by it). */
 #define LISTENER_REFUSE_DRAIN 4096
+#define LISTENER_REFUSE_READS 16
 
 struct listener {
 	TAILQ_ENTRY(listener) entry;
@@ -56,10 +59,12 @@ listener_refuse(struct server *srv, struct listener *l, int fd,
 {
 	char sink[LISTENER_REFUSE_DRAIN];
 	time_t now;
+	int i;
 
 	atomic_fetch_add(&srv->conns_refused, 1);
 	shutdown(fd, SHUT_WR);
-	while (read(fd, sink, sizeof(sink)) > 0)
+	for (i = 0;
+	     i < LISTENER_REFUSE_READS && read(fd, sink, sizeof(sink)) > 0; i++)
 		;
 	close(fd);
 	now = time(NULL);
