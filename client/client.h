@@ -1,8 +1,8 @@
 /*
  * client.h: what echo-client's files share beyond the options: the limit
  * on resolved addresses and the prototypes of each mode, grouped by file
- * (seq.c; load.c and report.c share load.h). The options are in
- * options.h.
+ * (seq.c; the load mode's files and report.c share load.h). The options
+ * are in options.h.
  */
 #ifndef CLIENT_H
 #define CLIENT_H

@@ -31,6 +31,9 @@ TIMEOUT_SCALE = float(os.environ.get("ECHOD_TIMEOUT_SCALE",
                                      "10" if WRAPPER else "1"))
 
 LISTEN_RE = re.compile(r"listening on (\S+)")
+# The line SIGUSR1 makes echod log; its fields are stats()'s keys.
+STATS_RE = (r"stats: connections current=(\d+) total=(\d+) refused=(\d+); "
+            r"bytes in=(\d+) out=(\d+)")
 SEED_MESSAGE = b"Hello from client!\n"
 MIB = 1024 * 1024
 
@@ -129,7 +132,8 @@ class Echod:
 
     # Lifecycle.
 
-    def start(self, timeout=10):
+    def spawn(self):
+        """Runs self.argv with its output drained into the log."""
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE)
@@ -137,6 +141,9 @@ class Echod:
                         _Drain(self.proc.stdout, self._stdout, self._cond)]
         for d in self._drains:
             d.start()
+
+    def start(self, timeout=10):
+        self.spawn()
         deadline = Deadline(timeout)
         with self._cond:
             while True:
@@ -358,17 +365,26 @@ def recv_until_eof(sock, timeout=10, limit=1 << 30):
 
 
 def exchange(sock, payload, timeout=60, half_close=False):
-    """Sends payload while reading concurrently (one thread, non-blocking,
-    so neither side's buffers can deadlock the test). Reads len(payload)
-    bytes; with half_close, shuts down the write side after sending and
-    reads on to EOF. Returns what was read."""
+    """Sends payload while reading concurrently. Reads len(payload) bytes;
+    with half_close, shuts down the write side after sending and reads on
+    to EOF. Returns what was read."""
+    return pump(sock, memoryview(payload), 0, timeout, half_close)
+
+
+def pump(sock, view, sent=0, timeout=60, half_close=False, each=None,
+         strict=False):
+    """Sends view[sent:] on sock while reading the echo (one thread,
+    non-blocking, so neither side's buffers can deadlock the test) until
+    len(view) bytes came back or, with half_close (the write side shut
+    down after the last byte), until EOF. each(sent, received) runs every
+    round. EOF ends the reading; with strict, EOF or a reset before
+    len(view) bytes fails the test. Returns what was read."""
     deadline = Deadline(timeout)
     sock.setblocking(False)
-    view = memoryview(payload)
-    sent, want = 0, len(payload)
+    want = len(view)
     received = bytearray()
     eof = False
-    if want == 0 and half_close:
+    if sent == want and half_close:
         sock.shutdown(socket.SHUT_WR)
     with selectors.DefaultSelector() as sel:
         sel.register(sock, selectors.EVENT_READ |
@@ -376,12 +392,14 @@ def exchange(sock, payload, timeout=60, half_close=False):
         while not eof and (len(received) < want or half_close):
             if deadline.expired():
                 raise AssertionError(
-                    f"exchange timed out after {deadline.seconds:g}s: "
+                    f"timed out after {deadline.seconds:g}s: "
                     f"sent {sent} of {want}, received {len(received)}")
-            for key, events in sel.select(min(deadline.remaining(), 1.0)):
+            if each is not None:
+                each(sent, len(received))
+            for _, events in sel.select(min(deadline.remaining(), 0.5)):
                 if events & selectors.EVENT_WRITE and sent < want:
                     try:
-                        sent += sock.send(view[sent:sent + (1 << 20)])
+                        sent += sock.send(view[sent:sent + MIB])
                     except BlockingIOError:
                         pass
                     if sent == want:
@@ -390,14 +408,82 @@ def exchange(sock, payload, timeout=60, half_close=False):
                         sel.modify(sock, selectors.EVENT_READ)
                 if events & selectors.EVENT_READ:
                     try:
-                        chunk = sock.recv(1 << 20)
+                        chunk = sock.recv(MIB)
                     except BlockingIOError:
                         continue
+                    except ConnectionResetError:
+                        if strict:
+                            raise AssertionError(
+                                f"reset after {len(received)} of {want} "
+                                f"bytes") from None
+                        raise
                     if not chunk:
+                        if strict:
+                            raise AssertionError(
+                                f"EOF after {len(received)} of {want} bytes")
                         eof = True
                     received += chunk
     sock.setblocking(True)
     return bytes(received)
+
+
+def small_buffer_socket(address, bufsize=64 * 1024):
+    """A non-blocking connection to address whose socket buffers are only
+    bufsize, so the kernel cannot soak up much on the test's behalf."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, bufsize)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, bufsize)
+        s.settimeout(scaled(10))
+        s.connect(address)
+        s.setblocking(False)
+    except BaseException:
+        s.close()
+        raise
+    return s
+
+
+def send_until_stalled(socks, view, stall, timeout=60, each=None):
+    """Sends view on every socket of socks without reading, until none of
+    them has taken a byte for stall seconds (scaled) or all of view went
+    out on each. each() runs every round. Returns the bytes each sent."""
+    sent = [0] * len(socks)
+    last = time.monotonic()
+    deadline = Deadline(timeout)
+    with selectors.DefaultSelector() as sel:
+        for i, s in enumerate(socks):
+            s.setblocking(False)
+            sel.register(s, selectors.EVENT_WRITE, i)
+        while time.monotonic() - last < scaled(stall) and sel.get_map():
+            if deadline.expired():
+                raise AssertionError("senders neither finished nor stalled")
+            if each is not None:
+                each()
+            for key, _ in sel.select(0.05):
+                i = key.data
+                try:
+                    n = key.fileobj.send(view[sent[i]:sent[i] + 65536])
+                except BlockingIOError:
+                    n = 0
+                except ConnectionResetError:
+                    raise AssertionError(f"echod reset a sender after "
+                                         f"{sent[i]} bytes") from None
+                if n:
+                    sent[i] += n
+                    last = time.monotonic()
+                if sent[i] == len(view):
+                    sel.unregister(key.fileobj)
+    return sent
+
+
+def stats(server):
+    """Asks echod for its counters (SIGUSR1); returns them as a dict with
+    the keys current, total, refused, in and out."""
+    start = len(server.stderr_lines())
+    server.send_signal(signal.SIGUSR1)
+    m = server.wait_log(STATS_RE, timeout=10, start=start)
+    return dict(zip(("current", "total", "refused", "in", "out"),
+                    map(int, m.groups())))
 
 
 def random_payload(size, seed):

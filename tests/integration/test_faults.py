@@ -8,7 +8,6 @@ to its baseline, and echod still answers."""
 import os
 import re
 import selectors
-import signal
 import socket
 import struct
 import sys
@@ -16,11 +15,9 @@ import time
 import unittest
 
 import echodtest
-from echodtest import (WRAPPER, Deadline, Echod, EchodTestCase, MIB,
-                       exchange, recv_exactly, scaled, wait_for)
+from echodtest import (MIB, WRAPPER, Deadline, Echod, EchodTestCase, exchange,
+                       recv_exactly, scaled, stats, wait_for)
 
-STATS_RE = (r"stats: connections current=(\d+) total=(\d+) refused=(\d+); "
-            r"bytes in=(\d+) out=(\d+)")
 # The descriptor limit echod runs under in the EMFILE test, and how many
 # connections the test opens against it.
 FD_LIMIT = 64
@@ -31,14 +28,6 @@ CPU_WINDOW = 2.0
 CPU_LIMIT = 0.3
 ACCEPT_WARNING_RE = r"accept on .*(Too many open files|EMFILE)"
 TIMEOUT_FACTOR = echodtest.TIMEOUT_SCALE
-
-
-def stats(server):
-    start = len(server.stderr_lines())
-    server.send_signal(signal.SIGUSR1)
-    m = server.wait_log(STATS_RE, timeout=10, start=start)
-    return dict(zip(("current", "total", "refused", "in", "out"),
-                    map(int, m.groups())))
 
 
 def cpu_seconds(pid):
@@ -243,32 +232,8 @@ class MisbehavingPeers(EchodTestCase):
         view = memoryview(payload)
         socks = []
         for _ in range(10):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)
-            s.settimeout(scaled(10))
-            s.connect(server.address)
-            s.setblocking(False)
-            socks.append(s)
-        sent = [0] * len(socks)
-        last = time.monotonic()
-        deadline = Deadline(60)
-        with selectors.DefaultSelector() as sel:
-            for i, s in enumerate(socks):
-                sel.register(s, selectors.EVENT_WRITE, i)
-            while time.monotonic() - last < scaled(0.5):
-                self.assertFalse(deadline.expired(), "senders never stalled")
-                for key, _ in sel.select(0.05):
-                    i = key.data
-                    try:
-                        n = key.fileobj.send(view[sent[i]:sent[i] + 65536])
-                    except BlockingIOError:
-                        n = 0
-                    if n:
-                        sent[i] += n
-                        last = time.monotonic()
-                    if sent[i] == len(view):
-                        sel.unregister(key.fileobj)
+            socks.append(echodtest.small_buffer_socket(server.address))
+        echodtest.send_until_stalled(socks, view, 0.5)
         self.assertEqual(stats(server)["current"], len(socks))
         for s in socks:
             s.close()

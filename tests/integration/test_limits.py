@@ -6,29 +6,16 @@ TCP keepalive is on by default and off with --tcp-keepalive no; --backlog
 sizes the listen queue."""
 
 import re
-import selectors
-import signal
 import socket
 import subprocess
 import time
 
 import echodtest
-from echodtest import (Deadline, EchodTestCase, MIB, recv_exactly, scaled,
-                       wait_for)
+from echodtest import (MIB, Deadline, EchodTestCase, recv_exactly, scaled,
+                       stats, wait_for)
 
-STATS_RE = (r"stats: connections current=(\d+) total=(\d+) refused=(\d+); "
-            r"bytes in=(\d+) out=(\d+)")
 # A refused connection must see EOF within this long.
 REFUSE_EOF_SECONDS = 2.0
-
-
-def stats(server):
-    """Asks echod for its counters (SIGUSR1) and returns them as a dict."""
-    start = len(server.stderr_lines())
-    server.send_signal(signal.SIGUSR1)
-    m = server.wait_log(STATS_RE, timeout=10, start=start)
-    return dict(zip(("current", "total", "refused", "in", "out"),
-                    map(int, m.groups())))
 
 
 def recv_outcome(sock, timeout):
@@ -213,32 +200,11 @@ class Limits(EchodTestCase):
                                   "64k", "--threads", "2")
         payload = echodtest.random_payload(16 * MIB, seed=501)
         view = memoryview(payload)
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s = echodtest.small_buffer_socket(server.address)
         self.addCleanup(s.close)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)
-        s.settimeout(scaled(10))
-        s.connect(server.address)
-        s.setblocking(False)
 
         # Send without reading until the sends stall (echod paused).
-        sent, last = 0, time.monotonic()
-        deadline = Deadline(60)
-        with selectors.DefaultSelector() as sel:
-            sel.register(s, selectors.EVENT_WRITE)
-            while time.monotonic() - last < scaled(1.0):
-                self.assertFalse(deadline.expired(), "sender never stalled")
-                if sel.select(0.05):
-                    try:
-                        n = s.send(view[sent:sent + 65536])
-                    except BlockingIOError:
-                        n = 0
-                    except ConnectionResetError:
-                        self.fail(f"echod reset a blocked slow reader after "
-                                  f"{sent} bytes sent (closed it as idle?)")
-                    if n:
-                        sent += n
-                        last = time.monotonic()
+        sent = echodtest.send_until_stalled([s], view, 1.0)[0]
         self.assertLess(sent, len(payload), "echod took 16 MiB from a peer "
                         "that does not read")
         # Stalled for 1s already; hold on for three idle timeouts more.
@@ -253,34 +219,9 @@ class Limits(EchodTestCase):
                          f"echod closed a blocked slow reader as idle: {st}")
 
         # Read everything back while sending the rest.
-        received = bytearray()
-        deadline = Deadline(60)
-        with selectors.DefaultSelector() as sel:
-            sel.register(s, selectors.EVENT_READ | selectors.EVENT_WRITE)
-            while len(received) < len(payload):
-                self.assertFalse(deadline.expired(),
-                                 f"read back {len(received)} bytes")
-                for _, events in sel.select(0.5):
-                    if events & selectors.EVENT_WRITE and sent < len(view):
-                        try:
-                            sent += s.send(view[sent:sent + 65536])
-                        except BlockingIOError:
-                            pass
-                        if sent == len(view):
-                            sel.modify(s, selectors.EVENT_READ)
-                    if events & selectors.EVENT_READ:
-                        try:
-                            chunk = s.recv(1 << 20)
-                        except BlockingIOError:
-                            continue
-                        except ConnectionResetError:
-                            self.fail(f"reset after {len(received)} bytes")
-                        self.assertNotEqual(chunk, b"", f"EOF after "
-                                            f"{len(received)} bytes")
-                        received += chunk
-        self.assertBytesEqual(bytes(received), payload)
+        received = echodtest.pump(s, view, sent, 60, strict=True)
+        self.assertBytesEqual(received, payload)
         # Quiet again now: the idle timeout applies once more.
-        s.setblocking(True)
         self.assertEqual(recv_outcome(s, 3.0), "eof")
         server.stop_cleanly(self)
 

@@ -149,48 +149,27 @@ class GracefulStop(SignalTestCase):
         sock = self.connect(server.address, timeout=60)
         payload = echodtest.random_payload(64 * MIB, 64)
         view = memoryview(payload)
-        received = bytearray()
-        sent = 0
         signalled_at = refused_checked_at = None
-        deadline = Deadline(120)
-        sock.setblocking(False)
-        with selectors.DefaultSelector() as sel:
-            sel.register(sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
-            while len(received) < len(payload):
-                self.assertFalse(deadline.expired(),
-                                 f"sent {sent}, received {len(received)}")
-                if signalled_at is None and sent >= 16 * MIB:
-                    server.send_signal(signal.SIGTERM)
-                    signalled_at = len(received)
-                if (signalled_at is not None and refused_checked_at is None
-                        and "SIGTERM: shutting down" in server.stderr()):
-                    # Mid-stream: the listener closes.
-                    self.assertRefusedSoon(server.address)
-                    refused_checked_at = len(received)
-                for _, events in sel.select(1.0):
-                    if events & selectors.EVENT_WRITE and sent < len(view):
-                        try:
-                            sent += sock.send(view[sent:sent + MIB])
-                        except BlockingIOError:
-                            pass
-                        if sent == len(view):
-                            sel.modify(sock, selectors.EVENT_READ)
-                    if events & selectors.EVENT_READ:
-                        try:
-                            chunk = sock.recv(MIB)
-                        except BlockingIOError:
-                            continue
-                        self.assertNotEqual(
-                            chunk, b"", f"EOF after {len(received)} bytes")
-                        received += chunk
-        sock.setblocking(True)
+
+        def midway(sent, received):
+            nonlocal signalled_at, refused_checked_at
+            if signalled_at is None and sent >= 16 * MIB:
+                server.send_signal(signal.SIGTERM)
+                signalled_at = received
+            if (signalled_at is not None and refused_checked_at is None
+                    and "SIGTERM: shutting down" in server.stderr()):
+                # Mid-stream: the listener closes.
+                self.assertRefusedSoon(server.address)
+                refused_checked_at = received
+        received = echodtest.pump(sock, view, 0, 120, each=midway,
+                                  strict=True)
         self.assertIsNotNone(signalled_at)
         self.assertLess(signalled_at, len(payload))
         self.assertIsNotNone(refused_checked_at,
                              "never saw 'SIGTERM: shutting down'")
         self.assertLess(refused_checked_at, len(payload),
                         "the refusal was not checked mid-stream")
-        self.assertBytesEqual(bytes(received), payload)
+        self.assertBytesEqual(received, payload)
         # Quiet now: the server closes the connection, then exits 0.
         self.assertEqual(echodtest.recv_until_eof(sock, 10), b"")
         self.assertEqual(server.wait(10), 0, server.stderr())

@@ -17,18 +17,15 @@ import math
 import os
 import random
 import selectors
-import signal
 import socket
 import struct
 import sys
 import time
 
 import echodtest
-from echodtest import (WRAPPER, EchodTestCase, MIB, exchange, scaled,
+from echodtest import (MIB, WRAPPER, EchodTestCase, exchange, scaled, stats,
                        wait_for)
 
-STATS_RE = (r"stats: connections current=(\d+) total=(\d+) refused=(\d+); "
-            r"bytes in=(\d+) out=(\d+)")
 
 SECONDS = float(os.environ.get("ECHOD_SOAK_SECONDS",
                                "10" if WRAPPER else "45"))
@@ -45,14 +42,6 @@ STALL_SECONDS = 30
 
 KINDS = ("echo", "halfclose", "reset", "slow")
 WEIGHTS = (45, 25, 15, 15)
-
-
-def stats(server):
-    start = len(server.stderr_lines())
-    server.send_signal(signal.SIGUSR1)
-    m = server.wait_log(STATS_RE, timeout=10, start=start)
-    return dict(zip(("current", "total", "refused", "in", "out"),
-                    map(int, m.groups())))
 
 
 class Conn:

@@ -17,8 +17,8 @@ import tempfile
 import time
 
 import echodtest
-from echodtest import (Deadline, Echod, EchodTestCase, _Drain, exchange,
-                       scaled, wait_for)
+from echodtest import (Deadline, Echod, EchodTestCase, exchange, scaled,
+                       wait_for)
 
 SOCKET_ACTIVATE = shutil.which("systemd-socket-activate")
 PORT_ATTEMPTS = 5
@@ -284,13 +284,7 @@ class ActivatedEchod(Echod):
     def start(self, timeout=10):
         """Returns once systemd-socket-activate listens on every port;
         None if a port was taken first."""
-        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE)
-        self._drains = [_Drain(self.proc.stderr, self._stderr, self._cond),
-                        _Drain(self.proc.stdout, self._stdout, self._cond)]
-        for d in self._drains:
-            d.start()
+        self.spawn()
         last = self.ports[-1]
         wait_for(lambda: f"Listening on 127.0.0.1:{last} as" in self.stderr()
                  or self.proc.poll() is not None, timeout,
