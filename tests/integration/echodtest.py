@@ -13,7 +13,6 @@ does, so that signals sent to the PID reach echod), ECHOD_TIMEOUT_SCALE
 Standard library only; no sleeps as synchronisation.
 """
 
-import errno
 import os
 import re
 import selectors
@@ -520,3 +519,14 @@ def bound_port(family=socket.AF_INET, host="127.0.0.1", listen=False):
 
 def main():
     unittest.main(verbosity=2)
+
+
+def rss_is_meaningful():
+    """False under valgrind or a sanitizer, whose allocators hold on to
+    freed memory (quarantine) and add shadow memory."""
+    if WRAPPER:
+        return False
+    with open(echod_path(), "rb") as f:
+        image = f.read()
+    return b"__asan_init" not in image and b"__tsan_init" not in image \
+        and b"__msan_init" not in image

@@ -13,7 +13,7 @@ import sys
 import time
 
 import echodtest
-from echodtest import (MIB, WRAPPER, Deadline, EchodTestCase, exchange, scaled,
+from echodtest import (MIB, Deadline, EchodTestCase, exchange, scaled,
                        stats, wait_for)
 
 
@@ -36,21 +36,10 @@ SETTLE_SECONDS = 5
 BURST_GROWTH_LIMIT_KIB = 4 * 1024
 
 
-def rss_is_meaningful():
-    """False under valgrind or a sanitizer, whose allocators hold on to
-    freed memory (quarantine) and add shadow memory."""
-    if WRAPPER:
-        return False
-    with open(echodtest.echod_path(), "rb") as f:
-        image = f.read()
-    return b"__asan_init" not in image and b"__tsan_init" not in image \
-        and b"__msan_init" not in image
-
-
 class Memory(EchodTestCase):
 
     def setUp(self):
-        self.check_rss = rss_is_meaningful()
+        self.check_rss = echodtest.rss_is_meaningful()
         if not self.check_rss:
             sys.stderr.write("\n  (RSS bounds not checked: wrapper or "
                              "sanitizer build)\n")
