@@ -198,14 +198,15 @@ class Limits(EchodTestCase):
         timeout: not idle; everything comes back once the peer reads."""
         server = self.start_echod("--idle-timeout", "500ms", "--max-buffer",
                                   "64k", "--threads", "2")
-        payload = echodtest.random_payload(16 * MIB, seed=501)
+        # Beyond what loopback's kernel buffers alone can hold.
+        payload = echodtest.random_payload(32 * MIB, seed=501)
         view = memoryview(payload)
         s = echodtest.small_buffer_socket(server.address)
         self.addCleanup(s.close)
 
         # Send without reading until the sends stall (echod paused).
         sent = echodtest.send_until_stalled([s], view, 1.0)[0]
-        self.assertLess(sent, len(payload), "echod took 16 MiB from a peer "
+        self.assertLess(sent, len(payload), "echod took 32 MiB from a peer "
                         "that does not read")
         # Stalled for 1s already; hold on for three idle timeouts more.
         time.sleep(1.5)
