@@ -10,6 +10,7 @@
  * with --threads 1 leaves a single thread with no hand-off at all.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,8 +157,9 @@ int
 worker_start_all(struct server *srv, char *err, size_t errlen)
 {
 	unsigned i, n = srv->cfg->threads;
+	sigset_t all, old;
 	long cpus;
-	int rc;
+	int rc = 0;
 
 	if (n == 0) {
 		cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -174,15 +176,26 @@ worker_start_all(struct server *srv, char *err, size_t errlen)
 	for (i = 0; i < n; i++)
 		if (worker_init(srv, &srv->workers[i], i, err, errlen) == -1)
 			return -1;
+	/*
+	 * Worker threads start with every signal blocked, so signals always
+	 * reach the main thread, whose loop handles them; a worker idle in
+	 * epoll_wait is never the one interrupted (nor, under TSan, one that
+	 * would hold a signal back until it wakes).
+	 */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
 	for (i = 1; i < n; i++) {
 		struct worker *w = &srv->workers[i];
 		rc = pthread_create(&w->thread, NULL, worker_main, w);
-		if (rc != 0) {
-			snprintf(err, errlen, "worker %u: pthread_create: %s",
-				 i, strerror(rc));
-			return -1;
-		}
+		if (rc != 0)
+			break;
 		w->has_thread = 1;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
+		snprintf(err, errlen, "worker %u: pthread_create: %s", i,
+			 strerror(rc));
+		return -1;
 	}
 	log_debug("started %u worker%s", n, n == 1 ? "" : "s");
 	worker_poke_all(srv);
