@@ -49,7 +49,7 @@
 #define ECHOD_DRAIN_QUIET_MS 100
 #define ECHOD_DRAIN_CHECK_MS 50
 /* After a burst of at least ECHOD_TRIM_MIN_PEAK connections falls to a
- * quarter, free heap pages go back to the system. */
+ * quarter, free heap pages go back to the system (see mem_trim_due()). */
 #define ECHOD_TRIM_MIN_PEAK 1000
 #define ECHOD_HOUSEKEEPING_MS 1000
 
@@ -198,8 +198,15 @@ void iptable_release(const struct sockaddr *sa);
 unsigned iptable_count(const struct sockaddr *sa);
 
 /* mem.c */
+/* When to trim: fed the connection count, pure, unit-tested. */
+struct mem_trim_policy {
+	uint64_t peak; /* most connections since the last trim */
+	int pending;   /* a trim left connections open: trim again */
+};
 void mem_init(void);
 void mem_trim(void);
+void mem_trim_note(struct mem_trim_policy *, uint64_t current);
+int mem_trim_due(struct mem_trim_policy *, uint64_t current);
 
 /* stats.c */
 struct stats {
@@ -252,7 +259,7 @@ struct server {
 	struct event *shutdown_timer; /* shutdown_timeout */
 	struct event *watchdog_timer; /* systemd WATCHDOG=1 and STATUS= */
 	struct event *housekeeping;   /* trims memory after a burst */
-	uint64_t conns_peak;	      /* since the last trim */
+	struct mem_trim_policy trim;  /* main loop's; fed on accept */
 	uint64_t watchdog_usec;
 	int stopping;
 

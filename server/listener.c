@@ -103,8 +103,7 @@ listener_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 		return;
 	}
 	n = atomic_fetch_add(&srv->conns_current, 1) + 1;
-	if (n > srv->conns_peak)
-		srv->conns_peak = n; /* for mem_trim() after a burst */
+	mem_trim_note(&srv->trim, n);
 	atomic_fetch_add(&srv->conns_total, 1);
 	worker_assign(srv, fd, sa, (socklen_t)salen, per_ip > 0);
 }

@@ -140,6 +140,35 @@ mem_init(void)
 	event_set_mem_functions(mem_malloc_fn, mem_realloc_fn, mem_free_fn);
 }
 
+/* Counts a new connection: the burst's peak. */
+void
+mem_trim_note(struct mem_trim_policy *p, uint64_t current)
+{
+	if (current > p->peak)
+		p->peak = current;
+}
+
+/*
+ * Says whether to trim now, given the connections open. A burst of at
+ * least ECHOD_TRIM_MIN_PEAK that has fallen to a quarter of its peak is
+ * trimmed; the connections still open then free their memory later, so
+ * the trim stays pending and repeats each time the count falls to a
+ * quarter again, however small, until one is done with none open.
+ * (Trimming only once left a slow burst's last ~700 connections'
+ * pages pinned.) Steady traffic below the minimum never trims.
+ */
+int
+mem_trim_due(struct mem_trim_policy *p, uint64_t current)
+{
+	if (p->peak < ECHOD_TRIM_MIN_PEAK && !p->pending)
+		return 0;
+	if (current > p->peak / 4)
+		return 0;
+	p->peak = current;
+	p->pending = current > 0;
+	return 1;
+}
+
 /* Gives the heap's free pages back to the system. */
 void
 mem_trim(void)

@@ -192,16 +192,14 @@ server_housekeeping_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct server *srv = arg;
 	uint64_t n = atomic_load(&srv->conns_current);
+	uint64_t peak = srv->trim.peak;
 
 	(void)fd;
 	(void)what;
-	if (srv->conns_peak >= ECHOD_TRIM_MIN_PEAK &&
-	    n <= srv->conns_peak / 4) {
+	if (mem_trim_due(&srv->trim, n)) {
 		log_debug("connections fell from %llu to %llu: trimming memory",
-			  (unsigned long long)srv->conns_peak,
-			  (unsigned long long)n);
+			  (unsigned long long)peak, (unsigned long long)n);
 		mem_trim();
-		srv->conns_peak = n;
 	}
 }
 
