@@ -254,7 +254,8 @@ struct server {
 	struct event *accept_resume; /* ends an accept back-off */
 	time_t accept_warned;	     /* last back-off warning, for rate limit */
 	time_t refuse_warned[2];     /* last refusal warning: total, per IP */
-	struct event *signals[5];
+	int signal_fd;		     /* signalfd of the signals we take */
+	struct event *signal_ev;
 	struct event *drain_timer;    /* while stopping: are we done? */
 	struct event *shutdown_timer; /* shutdown_timeout */
 	struct event *watchdog_timer; /* systemd WATCHDOG=1 and STATUS= */

@@ -177,10 +177,10 @@ worker_start_all(struct server *srv, char *err, size_t errlen)
 		if (worker_init(srv, &srv->workers[i], i, err, errlen) == -1)
 			return -1;
 	/*
-	 * Worker threads start with every signal blocked, so signals always
-	 * reach the main thread, whose loop handles them; a worker idle in
-	 * epoll_wait is never the one interrupted (nor, under TSan, one that
-	 * would hold a signal back until it wakes).
+	 * Worker threads start with every signal blocked: the ones echod
+	 * takes are read from server.c's signalfd on the main loop, and any
+	 * other goes to the main thread, so a worker idle in epoll_wait is
+	 * never the one interrupted.
 	 */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
