@@ -327,7 +327,7 @@ conn_new(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen,
 	if (salen > 0 && salen <= sizeof(c->peer))
 		memcpy(&c->peer, sa, salen);
 	c->last_active = conn_clock_ms();
-	c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->bev = bufferevent_socket_new(w->base, fd, 0); /* see conn_free() */
 	if (c->bev == NULL) {
 		log_warnx("cannot create a bufferevent");
 		free(c);
@@ -387,9 +387,19 @@ conn_free(struct conn *c)
 	conn_pause(c);
 	TAILQ_REMOVE(&c->w->conns, c, entry);
 	conn_count_written(c);
+	/*
+	 * The socket is ours to close, at once: libevent 2.1 finalizes a
+	 * bufferevent (and would close its socket) only on a later pass of
+	 * the loop. Until the socket is closed the connection still counts,
+	 * against max_connections and per IP, so that the counts never
+	 * promise descriptors that are still held. bufferevent_free() has
+	 * already taken the socket out of epoll, or does so on its way out
+	 * of the callback we are in (harmless on a closed descriptor).
+	 */
+	bufferevent_free(c->bev);
+	close(c->fd);
 	if (c->per_ip)
 		iptable_release(&c->peer.sa);
 	atomic_fetch_sub(&c->w->srv->conns_current, 1);
-	bufferevent_free(c->bev); /* closes the socket */
 	free(c);
 }
