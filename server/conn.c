@@ -1,9 +1,9 @@
 /*
  * conn.c: one client connection: read, echo, drain, close.
  *
- * Design. The connection is a bufferevent that owns the socket, the queue
- * of echo not yet written (its output evbuffer), the write event, write
- * errors and the low-watermark callback. The read side is the
+ * Design. The connection owns its socket and a bufferevent on it that
+ * owns the queue of echo not yet written (its output evbuffer), the write
+ * event, write errors and the low-watermark callback. The read side is the
  * connection's own: an event on the same socket whose callback reads up to
  * ECHOD_READ_SLICE bytes at a time. A socket bufferevent would read at most
  * 4096 bytes per call after an ioctl(FIONREAD), and every echo queued on
@@ -29,10 +29,13 @@
  * Idleness: each connection notes when it last moved a byte (a coarse
  * clock read, no system call), and the worker's sweep closes those silent
  * for idle_timeout with nothing queued, or, while stopping, those quiet
- * for ECHOD_DRAIN_QUIET_MS: a connection mid-echo or held back by a slow
- * reader always has something queued, so it is never idle.
+ * for ECHOD_DRAIN_QUIET_MS. A connection mid-echo or held back by a slow
+ * reader is never idle: its echo is queued here, or still in the kernel's
+ * send queue (SIOCOUTQ, asked only of a connection about to be closed as
+ * idle). Echo the peer's kernel has acknowledged counts as delivered.
  */
 #include <errno.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -350,6 +353,18 @@ fail:
 	return NULL;
 }
 
+/* Bytes of echo written to the socket that the peer has not yet
+ * acknowledged; 0 if the kernel will not say. */
+static int
+conn_unsent(const struct conn *c)
+{
+	int n = 0;
+
+	if (ioctl(c->fd, SIOCOUTQ, &n) == -1)
+		return 0;
+	return n;
+}
+
 /*
  * Closes c if it is idle: nothing queued and silent for idle_ms (0: no
  * idle timeout) or, while draining, for ECHOD_DRAIN_QUIET_MS with no
@@ -364,6 +379,11 @@ conn_sweep(struct conn *c, uint64_t now_ms, uint64_t idle_ms, int draining)
 	if (c->eof || evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
 		return 0;
 	if (idle_ms > 0 && silent >= idle_ms) {
+		if (conn_unsent(c) > 0) {
+			/* A slow reader is taking its echo: traffic. */
+			c->last_active = now_ms;
+			return 0;
+		}
 		if (log_enabled(LOG_LEVEL_DEBUG)) {
 			char name[ADDR_STRLEN];
 			log_debug("%s: idle for %llums, closing",

@@ -226,6 +226,38 @@ class Limits(EchodTestCase):
         self.assertEqual(recv_outcome(s, 3.0), "eof")
         server.stop_cleanly(self)
 
+    def test_slow_reader_of_kernel_buffered_echo_is_not_idle(self):
+        """All of the echo written into echod's socket, none queued in
+        echod, and the peer reading it slowly for several idle timeouts:
+        bytes still move, so the connection is not idle."""
+        server = self.start_echod("--idle-timeout", "500ms", "--threads", "2")
+        payload = echodtest.random_payload(256 * 1024, seed=502)
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(s.close)
+        # A small receive buffer keeps the echo in echod's send queue,
+        # where only the kernel knows it is still on its way.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(scaled(10))
+        s.connect(server.address)
+        s.sendall(payload)
+        received = bytearray()
+        start = time.monotonic()
+        while len(received) < len(payload):
+            chunk = s.recv(4096)
+            self.assertNotEqual(chunk, b"", "echod closed a connection "
+                                f"whose echo was still being read, after "
+                                f"{len(received)} bytes and "
+                                f"{time.monotonic() - start:.1f}s")
+            received += chunk
+            time.sleep(0.05)
+        self.assertGreater(time.monotonic() - start, 1.5,
+                           "the echo was read too fast to prove anything")
+        self.assertBytesEqual(bytes(received), payload)
+        self.assert_echoes(s, b"still open after a slow read\n")
+        # Quiet now: the idle timeout applies again.
+        self.assertEqual(recv_outcome(s, 3.0), "eof")
+        server.stop_cleanly(self)
+
     # Keepalive and backlog, as the kernel reports them.
 
     def ss(self, *args):
