@@ -159,14 +159,47 @@ daemon_pidfile_remove(void)
 {
 	if (daemon_pid_fd == -1)
 		return;
-	/* After dropping root this may fail; the released lock marks the
-	 * file stale either way. */
-	if (unlink(daemon_pid_path) == -1 && errno != ENOENT)
-		log_debug("pid file %s: %s", daemon_pid_path, strerror(errno));
+	/* After dropping root its directory may not let us (said at start):
+	 * then no stale pid is left in it, and the released lock marks it
+	 * stale for the next echod. Removed or emptied before the lock goes,
+	 * so never a file that a new echod has taken over. */
+	if (unlink(daemon_pid_path) == -1 && errno != ENOENT) {
+		int saved = errno;
+
+		if (ftruncate(daemon_pid_fd, 0) == -1)
+			log_warn("pid file %s: cannot remove (%s) nor empty it",
+				 daemon_pid_path, strerror(saved));
+		else
+			log_info("pid file %s: cannot remove it (%s); emptied "
+				 "it",
+				 daemon_pid_path, strerror(saved));
+	}
 	close(daemon_pid_fd);
 	daemon_pid_fd = -1;
 	free(daemon_pid_path);
 	daemon_pid_path = NULL;
+}
+
+/* Once we are the unprivileged user: warns, at start rather than at exit,
+ * when the pid file's directory will not let us remove the file. */
+static void
+daemon_pidfile_check_removable(const char *user)
+{
+	char dir[PATH_MAX];
+	char *slash;
+
+	if (daemon_pid_path == NULL ||
+	    snprintf(dir, sizeof(dir), "%s", daemon_pid_path) >=
+		    (int)sizeof(dir))
+		return;
+	slash = strrchr(dir, '/'); /* the path is absolute */
+	if (slash == NULL)
+		return;
+	slash[slash == dir ? 1 : 0] = '\0';
+	if (access(dir, W_OK | X_OK) == -1)
+		log_warnx("pid file %s: user %s cannot remove it from %s, so "
+			  "at exit it will be emptied instead",
+			  daemon_pid_path, user, dir);
 }
 
 /* Checks that the user exists, for --check-config and before binding. */
@@ -212,5 +245,6 @@ daemon_drop_privileges(const char *user, char *err, size_t errlen)
 		return -1;
 	}
 	log_info("running as user %s (uid %ld)", pw->pw_name, (long)pw->pw_uid);
+	daemon_pidfile_check_removable(pw->pw_name);
 	return 0;
 }

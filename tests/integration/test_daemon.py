@@ -7,6 +7,7 @@ stderr with --syslog."""
 
 import errno
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -399,6 +400,47 @@ class Privileges(DaemonTestCase):
             self.assertEqual(uid, ["65534"] * 4, f"thread {tid}")
         self.assertNotIn("0", proc_status(server.pid, "Groups"))
         server.stop_cleanly(self)
+
+    def start_as_nobody_with_pidfile(self, piddir):
+        pidfile = os.path.join(piddir, "echod.pid")
+        server = self.start_echod("-u", "nobody", "-p", pidfile)
+        server.wait_log(r"running as user nobody")
+        self.assertEchoes(server.address)
+
+        def contents():
+            with open(pidfile) as f:
+                return f.read()
+
+        self.assertEqual(wait_for(contents, 10, "the pid in the pid file"),
+                         f"{server.pid}\n")
+        return server, pidfile
+
+    def test_user_removes_pidfile_from_a_directory_it_may_write(self):
+        piddir = os.path.join(self.dir, "run")
+        os.mkdir(piddir)
+        os.chown(piddir, 65534, 65534)
+        os.chmod(self.dir, 0o755)
+        server, pidfile = self.start_as_nobody_with_pidfile(piddir)
+        self.assertNotIn("pid file", server.stderr())
+        server.stop_cleanly(self)
+        self.assertFalse(os.path.exists(pidfile), "pid file left behind")
+
+    def test_user_empties_pidfile_it_cannot_remove_and_says_so(self):
+        # A root-owned directory, as /run is: nobody cannot unlink there.
+        piddir = os.path.join(self.dir, "run")
+        os.mkdir(piddir, 0o755)
+        os.chmod(self.dir, 0o755)
+        server, pidfile = self.start_as_nobody_with_pidfile(piddir)
+        server.wait_log(r"warn(ing)?: pid file " + re.escape(pidfile) +
+                        r": user nobody cannot remove it from " +
+                        re.escape(piddir) +
+                        r", so at exit it will be emptied instead")
+        server.stop_cleanly(self)
+        with open(pidfile) as f:
+            self.assertEqual(f.read(), "", "a stale pid was left behind")
+        self.assertRegex(server.stderr(),
+                         r"pid file .*: cannot remove it \(Permission "
+                         r"denied\); emptied it")
 
     def test_unknown_user_exits_78_before_binding(self):
         port = free_port()
