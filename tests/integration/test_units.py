@@ -265,6 +265,9 @@ class InstallTest(unittest.TestCase):
             service = staged(units / "echod.service").read_text()
             self.assertTrue(staged(units / "echod.socket").is_file())
             args = unit_settings(service, "ExecStart")[0].split()
+            if cmake_cache(build, "CMAKE_INSTALL_SYSCONFDIR") == "/etc":
+                # The default, whatever the prefix.
+                self.assertEqual(args[2], "/etc/echod/echod.conf", service)
             binary, conf = staged(args[0]), staged(args[2])
             self.assertTrue(os.access(binary, os.X_OK), binary)
             source = Path(cmake_cache(build, "echod_SOURCE_DIR"))
