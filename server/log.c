@@ -190,6 +190,34 @@ LOG_DEFINE(log_warnx, LOG_LEVEL_WARN, NULL)
 LOG_DEFINE(log_info, LOG_LEVEL_INFO, NULL)
 LOG_DEFINE(log_debug, LOG_LEVEL_DEBUG, NULL)
 
+/*
+ * The reason echod exits is logged, and with syslog also written to
+ * stderr: a start that fails (a busy address, say) must tell whoever
+ * started it, even where syslog is not listening. (A daemon's stderr is
+ * /dev/null once it is serving.)
+ */
+static void fatal_vwrite(const char *fmt, va_list ap, const char *suffix)
+	__attribute__((format(printf, 1, 0)));
+
+static void
+fatal_vwrite(const char *fmt, va_list ap, const char *suffix)
+{
+	char msg[LOG_LINE_MAX];
+	va_list copy;
+	int n;
+
+	va_copy(copy, ap);
+	log_vwrite(LOG_LEVEL_ERROR, fmt, copy, suffix);
+	va_end(copy);
+	if (log_target != LOG_TO_SYSLOG)
+		return;
+	n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (n < 0)
+		return;
+	dprintf(STDERR_FILENO, "echod: %s%s%s\n", msg, suffix ? ": " : "",
+		suffix ? suffix : "");
+}
+
 void
 fatal(int status, const char *fmt, ...)
 {
@@ -197,7 +225,7 @@ fatal(int status, const char *fmt, ...)
 	int saved = errno;
 
 	va_start(ap, fmt);
-	log_vwrite(LOG_LEVEL_ERROR, fmt, ap, strerror(saved));
+	fatal_vwrite(fmt, ap, strerror(saved));
 	va_end(ap);
 	exit(status);
 }
@@ -208,7 +236,7 @@ fatalx(int status, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	log_vwrite(LOG_LEVEL_ERROR, fmt, ap, NULL);
+	fatal_vwrite(fmt, ap, NULL);
 	va_end(ap);
 	exit(status);
 }

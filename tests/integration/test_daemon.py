@@ -516,6 +516,17 @@ class Logging(DaemonTestCase):
             self.assertRegex(line, r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z "
                                    r"echod\[\d+\] (error|warn|info|debug): ")
 
+    def test_syslog_still_says_why_a_start_failed_on_stderr(self):
+        # Where syslog is not listening (or not read), a start that fails
+        # must still tell whoever started echod.
+        holder, port = echodtest.bound_port(listen=True)
+        self.addCleanup(holder.close)
+        r = run_echod(["--syslog", "--listen", f"127.0.0.1:{port}"])
+        err = r.stderr.decode()
+        self.assertEqual(r.returncode, 1, err)
+        self.assertEqual(err, f"echod: cannot listen on 127.0.0.1:{port}: "
+                         "Address already in use\n")
+
     def test_syslog_writes_nothing_to_stderr(self):
         for _ in range(PORT_ATTEMPTS):
             port = free_port()
