@@ -88,6 +88,10 @@ options_bad(int argc, char **argv, int missing, char *err, size_t errlen)
 		snprintf(name, sizeof(name), "-%c", optopt);
 	if (missing)
 		snprintf(err, errlen, "option '%s' needs a value", name);
+	else if (optopt != 0 && strncmp(arg, "--", 2) == 0 &&
+		 strchr(arg, '=') != NULL)
+		/* getopt knew the option: it refused "--syslog=yes". */
+		snprintf(err, errlen, "option '%s' takes no value", name);
 	else
 		snprintf(err, errlen, "unknown option '%s'", name);
 }

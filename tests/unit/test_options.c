@@ -108,6 +108,8 @@ END_TEST
 START_TEST(test_options_usage_errors_name_the_option)
 {
 	parse_fails("--bogus", NULL, "unknown option '--bogus'");
+	parse_fails("--bogus=1", NULL, "unknown option '--bogus'");
+	parse_fails("--syslog=yes", NULL, "option '--syslog' takes no value");
 	parse_fails("-x", NULL, "unknown option '-x'");
 	parse_fails("-t", NULL, "option '-t' needs a value");
 	parse_fails("--threads", NULL, "option '--threads' needs a value");
