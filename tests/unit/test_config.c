@@ -166,6 +166,40 @@ START_TEST(test_config_rejects_garbage)
 }
 END_TEST
 
+START_TEST(test_config_rejects_bad_quoting)
+{
+	load_fails("log_level = \"info\n",
+		   "1: 'log_level' has no closing quote");
+	load_fails("log_level = \"info\" x\n",
+		   "1: 'log_level' has text after its closing quote");
+}
+END_TEST
+
+START_TEST(test_config_rejects_overlong_line)
+{
+	char text[6000];
+
+	memset(text, 'a', sizeof(text) - 2);
+	memcpy(text, "log_level = ", 12);
+	text[sizeof(text) - 2] = '\n';
+	text[sizeof(text) - 1] = '\0';
+	load_fails(text, "1: line longer than 4096 bytes");
+}
+END_TEST
+
+START_TEST(test_config_rejects_too_many_listen_addresses)
+{
+	char text[8192] = "";
+	size_t len = 0;
+	int i;
+
+	for (i = 0; i <= ECHOD_MAX_LISTEN; i++)
+		len += (size_t)snprintf(text + len, sizeof(text) - len,
+					"listen = 127.0.0.1:%d\n", 10000 + i);
+	load_fails(text, "65: 'listen' has more than 64 addresses");
+}
+END_TEST
+
 START_TEST(test_config_rejects_nul_byte)
 {
 	struct config cfg;
@@ -230,6 +264,9 @@ config_suite(void)
 	tcase_add_test(tc, test_config_rejects_duplicate_single_key);
 	tcase_add_test(tc, test_config_rejects_out_of_range);
 	tcase_add_test(tc, test_config_rejects_garbage);
+	tcase_add_test(tc, test_config_rejects_bad_quoting);
+	tcase_add_test(tc, test_config_rejects_overlong_line);
+	tcase_add_test(tc, test_config_rejects_too_many_listen_addresses);
 	tcase_add_test(tc, test_config_rejects_nul_byte);
 	tcase_add_test(tc, test_config_missing_file);
 	tcase_add_test(tc, test_config_listen_may_repeat);
