@@ -338,6 +338,39 @@ class Reload(SignalTestCase):
         s2.close()
         server.stop_cleanly(self)
 
+    def test_idle_timeout_applies_to_open_connections(self):
+        server = self.start_with_conf("listen = 127.0.0.1:0\n")
+        quiet = self.connect(server.address)
+        self.assertEchoes(quiet, b"then silent\n")
+        busy = self.connect(server.address)
+        self.reload(server, "listen = 127.0.0.1:0\nidle_timeout = 300ms\n")
+        # The silent one is closed; the one that keeps talking is not.
+        deadline = Deadline(3)
+        while not deadline.expired():
+            self.assertEchoes(busy, b"busy\n")
+            time.sleep(0.1)
+        self.assertClosedByServer(quiet, timeout=0.1)
+        self.assertEchoes(busy, b"still open\n")
+        self.reload(server, "listen = 127.0.0.1:0\nidle_timeout = 0\n")
+        time.sleep(1)
+        self.assertEchoes(busy, b"no timeout any more\n")
+        server.stop_cleanly(self)
+
+    def test_max_connections_applies_to_the_next_accept(self):
+        server = self.start_with_conf("listen = 127.0.0.1:0\n"
+                                      "max_connections = 10\n")
+        held = [self.connect(server.address) for _ in range(3)]
+        for s in held:
+            self.assertEchoes(s)
+        self.reload(server, "listen = 127.0.0.1:0\nmax_connections = 3\n")
+        extra = self.connect(server.address)
+        self.assertClosedByServer(extra)
+        for s in held:
+            self.assertEchoes(s, b"kept past the lower limit\n")
+        self.reload(server, "listen = 127.0.0.1:0\nmax_connections = 4\n")
+        self.assertEchoes(self.connect(server.address), b"room again\n")
+        server.stop_cleanly(self)
+
     def test_listen_address_added_then_removed(self):
         server = self.start_with_conf("listen = 127.0.0.1:0\n")
         first = server.address
