@@ -131,17 +131,24 @@ class Failures(EchodTestCase):
     def test_altered_echo_exits_1(self):
         msg = b"Hello from client!\n"
         server = self.fake(len(msg), lambda d: d.upper())
-        self.assertFails(["-n", "1", "127.0.0.1", server.port])
+        self.assertFails(["-n", "1", "127.0.0.1", server.port],
+                         f"connection 1/1 to 127.0.0.1:{server.port}: echo "
+                         "differs at byte offset 1 of 19 (sent 0x65, "
+                         "received 0x45)")
 
     def test_short_echo_exits_1(self):
         msg = b"Hello from client!\n"
         server = self.fake(len(msg), lambda d: d[:5])
-        self.assertFails(["-n", "1", "-t", "5", "127.0.0.1", server.port])
+        self.assertFails(["-n", "1", "-t", "5", "127.0.0.1", server.port],
+                         f"connection 1/1 to 127.0.0.1:{server.port}: ",
+                         "5 of 19 bytes")
 
     def test_too_long_echo_exits_1(self):
         msg = b"Hello from client!\n"
         server = self.fake(len(msg), lambda d: d + b"extra")
-        self.assertFails(["-n", "1", "127.0.0.1", server.port])
+        self.assertFails(["-n", "1", "127.0.0.1", server.port],
+                         f"connection 1/1 to 127.0.0.1:{server.port}: "
+                         "received more than the 19 bytes sent")
 
     def test_corrupted_random_payload_exits_1(self):
         def flip_one(d):
