@@ -236,6 +236,15 @@ conn_read_queued(struct conn *c, struct evbuffer *out, size_t want)
 	return n;
 }
 
+/* Backpressure: stop reading; the write callback resumes at half of the
+ * max_buffer in force now (a reload may have changed it since). */
+static void
+conn_hold_back(struct conn *c, uint64_t max)
+{
+	bufferevent_setwatermark(c->bev, EV_WRITE, (size_t)(max / 2), 0);
+	conn_pause(c);
+}
+
 static void
 conn_read_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -258,7 +267,7 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
 		}
 	} else {
 		if (queued >= max) {
-			conn_pause(c);
+			conn_hold_back(c, max);
 			return;
 		}
 		if (max - queued < slice)
@@ -269,7 +278,7 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	if (n > 0) {
 		if (evbuffer_get_length(out) >= max)
-			conn_pause(c);
+			conn_hold_back(c, max);
 		return;
 	}
 	if (n == 0) {
