@@ -285,9 +285,13 @@ class Limits(EchodTestCase):
         for line in self.server_side_sockets(server, 3):
             # The first probe is due within echod's 60 s of idleness, not
             # the kernel's default two hours ("timer:(keepalive,119min,0)").
-            m = re.search(r"timer:\(keepalive,(\d+)sec,", line)
+            # ss writes the time left as "1min", "59sec", "1min2sec" or
+            # "5.123ms" (5.123 s).
+            m = re.search(r"timer:\(keepalive,(?:(\d+)min)?"
+                          r"(?:(\d+)(?:sec|\.))?(?:(\d+)ms)?,", line)
             self.assertIsNotNone(m, line)
-            self.assertLessEqual(int(m.group(1)), 60, line)
+            mins, secs, ms = (int(g or 0) for g in m.groups())
+            self.assertLessEqual(mins * 60 + secs + ms / 1000, 60, line)
         server.stop_cleanly(self)
 
     def test_keepalive_off(self):
