@@ -3,6 +3,7 @@
 #   ./build.sh run [ECHOD OPTIONS]   install what is missing, build, run echod
 #   ./build.sh test                  install what is missing, build, run all tests
 #   ./build.sh build                 install what is missing, build
+#   ./build.sh deps [PACKAGE ...]    install what is missing, and PACKAGEs
 # BUILD_DIR (default build), ECHOD_PRESET (a CMakePresets.json configure
 # preset, e.g. asan) and CI=true (warnings become errors) tune it.
 set -eu
@@ -14,9 +15,11 @@ PACKAGES="build-essential cmake pkg-config libevent-dev check python3
   netcat-openbsd ncat socat util-linux procps systemd iproute2 clang
   libclang-rt-14-dev valgrind"
 
+# Installs the Debian packages of $PACKAGES and of the arguments that are
+# missing.
 deps() {
 	missing=""
-	for p in $PACKAGES; do
+	for p in $PACKAGES "$@"; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
 			grep -q "install ok installed" || missing="$missing $p"
 	done
@@ -62,8 +65,12 @@ test)
 build)
 	build
 	;;
+deps)
+	deps "$@"
+	;;
 *)
-	echo "usage: ./build.sh run [ECHOD OPTIONS] | test [CTEST OPTIONS] | build" >&2
+	echo "usage: ./build.sh run [ECHOD OPTIONS] | test [CTEST OPTIONS] |" \
+		"build | deps [PACKAGE ...]" >&2
 	exit 64
 	;;
 esac
