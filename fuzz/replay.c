@@ -10,63 +10,31 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/stat.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* Runs the target on one file; returns 0, or -1 if it cannot be read. */
 static int
-replay_file(const char *path)
+replay_file(const char *path, size_t size)
 {
-	FILE *fp = fopen(path, "rb");
-	uint8_t *data = NULL;
-	size_t size = 0, cap = 0, n;
-
-	if (fp == NULL) {
-		perror(path);
-		return -1;
-	}
-	for (;;) {
-		if (size == cap) {
-			uint8_t *bigger;
-
-			cap = cap ? cap * 2 : 4096;
-			if ((bigger = realloc(data, cap)) == NULL) {
-				fprintf(stderr, "%s: out of memory\n", path);
-				free(data);
-				fclose(fp);
-				return -1;
-			}
-			data = bigger;
-		}
-		n = fread(data + size, 1, cap - size, fp);
-		size += n;
-		if (n == 0)
-			break;
-	}
-	if (ferror(fp)) {
-		perror(path);
-		free(data);
-		fclose(fp);
-		return -1;
-	}
-	fclose(fp);
 	/* Exactly size bytes, as libFuzzer passes them: ASan sees overreads. */
-	{
-		uint8_t *exact = malloc(size ? size : 1);
+	uint8_t *data = malloc(size ? size : 1);
+	FILE *fp = fopen(path, "rb");
+	int rc = -1;
 
-		if (exact == NULL) {
-			free(data);
-			return -1;
-		}
-		if (size > 0)
-			memcpy(exact, data, size);
-		free(data);
-		LLVMFuzzerTestOneInput(exact, size);
-		free(exact);
-	}
-	return 0;
+	if (data == NULL || fp == NULL)
+		perror(path);
+	else if (fread(data, 1, size, fp) != size)
+		fprintf(stderr, "%s: short read\n", path);
+	else
+		rc = 0;
+	if (fp != NULL)
+		fclose(fp);
+	if (rc == 0)
+		LLVMFuzzerTestOneInput(data, size);
+	free(data);
+	return rc;
 }
 
 /* Runs the target on path, or on every regular file in it. */
@@ -84,7 +52,7 @@ replay_path(const char *path, unsigned *count)
 	}
 	if (!S_ISDIR(st.st_mode)) {
 		(*count)++;
-		return replay_file(path);
+		return replay_file(path, (size_t)st.st_size);
 	}
 	if ((n = scandir(path, &names, NULL, alphasort)) == -1) {
 		perror(path);
@@ -96,7 +64,7 @@ replay_path(const char *path, unsigned *count)
 			     names[i]->d_name) < (int)sizeof(file) &&
 		    stat(file, &st) == 0 && S_ISREG(st.st_mode)) {
 			(*count)++;
-			if (replay_file(file) == -1)
+			if (replay_file(file, (size_t)st.st_size) == -1)
 				rc = -1;
 		}
 		free(names[i]);
