@@ -29,6 +29,13 @@ static const int log_priorities[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
 
 enum log_target { LOG_TO_STDERR, LOG_TO_JOURNAL, LOG_TO_SYSLOG };
 static enum log_target log_target = LOG_TO_STDERR;
+/*
+ * Set by fatal()/fatalx(): the reason echod exits goes to stderr as well
+ * as to syslog. A start that fails (a busy address, say) must tell whoever
+ * started it, even where syslog is not listening. (A daemon's stderr is
+ * /dev/null once it is serving.)
+ */
+static _Atomic int log_exiting;
 
 /* Is standard error the journal's stream (JOURNAL_STREAM is "dev:ino")? */
 static int
@@ -93,6 +100,8 @@ log_vwrite(int level, const char *fmt, va_list ap, const char *suffix)
 	if (log_target == LOG_TO_SYSLOG) {
 		line[n] = '\0';
 		syslog(log_priorities[level], "%s", line);
+		if (log_exiting)
+			dprintf(STDERR_FILENO, "echod: %s\n", line);
 		return;
 	}
 	line[n++] = '\n';
@@ -190,34 +199,6 @@ LOG_DEFINE(log_warnx, LOG_LEVEL_WARN, NULL)
 LOG_DEFINE(log_info, LOG_LEVEL_INFO, NULL)
 LOG_DEFINE(log_debug, LOG_LEVEL_DEBUG, NULL)
 
-/*
- * The reason echod exits is logged, and with syslog also written to
- * stderr: a start that fails (a busy address, say) must tell whoever
- * started it, even where syslog is not listening. (A daemon's stderr is
- * /dev/null once it is serving.)
- */
-static void fatal_vwrite(const char *fmt, va_list ap, const char *suffix)
-	__attribute__((format(printf, 1, 0)));
-
-static void
-fatal_vwrite(const char *fmt, va_list ap, const char *suffix)
-{
-	char msg[LOG_LINE_MAX];
-	va_list copy;
-	int n;
-
-	va_copy(copy, ap);
-	log_vwrite(LOG_LEVEL_ERROR, fmt, copy, suffix);
-	va_end(copy);
-	if (log_target != LOG_TO_SYSLOG)
-		return;
-	n = vsnprintf(msg, sizeof(msg), fmt, ap);
-	if (n < 0)
-		return;
-	dprintf(STDERR_FILENO, "echod: %s%s%s\n", msg, suffix ? ": " : "",
-		suffix ? suffix : "");
-}
-
 void
 fatal(int status, const char *fmt, ...)
 {
@@ -225,7 +206,8 @@ fatal(int status, const char *fmt, ...)
 	int saved = errno;
 
 	va_start(ap, fmt);
-	fatal_vwrite(fmt, ap, strerror(saved));
+	log_exiting = 1;
+	log_vwrite(LOG_LEVEL_ERROR, fmt, ap, strerror(saved));
 	va_end(ap);
 	exit(status);
 }
@@ -236,7 +218,8 @@ fatalx(int status, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	fatal_vwrite(fmt, ap, NULL);
+	log_exiting = 1;
+	log_vwrite(LOG_LEVEL_ERROR, fmt, ap, NULL);
 	va_end(ap);
 	exit(status);
 }
