@@ -153,6 +153,16 @@ class DaemonTestCase(EchodTestCase):
         with echodtest.connect(address) as s:
             self.assertEqual(echodtest.exchange(s, payload, 10), payload)
 
+    def assertPidWritten(self, pidfile, pid):
+        """pidfile comes to hold pid (written once serving, a moment after
+        the "listening on" line)."""
+        def contents():
+            with open(pidfile) as f:
+                return f.read()
+
+        self.assertEqual(wait_for(contents, 10, "the pid in the pid file"),
+                         f"{pid}\n")
+
     def terminate_daemon(self, pid, pidfile=None):
         os.kill(pid, signal.SIGTERM)
         wait_for(lambda: not proc_alive(pid), 10, f"daemon {pid} to exit")
@@ -282,15 +292,8 @@ class PidFile(DaemonTestCase):
 
     def test_foreground_pidfile_holds_echod_pid(self):
         server = self.start_echod("-p", self.pidfile)
-        # Written once serving, a moment after the "listening on" line.
         self.assertEchoes(server.address)
-
-        def contents():
-            with open(self.pidfile) as f:
-                return f.read()
-
-        self.assertEqual(wait_for(contents, 10, "the pid in the pid file"),
-                         f"{server.pid}\n")
+        self.assertPidWritten(self.pidfile, server.pid)
         server.stop_cleanly(self)
         self.assertFalse(os.path.exists(self.pidfile))
 
@@ -406,13 +409,7 @@ class Privileges(DaemonTestCase):
         server = self.start_echod("-u", "nobody", "-p", pidfile)
         server.wait_log(r"running as user nobody")
         self.assertEchoes(server.address)
-
-        def contents():
-            with open(pidfile) as f:
-                return f.read()
-
-        self.assertEqual(wait_for(contents, 10, "the pid in the pid file"),
-                         f"{server.pid}\n")
+        self.assertPidWritten(pidfile, server.pid)
         return server, pidfile
 
     def test_user_removes_pidfile_from_a_directory_it_may_write(self):
