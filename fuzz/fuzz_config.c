@@ -86,30 +86,21 @@ fuzz_streq(const char *a, const char *b)
 static void
 fuzz_check_same(const struct config *a, const struct config *b)
 {
+	size_t k;
 	int i;
 
-	if (a->nlisten != b->nlisten)
-		abort();
+	for (k = 0; k < config_nkeys; k++)
+		if (!config_key_equal(&config_keys[k], a, b))
+			abort();
 	for (i = 0; i < a->nlisten; i++) {
-		const struct addr_spec *sa = &a->listen_spec[i];
-		const struct addr_spec *sb = &b->listen_spec[i];
+		const struct addr_spec *sa = &a->listen[i].addr;
+		const struct addr_spec *sb = &b->listen[i].addr;
 
-		if (!fuzz_streq(a->listen[i], b->listen[i]) ||
-		    strcmp(sa->host, sb->host) != 0 || sa->port != sb->port ||
-		    sa->wildcard != sb->wildcard)
+		if (strcmp(sa->host, sb->host) != 0 || sa->port != sb->port ||
+		    sa->wildcard != sb->wildcard ||
+		    a->listen[i].line != b->listen[i].line)
 			abort();
 	}
-	if (a->threads != b->threads || a->max_buffer != b->max_buffer ||
-	    a->max_connections != b->max_connections ||
-	    a->max_connections_per_ip != b->max_connections_per_ip ||
-	    a->idle_timeout_ms != b->idle_timeout_ms ||
-	    a->tcp_keepalive != b->tcp_keepalive || a->backlog != b->backlog ||
-	    a->shutdown_timeout_ms != b->shutdown_timeout_ms ||
-	    a->log_level != b->log_level || a->syslog != b->syslog ||
-	    a->daemonize != b->daemonize ||
-	    !fuzz_streq(a->pid_file, b->pid_file) ||
-	    !fuzz_streq(a->user, b->user))
-		abort();
 }
 
 /* Every setting within the limits of its key. */
@@ -122,9 +113,9 @@ fuzz_check_limits(const struct config *cfg)
 	if (cfg->nlisten < 0 || cfg->nlisten > ECHOD_MAX_LISTEN)
 		abort();
 	for (j = 0; j < cfg->nlisten; j++) {
-		const struct addr_spec *s = &cfg->listen_spec[j];
+		const struct addr_spec *s = &cfg->listen[j].addr;
 
-		if (cfg->listen[j] == NULL ||
+		if (cfg->listen[j].text == NULL ||
 		    memchr(s->host, '\0', sizeof(s->host)) == NULL ||
 		    (s->wildcard && s->host[0] != '\0'))
 			abort();

@@ -61,6 +61,10 @@ const struct config_key config_keys[] = {
 
 const size_t config_nkeys = sizeof(config_keys) / sizeof(config_keys[0]);
 
+/* options.c sizes its getopt tables by ECHOD_MAX_KEYS. */
+_Static_assert(sizeof(config_keys) / sizeof(config_keys[0]) <= ECHOD_MAX_KEYS,
+	       "raise ECHOD_MAX_KEYS: options.c cannot hold every key");
+
 void
 config_init(struct config *cfg)
 {
@@ -82,8 +86,8 @@ config_clear_listen(struct config *cfg)
 	int i;
 
 	for (i = 0; i < cfg->nlisten; i++) {
-		free(cfg->listen[i]);
-		cfg->listen[i] = NULL;
+		free(cfg->listen[i].text);
+		cfg->listen[i].text = NULL;
 	}
 	cfg->nlisten = 0;
 }
@@ -109,15 +113,16 @@ config_key_find(const char *name)
 	return NULL;
 }
 
+/* Adds a listen line; the caller sets its line number. Two lines that
+ * name one address in different words are listener_check()'s to find. */
 static int
 config_add_listen(struct config *cfg, const char *value, char *err,
 		  size_t errlen)
 {
+	struct listen_conf *lc;
 	struct addr_spec spec;
-	char *copy;
-	int i;
-
 	char msg[256];
+	int i;
 
 	if (addr_parse(value, &spec, msg, sizeof(msg)) == -1) {
 		snprintf(err, errlen, "has a bad address: %s", msg);
@@ -125,7 +130,7 @@ config_add_listen(struct config *cfg, const char *value, char *err,
 	}
 	/* Port 0 asks for a fresh port each time: not a duplicate. */
 	for (i = 0; spec.port != 0 && i < cfg->nlisten; i++) {
-		if (strcmp(cfg->listen[i], value) == 0) {
+		if (strcmp(cfg->listen[i].text, value) == 0) {
 			snprintf(err, errlen, "lists '%s' twice", value);
 			return -1;
 		}
@@ -135,12 +140,16 @@ config_add_listen(struct config *cfg, const char *value, char *err,
 			 ECHOD_MAX_LISTEN);
 		return -1;
 	}
-	if ((copy = strdup(value)) == NULL) {
+	lc = &cfg->listen[cfg->nlisten];
+	memset(lc, 0, sizeof(*lc));
+	if ((lc->text = strdup(value)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	cfg->listen[cfg->nlisten] = copy;
-	cfg->listen_spec[cfg->nlisten] = spec;
+	lc->kind = LISTEN_TCP;
+	lc->addr = spec;
+	lc->profile = (struct conn_profile){
+		CONN_TRANSPORT_PLAIN, CONN_PREAMBLE_NONE, CONN_BEHAVIOUR_ECHO};
 	cfg->nlisten++;
 	return 0;
 }
@@ -365,6 +374,8 @@ config_parse_line(struct config *cfg, char *line, int lineno, int *seen,
 		snprintf(err, errlen, "'%s' %s", name, msg);
 		return -1;
 	}
+	if (key->kind == CONFIG_LISTEN)
+		cfg->listen[cfg->nlisten - 1].line = lineno;
 	return 0;
 }
 
@@ -419,4 +430,80 @@ config_finish(struct config *cfg, char *err, size_t errlen)
 		return config_add_listen(cfg, ECHOD_DEFAULT_LISTEN, err,
 					 errlen);
 	return 0;
+}
+
+/* The key's field in cfg. */
+static void *
+config_field(const struct config_key *key, const struct config *cfg)
+{
+	return (char *)(uintptr_t)cfg + key->offset;
+}
+
+/* Do a and b hold the same value for key? (The listen set is compared
+ * by listener.c, which opens and closes what differs.) */
+int
+config_key_equal(const struct config_key *key, const struct config *a,
+		 const struct config *b)
+{
+	const void *fa = config_field(key, a), *fb = config_field(key, b);
+	const char *sa, *sb;
+	int i;
+
+	switch (key->kind) {
+	case CONFIG_LISTEN:
+		if (a->nlisten != b->nlisten)
+			return 0;
+		for (i = 0; i < a->nlisten; i++)
+			if (strcmp(a->listen[i].text, b->listen[i].text) != 0)
+				return 0;
+		return 1;
+	case CONFIG_UINT:
+		return *(const unsigned *)fa == *(const unsigned *)fb;
+	case CONFIG_SIZE:
+	case CONFIG_DURATION:
+		return *(const uint64_t *)fa == *(const uint64_t *)fb;
+	case CONFIG_BOOL:
+	case CONFIG_LEVEL:
+		return *(const int *)fa == *(const int *)fb;
+	case CONFIG_STRING:
+		sa = *(char *const *)fa;
+		sb = *(char *const *)fb;
+		return sa == sb ||
+		       (sa != NULL && sb != NULL && !strcmp(sa, sb));
+	}
+	return 0;
+}
+
+/* Exchanges key's values between a and b (a reload keeps the running
+ * value of a key it cannot apply). Not for the listen set. */
+void
+config_key_swap(const struct config_key *key, struct config *a,
+		struct config *b)
+{
+	unsigned char tmp[sizeof(uint64_t) > sizeof(char *) ? sizeof(uint64_t)
+							    : sizeof(char *)];
+	size_t n;
+
+	switch (key->kind) {
+	case CONFIG_UINT:
+		n = sizeof(unsigned);
+		break;
+	case CONFIG_SIZE:
+	case CONFIG_DURATION:
+		n = sizeof(uint64_t);
+		break;
+	case CONFIG_BOOL:
+	case CONFIG_LEVEL:
+		n = sizeof(int);
+		break;
+	case CONFIG_STRING:
+		n = sizeof(char *);
+		break;
+	case CONFIG_LISTEN:
+	default:
+		return;
+	}
+	memcpy(tmp, config_field(key, a), n);
+	memcpy(config_field(key, a), config_field(key, b), n);
+	memcpy(config_field(key, b), tmp, n);
 }

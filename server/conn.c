@@ -26,6 +26,18 @@
  * socket is closed (never with unread input, which would send a reset).
  * Errors and resets free the connection at once.
  *
+ * Layers. What the connection does is its listener's conn_profile, copied
+ * at accept and dispatched on once, in conn_new(): the transport (how
+ * bytes move: plain read(2)/write(2) here; TLS would be a bufferevent
+ * that owns both sides, in a file of its own), an optional preamble (read
+ * before any echo, e.g. a PROXY header, by a read callback of its own
+ * that hands over to the behaviour's when done), and the behaviour (plain
+ * echo here; injected faults in a file of their own). The plain path
+ * below checks none of them per read: adding a layer adds a callback, not
+ * a branch on this path. The pure policies it applies (when to hold back,
+ * when to resume, how much to read, when a draining connection is done)
+ * are functions of their own, unit-tested.
+ *
  * Idleness: each connection notes when it last moved a byte (a coarse
  * clock read, no system call), and the worker's sweep closes those silent
  * for idle_timeout with nothing queued, or, while stopping, those quiet
@@ -37,7 +49,6 @@
 #include <errno.h>
 #include <linux/sockios.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -58,7 +69,6 @@ struct conn {
 	int fd;
 	unsigned reading : 1;	  /* rev is added */
 	unsigned eof : 1;	  /* the peer has closed its sending side */
-	unsigned per_ip : 1;	  /* holds a slot in iptable.c */
 	uint64_t last_active;	  /* conn_clock_ms() when a byte last moved */
 	uint64_t queued_total;	  /* bytes ever appended to the output */
 	uint64_t written_counted; /* of those, counted in bytes_out */
@@ -85,6 +95,38 @@ struct conn *
 conn_next(struct conn *c)
 {
 	return TAILQ_NEXT(c, entry);
+}
+
+/* Backpressure: stop reading once max_buffer bytes of echo wait. */
+int
+conn_must_hold_back(uint64_t queued, uint64_t max_buffer)
+{
+	return queued >= max_buffer;
+}
+
+/* ... and read again once the queue has drained to half of it. */
+uint64_t
+conn_resume_mark(uint64_t max_buffer)
+{
+	return max_buffer / 2;
+}
+
+/* How much one read may take: a slice, and never more than would push
+ * the queue past max_buffer (0 when it is there already). */
+size_t
+conn_read_budget(uint64_t queued, uint64_t max_buffer)
+{
+	uint64_t room = queued < max_buffer ? max_buffer - queued : 0;
+
+	return room < ECHOD_READ_SLICE ? (size_t)room : ECHOD_READ_SLICE;
+}
+
+/* While stopping, a connection is done once nothing is queued either way
+ * (no echo waiting, no unread input) and it has been quiet a moment. */
+int
+conn_drain_done(uint64_t silent_ms, int queued, int unread)
+{
+	return !queued && !unread && silent_ms >= ECHOD_DRAIN_QUIET_MS;
 }
 
 static uint64_t
@@ -241,7 +283,8 @@ conn_read_queued(struct conn *c, struct evbuffer *out, size_t want)
 static void
 conn_hold_back(struct conn *c, uint64_t max)
 {
-	bufferevent_setwatermark(c->bev, EV_WRITE, (size_t)(max / 2), 0);
+	bufferevent_setwatermark(c->bev, EV_WRITE,
+				 (size_t)conn_resume_mark(max), 0);
 	conn_pause(c);
 }
 
@@ -252,7 +295,7 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 	uint64_t max = conn_max_buffer(c);
 	size_t queued = evbuffer_get_length(out);
-	size_t slice = max < ECHOD_READ_SLICE ? (size_t)max : ECHOD_READ_SLICE;
+	size_t slice = conn_read_budget(queued, max);
 	ssize_t n;
 
 	(void)what;
@@ -266,18 +309,16 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
 				return;
 		}
 	} else {
-		if (queued >= max) {
+		if (conn_must_hold_back(queued, max)) {
 			conn_hold_back(c, max);
 			return;
 		}
-		if (max - queued < slice)
-			slice = (size_t)(max - queued);
 		n = conn_read_queued(c, out, slice);
 		if (n > 0)
 			conn_received(c, (size_t)n);
 	}
 	if (n > 0) {
-		if (evbuffer_get_length(out) >= max)
+		if (conn_must_hold_back(evbuffer_get_length(out), max))
 			conn_hold_back(c, max);
 		return;
 	}
@@ -323,9 +364,30 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 		conn_free(c);
 }
 
+/* The read callback that starts a connection of this profile. A new
+ * layer's value goes in its switch (-Wswitch points here). */
+static event_callback_fn
+conn_first_phase(const struct conn_profile *p)
+{
+	switch (p->behaviour) {
+	case CONN_BEHAVIOUR_ECHO:
+		break;
+	}
+	switch (p->preamble) {
+	case CONN_PREAMBLE_NONE:
+		break;
+	}
+	switch (p->transport) {
+	case CONN_TRANSPORT_PLAIN:
+		break;
+	}
+	return conn_read_cb;
+}
+
+/* Makes a connection of an admitted socket; on failure the socket is
+ * released, and NULL returned. */
 struct conn *
-conn_new(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen,
-	 int per_ip)
+conn_new(struct worker *w, const struct accepted *a)
 {
 	struct conn *c;
 
@@ -334,12 +396,11 @@ conn_new(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen,
 		goto fail;
 	}
 	c->w = w;
-	c->fd = fd;
-	c->per_ip = per_ip != 0;
-	if (salen > 0 && salen <= sizeof(c->peer))
-		memcpy(&c->peer, sa, salen);
+	c->fd = a->fd;
+	if (a->peerlen <= sizeof(c->peer))
+		memcpy(&c->peer, &a->peer, a->peerlen);
 	c->last_active = conn_clock_ms();
-	c->bev = bufferevent_socket_new(w->base, fd, 0); /* see conn_free() */
+	c->bev = bufferevent_socket_new(w->base, c->fd, 0); /* conn_free() */
 	if (c->bev == NULL) {
 		log_warnx("cannot create a bufferevent");
 		free(c);
@@ -347,18 +408,16 @@ conn_new(struct worker *w, int fd, const struct sockaddr *sa, socklen_t salen,
 	}
 	bufferevent_setcb(c->bev, NULL, conn_write_cb, conn_event_cb, c);
 	bufferevent_setwatermark(c->bev, EV_WRITE,
-				 (size_t)(conn_max_buffer(c) / 2), 0);
-	event_assign(&c->rev, w->base, fd, EV_READ | EV_PERSIST, conn_read_cb,
-		     c);
+				 (size_t)conn_resume_mark(conn_max_buffer(c)),
+				 0);
+	event_assign(&c->rev, w->base, c->fd, EV_READ | EV_PERSIST,
+		     conn_first_phase(&a->profile), c);
 	conn_resume(c);
 	TAILQ_INSERT_TAIL(&w->conns, c, entry);
 	return c;
 fail:
-	/* The listener counted this connection in. */
-	close(fd);
-	atomic_fetch_sub(&w->srv->conns_current, 1);
-	if (per_ip)
-		iptable_release(sa);
+	admission_release(w->srv->adm, a->fd,
+			  (const struct sockaddr *)&a->peer);
 	return NULL;
 }
 
@@ -383,7 +442,7 @@ int
 conn_sweep(struct conn *c, uint64_t now_ms, uint64_t idle_ms, int draining)
 {
 	uint64_t silent = now_ms - c->last_active;
-	int pending = 0;
+	int unread = 0;
 
 	if (c->eof || evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
 		return 0;
@@ -403,7 +462,8 @@ conn_sweep(struct conn *c, uint64_t now_ms, uint64_t idle_ms, int draining)
 		return 1;
 	}
 	if (draining && silent >= ECHOD_DRAIN_QUIET_MS &&
-	    ioctl(c->fd, FIONREAD, &pending) == 0 && pending == 0) {
+	    ioctl(c->fd, FIONREAD, &unread) == 0 &&
+	    conn_drain_done(silent, 0, unread > 0)) {
 		conn_free(c);
 		return 1;
 	}
@@ -419,16 +479,13 @@ conn_free(struct conn *c)
 	/*
 	 * The socket is ours to close, at once: libevent 2.1 finalizes a
 	 * bufferevent (and would close its socket) only on a later pass of
-	 * the loop. Until the socket is closed the connection still counts,
-	 * against max_connections and per IP, so that the counts never
-	 * promise descriptors that are still held. bufferevent_free() has
-	 * already taken the socket out of epoll, or does so on its way out
-	 * of the callback we are in (harmless on a closed descriptor).
+	 * the loop. admission.c closes it and only then gives back its
+	 * slots, so that the counts never promise descriptors still held.
+	 * bufferevent_free() has already taken the socket out of epoll, or
+	 * does so on its way out of the callback we are in (harmless on a
+	 * closed descriptor).
 	 */
 	bufferevent_free(c->bev);
-	close(c->fd);
-	if (c->per_ip)
-		iptable_release(&c->peer.sa);
-	atomic_fetch_sub(&c->w->srv->conns_current, 1);
+	admission_release(c->w->srv->adm, c->fd, &c->peer.sa);
 	free(c);
 }

@@ -78,10 +78,45 @@ _Noreturn void fatal(int status, const char *fmt, ...)
 _Noreturn void fatalx(int status, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/*
+ * What a listener gives each of its connections, chosen once per listen
+ * line and copied into the connection at accept, so a reload changes it
+ * for new connections only. Each layer is one choice made here and one
+ * dispatch at conn_new() or at a phase boundary, never per byte; see
+ * conn.c's note. Today every listener is plain TCP echo.
+ */
+enum conn_transport {
+	CONN_TRANSPORT_PLAIN /* read(2)/write(2) on the socket: the fast path */
+};
+enum conn_preamble {
+	CONN_PREAMBLE_NONE /* echo from the first byte */
+};
+enum conn_behaviour {
+	CONN_BEHAVIOUR_ECHO /* every byte back, unchanged, at once */
+};
+struct conn_profile {
+	enum conn_transport transport;
+	enum conn_preamble preamble;
+	enum conn_behaviour behaviour;
+};
+
 /* config.c */
+/* How a listener takes its peers; each kind is opened by listener.c. */
+enum listen_kind {
+	LISTEN_TCP /* a TCP stream socket per resolved address */
+};
+
+/* One listen line: what listener.c opens, and what its connections get. */
+struct listen_conf {
+	char *text; /* as written: its identity across reloads */
+	int line;   /* in the config file; 0: the command line */
+	enum listen_kind kind;
+	struct addr_spec addr;	     /* where */
+	struct conn_profile profile; /* what its connections get */
+};
+
 struct config {
-	char *listen[ECHOD_MAX_LISTEN]; /* as written: "HOST:PORT" */
-	struct addr_spec listen_spec[ECHOD_MAX_LISTEN];
+	struct listen_conf listen[ECHOD_MAX_LISTEN];
 	int nlisten;
 	unsigned threads; /* 0: one per online CPU */
 	uint64_t max_buffer;
@@ -109,10 +144,11 @@ enum config_kind {
 	CONFIG_LEVEL,
 	CONFIG_STRING
 };
-#define CONFIG_RELOAD 0x1 /* SIGHUP applies a change to the running daemon */
-#define CONFIG_FLAG                                                            \
-	0x2 /* a boolean that is a bare flag on the command line               \
-	     */
+/* SIGHUP applies a change to the running daemon; without it, a change
+ * waits for a restart and the reload says so. */
+#define CONFIG_RELOAD 0x1
+/* A boolean that is a bare flag on the command line. */
+#define CONFIG_FLAG 0x2
 
 struct config_key {
 	const char *name; /* file key; the long option is the same with '-' */
@@ -138,6 +174,10 @@ int config_parse_line(struct config *cfg, char *line, int lineno, int *seen,
 		      char *err, size_t errlen);
 int config_load(struct config *cfg, const char *path, char *err, size_t errlen);
 int config_finish(struct config *cfg, char *err, size_t errlen);
+int config_key_equal(const struct config_key *key, const struct config *a,
+		     const struct config *b);
+void config_key_swap(const struct config_key *key, struct config *a,
+		     struct config *b);
 
 /* options.c */
 struct options_override {
@@ -163,33 +203,65 @@ int options_apply(const struct options *o, struct config *cfg, char *err,
 int options_load_config(const struct options *o, struct config *cfg, char *err,
 			size_t errlen);
 
+/* admission.c */
+struct admission;
+enum admission_verdict { ADMIT_OK, ADMIT_FULL, ADMIT_FULL_PER_IP };
+struct admission *admission_new(void);
+void admission_free(struct admission *adm);
+void admission_configure(struct admission *adm, const struct config *cfg);
+enum admission_verdict admission_admit(struct admission *adm,
+				       const struct sockaddr *peer,
+				       uint64_t *current);
+void admission_release(struct admission *adm, int fd,
+		       const struct sockaddr *peer);
+uint64_t admission_current(const struct admission *adm);
+void admission_counts(const struct admission *adm, uint64_t *current,
+		      uint64_t *total, uint64_t *refused);
+
+/* An admitted socket on its way from the listener to a worker. */
+struct accepted {
+	int fd;
+	socklen_t peerlen;
+	struct sockaddr_storage peer;
+	struct conn_profile profile;
+};
+
 /* listener.c */
 struct server;
+int listener_init(struct server *srv, char *err, size_t errlen);
 int listener_open_all(struct server *srv, char *err, size_t errlen);
 int listener_reconcile(struct server *srv, const struct config *ncfg, char *err,
 		       size_t errlen);
 void listener_apply_options(struct server *srv);
 void listener_close_all(struct server *srv);
-void listener_init(struct server *srv);
+void listener_free_all(struct server *srv);
 void listener_announce(struct server *srv);
+int listener_check(const struct config *cfg, int *conflict, char *err,
+		   size_t errlen);
+/* The policies it applies, pure. */
+int listener_accept_error_pauses(int err);
 
 /* worker.c */
 struct worker;
 int worker_start_all(struct server *srv, char *err, size_t errlen);
 void worker_stop_all(struct server *srv);
-void worker_assign(struct server *srv, int fd, const struct sockaddr *sa,
-		   socklen_t salen, int per_ip);
+void worker_assign(struct server *srv, const struct accepted *a);
 void worker_poke_all(struct server *srv);
-void worker_sweep(struct worker *w);
+void worker_bytes(struct server *srv, uint64_t *in, uint64_t *out);
+uint64_t worker_sweep_period(uint64_t idle_ms, int draining);
 
 /* conn.c */
 struct conn;
-struct conn *conn_new(struct worker *w, int fd, const struct sockaddr *sa,
-		      socklen_t salen, int per_ip);
+struct conn *conn_new(struct worker *w, const struct accepted *a);
 void conn_free(struct conn *c);
 int conn_sweep(struct conn *c, uint64_t now_ms, uint64_t idle_ms, int draining);
 uint64_t conn_clock_ms(void);
 struct conn *conn_next(struct conn *c);
+/* The policies it applies, pure. */
+int conn_must_hold_back(uint64_t queued, uint64_t max_buffer);
+uint64_t conn_resume_mark(uint64_t max_buffer);
+size_t conn_read_budget(uint64_t queued, uint64_t max_buffer);
+int conn_drain_done(uint64_t silent_ms, int queued, int unread);
 
 /* iptable.c */
 int iptable_key(const struct sockaddr *sa, unsigned char key[17]);
@@ -244,16 +316,10 @@ void server_free(struct server *srv);
 struct server {
 	const struct options *opts;
 	struct config *cfg; /* main thread only; workers read the atomics */
-	struct event_base *base; /* main loop: listeners, signals, timers */
-	struct worker *workers;	 /* workers[0] runs on the main thread */
-	unsigned nworkers;
-	unsigned next_worker; /* round robin; main thread only */
-	TAILQ_HEAD(, listener) listeners;
-	int activated;		     /* listeners came from systemd */
-	int announced;		     /* "listening on" lines were logged */
-	struct event *accept_resume; /* ends an accept back-off */
-	time_t accept_warned;	     /* last back-off warning, for rate limit */
-	time_t refuse_warned[2];     /* last refusal warning: total, per IP */
+	struct event_base *base;     /* main loop: listeners, signals, timers */
+	struct listener_set *listen; /* listener.c's */
+	struct worker_pool *pool;    /* worker.c's */
+	struct admission *adm;	     /* admission.c's */
 	int signal_fd;		     /* signalfd of the signals we take */
 	struct event *signal_ev;
 	struct event *drain_timer;    /* while stopping: are we done? */
@@ -268,10 +334,6 @@ struct server {
 	_Atomic uint64_t max_buffer;
 	_Atomic uint64_t idle_timeout_ms;
 	_Atomic int draining;
-
-	_Atomic uint64_t conns_current;
-	_Atomic uint64_t conns_total;
-	_Atomic uint64_t conns_refused;
 };
 
 /* A worker: one event loop, its connections, its thread. */
@@ -280,12 +342,12 @@ struct worker {
 	struct server *srv;
 	struct event_base *base;
 	pthread_t thread;
-	int has_thread;	       /* workers[0] runs on the main thread */
+	int has_thread;	       /* worker 0 runs on the main thread */
 	struct event *notify;  /* sockets were queued for this worker */
 	struct event *control; /* settings changed, or draining began */
 	struct event *sweep;   /* idle and drain checks */
 	pthread_mutex_t lock;  /* guards the hand-off queue below */
-	struct handoff *queue;
+	struct accepted *queue;
 	size_t queue_len, queue_cap;
 	TAILQ_HEAD(, conn) conns;
 	unsigned char *rbuf; /* ECHOD_READ_SLICE bytes of read space */

@@ -1,9 +1,11 @@
 /*
  * iptable.c: how many connections each client address has open, for
- * max_connections_per_ip. The listener takes a slot on accept (main
- * thread) and the connection gives it back when it closes (its worker's
- * thread), so the table is guarded by a mutex; it is touched only while
- * the limit is on. IPv4-mapped IPv6 addresses count as their IPv4 host.
+ * max_connections_per_ip. admission.c takes a slot on accept (main
+ * thread) and gives it back when the socket closes (its worker's thread),
+ * so the table is guarded by a mutex. Every connection is counted, limit
+ * or none, so that the limit may be switched on at any time. IPv4-mapped
+ * IPv6 addresses count as their IPv4 host; other families are not
+ * counted.
  */
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -81,7 +83,7 @@ iptable_acquire(const struct sockaddr *sa, unsigned limit)
 		e->next = *head;
 		*head = e;
 	}
-	if (e->count >= limit)
+	if (limit > 0 && e->count >= limit)
 		rc = -1;
 	else
 		e->count++;

@@ -3,21 +3,30 @@
  * socket per resolved listen address (or taking systemd's), wrapping each
  * in an evconnlistener on the main loop, opening and closing them as a
  * reload changes the listen set, refusing connections past
- * max_connections or max_connections_per_ip, and backing off (not spinning)
- * when accept(2) runs out of descriptors or memory. Accepted sockets go to
- * worker.c.
+ * max_connections or max_connections_per_ip (admission.c counts them),
+ * and backing off (not spinning) when accept(2) runs out of descriptors or
+ * memory. Accepted sockets go to worker.c with the connection profile of
+ * the listen line they came in on.
+ *
+ * Kinds. A listen line's kind decides how its sockets are opened and how
+ * peers are taken: a TCP stream listener binds each resolved address and
+ * accepts through an evconnlistener. A Unix stream listener would differ
+ * only in how it binds; a datagram (UDP) listener has no connections and
+ * would take its own path from listener_open_conf() instead of
+ * listener_add(). Everything a listener's connections get (transport,
+ * preamble, behaviour) is its conn_profile, copied at accept.
  *
  * Socket options that accepted sockets inherit on Linux (TCP_NODELAY,
  * SO_KEEPALIVE and its timers) are set once on the listening socket,
  * saving every connection those system calls.
  */
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -44,8 +53,19 @@ struct listener {
 	TAILQ_ENTRY(listener) entry;
 	struct server *srv;
 	struct evconnlistener *lev;
-	char spec[ADDR_HOST_MAX + 8]; /* the config's text, "" if systemd's */
-	char name[ADDR_STRLEN];	      /* the bound address */
+	char *text;		     /* the listen line, "" if systemd's */
+	char name[ADDR_STRLEN];	     /* the bound address */
+	struct conn_profile profile; /* what its connections get */
+};
+
+/* Every listener, and the accept policy's own state: main thread only. */
+struct listener_set {
+	TAILQ_HEAD(, listener) list;
+	int activated;		     /* the sockets came from systemd */
+	int announced;		     /* "listening on" lines were logged */
+	struct event *accept_resume; /* ends an accept back-off */
+	time_t accept_warned;	     /* last back-off warning, for rate limit */
+	time_t refuse_warned[2];     /* last refusal warning: total, per IP */
 };
 
 /*
@@ -57,20 +77,20 @@ static void
 listener_refuse(struct server *srv, struct listener *l, int fd,
 		const struct sockaddr *sa, int per_ip)
 {
+	struct listener_set *ls = srv->listen;
 	char sink[LISTENER_REFUSE_DRAIN];
 	time_t now;
 	int i;
 
-	atomic_fetch_add(&srv->conns_refused, 1);
 	shutdown(fd, SHUT_WR);
 	for (i = 0;
 	     i < LISTENER_REFUSE_READS && read(fd, sink, sizeof(sink)) > 0; i++)
 		;
 	close(fd);
 	now = time(NULL);
-	if (now == srv->refuse_warned[per_ip])
+	if (now == ls->refuse_warned[per_ip])
 		return;
-	srv->refuse_warned[per_ip] = now;
+	ls->refuse_warned[per_ip] = now;
 	if (per_ip) {
 		char name[ADDR_STRLEN];
 		log_warnx("%s: max_connections_per_ip (%u) reached for %s, "
@@ -90,62 +110,79 @@ listener_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 {
 	struct listener *l = arg;
 	struct server *srv = l->srv;
-	unsigned per_ip = srv->cfg->max_connections_per_ip;
+	struct accepted a;
 	uint64_t n;
 
 	(void)lev;
-	if (atomic_load(&srv->conns_current) >= srv->cfg->max_connections) {
+	switch (admission_admit(srv->adm, sa, &n)) {
+	case ADMIT_OK:
+		break;
+	case ADMIT_FULL:
 		listener_refuse(srv, l, fd, sa, 0);
 		return;
-	}
-	if (per_ip > 0 && iptable_acquire(sa, per_ip) == -1) {
+	case ADMIT_FULL_PER_IP:
 		listener_refuse(srv, l, fd, sa, 1);
 		return;
 	}
-	n = atomic_fetch_add(&srv->conns_current, 1) + 1;
 	mem_trim_note(&srv->trim, n);
-	atomic_fetch_add(&srv->conns_total, 1);
-	worker_assign(srv, fd, sa, (socklen_t)salen, per_ip > 0);
+	a.fd = fd;
+	a.peerlen = salen > 0 && (size_t)salen <= sizeof(a.peer)
+			    ? (socklen_t)salen
+			    : 0;
+	memset(&a.peer, 0, sizeof(a.peer));
+	memcpy(&a.peer, sa, a.peerlen);
+	a.profile = l->profile;
+	worker_assign(srv, &a);
 }
 
 static void
 listener_resume_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct server *srv = arg;
+	struct listener_set *ls = arg;
 	struct listener *l;
 
 	(void)fd;
 	(void)what;
-	TAILQ_FOREACH (l, &srv->listeners, entry)
+	TAILQ_FOREACH (l, &ls->list, entry)
 		evconnlistener_enable(l->lev);
+}
+
+/*
+ * Does this accept(2) error mean the process or the system is out of
+ * descriptors or memory? Then the listening socket stays readable while
+ * connections wait, and accepting again at once would spin: accepting
+ * pauses instead. Any other error concerns one connection only.
+ */
+int
+listener_accept_error_pauses(int err)
+{
+	return err == EMFILE || err == ENFILE || err == ENOBUFS ||
+	       err == ENOMEM;
 }
 
 static void
 listener_error_cb(struct evconnlistener *lev, void *arg)
 {
 	struct listener *l = arg;
-	struct server *srv = l->srv;
+	struct listener_set *ls = l->srv->listen;
 	struct timeval tv = {0, (suseconds_t)LISTENER_BACKOFF_MS * 1000};
 	int err = errno;
 	struct listener *each;
 	time_t now;
 
 	(void)lev;
-	if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) {
+	if (!listener_accept_error_pauses(err)) {
 		log_debug("accept on %s: %s", l->name, strerror(err));
 		return;
 	}
-	/*
-	 * The listening socket stays readable while connections wait, so
-	 * accepting again at once would spin: pause every listener and try
-	 * again shortly, when descriptors may have been freed.
-	 */
-	TAILQ_FOREACH (each, &srv->listeners, entry)
+	/* Pause every listener; try again shortly, when descriptors may
+	 * have been freed. */
+	TAILQ_FOREACH (each, &ls->list, entry)
 		evconnlistener_disable(each->lev);
-	evtimer_add(srv->accept_resume, &tv);
+	evtimer_add(ls->accept_resume, &tv);
 	now = time(NULL);
-	if (now != srv->accept_warned) {
-		srv->accept_warned = now;
+	if (now != ls->accept_warned) {
+		ls->accept_warned = now;
 		log_warnx("accept on %s: %s; pausing accepts for %dms", l->name,
 			  strerror(err), LISTENER_BACKOFF_MS);
 	}
@@ -211,20 +248,23 @@ fail:
 }
 
 static struct listener *
-listener_add(struct server *srv, int fd, const char *spec, char *err,
-	     size_t errlen)
+listener_add(struct server *srv, int fd, const struct listen_conf *lc,
+	     char *err, size_t errlen)
 {
+	struct listener_set *ls = srv->listen;
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
 	struct listener *l;
 
-	if ((l = calloc(1, sizeof(*l))) == NULL) {
+	if ((l = calloc(1, sizeof(*l))) == NULL ||
+	    (l->text = strdup(lc->text)) == NULL) {
 		snprintf(err, errlen, "out of memory");
+		free(l);
 		close(fd);
 		return NULL;
 	}
 	l->srv = srv;
-	snprintf(l->spec, sizeof(l->spec), "%s", spec);
+	l->profile = lc->profile;
 	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
 		addr_format((struct sockaddr *)&ss, l->name, sizeof(l->name));
 	l->lev = evconnlistener_new(
@@ -233,22 +273,45 @@ listener_add(struct server *srv, int fd, const char *spec, char *err,
 	if (l->lev == NULL) {
 		snprintf(err, errlen, "%s: cannot create listener", l->name);
 		close(fd);
+		free(l->text);
 		free(l);
 		return NULL;
 	}
 	evconnlistener_set_error_cb(l->lev, listener_error_cb);
-	TAILQ_INSERT_TAIL(&srv->listeners, l, entry);
-	if (srv->announced)
+	TAILQ_INSERT_TAIL(&ls->list, l, entry);
+	if (ls->announced)
 		log_info("listening on %s", l->name);
 	return l;
 }
 
 static void
-listener_free(struct server *srv, struct listener *l)
+listener_free(struct listener_set *ls, struct listener *l)
 {
-	TAILQ_REMOVE(&srv->listeners, l, entry);
+	TAILQ_REMOVE(&ls->list, l, entry);
 	evconnlistener_free(l->lev);
+	free(l->text);
 	free(l);
+}
+
+/* The wildcard's address: dual-stack IPv6, or IPv4 where there is none. */
+static void
+listener_wildcard(const struct addr_spec *spec, int family, struct addr *a)
+{
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&a->ss;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&a->ss;
+
+	memset(a, 0, sizeof(*a));
+	if (family == AF_INET6) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_addr = in6addr_any;
+		sin6->sin6_port = htons(spec->port);
+		a->len = sizeof(*sin6);
+	} else {
+		sin->sin_family = AF_INET;
+		sin->sin_addr.s_addr = htonl(INADDR_ANY);
+		sin->sin_port = htons(spec->port);
+		a->len = sizeof(*sin);
+	}
 }
 
 /* Binds the wildcard: dual-stack IPv6 if the host has IPv6, else IPv4. */
@@ -257,73 +320,180 @@ listener_bind_wildcard(const struct addr_spec *spec, const struct config *cfg,
 		       char *err, size_t errlen)
 {
 	struct addr a;
-	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&a.ss;
-	struct sockaddr_in *sin = (struct sockaddr_in *)&a.ss;
 	int fd;
 
-	memset(&a, 0, sizeof(a));
-	sin6->sin6_family = AF_INET6;
-	sin6->sin6_addr = in6addr_any;
-	sin6->sin6_port = htons(spec->port);
-	a.len = sizeof(*sin6);
+	listener_wildcard(spec, AF_INET6, &a);
 	fd = listener_bind(&a, 1, cfg, err, errlen);
 	if (fd == -1 && errno == EAFNOSUPPORT) {
-		memset(&a, 0, sizeof(a));
-		sin->sin_family = AF_INET;
-		sin->sin_addr.s_addr = htonl(INADDR_ANY);
-		sin->sin_port = htons(spec->port);
-		a.len = sizeof(*sin);
+		listener_wildcard(spec, AF_INET, &a);
 		fd = listener_bind(&a, 1, cfg, err, errlen);
 	}
 	return fd;
 }
 
-/* Opens every socket of one listen address, added to the server. */
+/* The addresses a TCP listen line binds; how many, or -1. */
 static int
-listener_open_spec(struct server *srv, const struct config *cfg, int i,
-		   char *err, size_t errlen)
+listener_resolve(const struct addr_spec *spec, struct addr *addrs, int max,
+		 char *err, size_t errlen)
 {
-	const struct addr_spec *spec = &cfg->listen_spec[i];
-	struct addr addrs[LISTENER_MAX_PER_SPEC];
 	char port[8];
-	int j, n, fd;
 
 	if (spec->wildcard) {
-		fd = listener_bind_wildcard(spec, cfg, err, errlen);
-		if (fd == -1 ||
-		    listener_add(srv, fd, cfg->listen[i], err, errlen) == NULL)
+		listener_wildcard(spec, AF_INET6, &addrs[0]);
+		return 1;
+	}
+	snprintf(port, sizeof(port), "%u", spec->port);
+	return addr_resolve(spec->host, port, 1, addrs, max, err, errlen);
+}
+
+/* Opens every socket of one TCP listen line, added to the server. */
+static int
+listener_open_tcp(struct server *srv, const struct config *cfg,
+		  const struct listen_conf *lc, char *err, size_t errlen)
+{
+	struct addr addrs[LISTENER_MAX_PER_SPEC];
+	int j, n, fd;
+
+	if (lc->addr.wildcard) {
+		fd = listener_bind_wildcard(&lc->addr, cfg, err, errlen);
+		if (fd == -1 || listener_add(srv, fd, lc, err, errlen) == NULL)
 			return -1;
 		return 0;
 	}
-	snprintf(port, sizeof(port), "%u", spec->port);
-	n = addr_resolve(spec->host, port, 1, addrs, LISTENER_MAX_PER_SPEC, err,
-			 errlen);
+	n = listener_resolve(&lc->addr, addrs, LISTENER_MAX_PER_SPEC, err,
+			     errlen);
 	if (n == -1)
 		return -1;
 	for (j = 0; j < n; j++) {
 		fd = listener_bind(&addrs[j], 0, cfg, err, errlen);
-		if (fd == -1 ||
-		    listener_add(srv, fd, cfg->listen[i], err, errlen) == NULL)
+		if (fd == -1 || listener_add(srv, fd, lc, err, errlen) == NULL)
 			return -1;
 	}
 	return 0;
+}
+
+/* Opens one listen line's sockets, the way its kind opens them. */
+static int
+listener_open_conf(struct server *srv, const struct config *cfg,
+		   const struct listen_conf *lc, char *err, size_t errlen)
+{
+	switch (lc->kind) {
+	case LISTEN_TCP:
+		return listener_open_tcp(srv, cfg, lc, err, errlen);
+	}
+	snprintf(err, errlen, "%s: unknown listener kind", lc->text);
+	return -1;
 }
 
 static int
 listener_open_activated(struct server *srv, int *fds, int n, char *err,
 			size_t errlen)
 {
+	/* systemd's sockets are plain TCP echo: echod.socket says so. */
+	const struct listen_conf lc = {.text = (char *)(uintptr_t) "",
+				       .kind = LISTEN_TCP,
+				       .profile = {CONN_TRANSPORT_PLAIN,
+						   CONN_PREAMBLE_NONE,
+						   CONN_BEHAVIOUR_ECHO}};
 	int i;
 
 	for (i = 0; i < n; i++) {
 		listener_set_options(fds[i], srv->cfg, "systemd socket");
-		if (listener_add(srv, fds[i], "", err, errlen) == NULL)
+		if (listener_add(srv, fds[i], &lc, err, errlen) == NULL)
 			return -1;
 	}
-	srv->activated = 1;
+	srv->listen->activated = 1;
 	log_info("serving %d socket%s from systemd; 'listen' is not used", n,
 		 n == 1 ? "" : "s");
 	return 0;
+}
+
+/* "echod.conf:3" or "--listen", for messages about a listen line. */
+static void
+listener_where(const struct config *cfg, const struct listen_conf *lc,
+	       char *buf, size_t len)
+{
+	if (lc->line > 0 && cfg->file != NULL)
+		snprintf(buf, len, "%s:%d", cfg->file, lc->line);
+	else
+		snprintf(buf, len, "--listen");
+}
+
+/* Would binding a and b in one process clash? A wildcard address
+ * clashes with every address of its port. */
+static int
+listener_clash(const struct addr *a, const struct addr *b)
+{
+	const struct sockaddr_in *a4 = (const void *)&a->ss,
+				 *b4 = (const void *)&b->ss;
+	const struct sockaddr_in6 *a6 = (const void *)&a->ss,
+				  *b6 = (const void *)&b->ss;
+	uint16_t pa =
+		a->ss.ss_family == AF_INET6 ? a6->sin6_port : a4->sin_port;
+	uint16_t pb =
+		b->ss.ss_family == AF_INET6 ? b6->sin6_port : b4->sin_port;
+	int wa, wb;
+
+	if (pa != pb || pa == 0)
+		return 0;
+	wa = a->ss.ss_family == AF_INET6
+		     ? IN6_IS_ADDR_UNSPECIFIED(&a6->sin6_addr)
+		     : a4->sin_addr.s_addr == htonl(INADDR_ANY);
+	wb = b->ss.ss_family == AF_INET6
+		     ? IN6_IS_ADDR_UNSPECIFIED(&b6->sin6_addr)
+		     : b4->sin_addr.s_addr == htonl(INADDR_ANY);
+	if (wa || wb)
+		return 1;
+	return a->len == b->len && memcmp(&a->ss, &b->ss, a->len) == 0;
+}
+
+/*
+ * Checks cfg's listen lines as binding would see them: every host
+ * resolves, and no two lines name one socket address in different words
+ * ("127.0.0.1:8888" and "localhost:8888"). Binds nothing. Returns 0, or
+ * -1 with err set and *conflict 1 if two lines clash, 0 if a host did not
+ * resolve.
+ */
+int
+listener_check(const struct config *cfg, int *conflict, char *err,
+	       size_t errlen)
+{
+	struct addr(*addrs)[LISTENER_MAX_PER_SPEC];
+	int n[ECHOD_MAX_LISTEN], i, j, x, y, rc = -1;
+	char here[PATH_MAX + 16], there[PATH_MAX + 16], name[ADDR_STRLEN];
+
+	*conflict = 0;
+	if ((addrs = calloc(ECHOD_MAX_LISTEN, sizeof(*addrs))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (i = 0; i < cfg->nlisten; i++) {
+		n[i] = listener_resolve(&cfg->listen[i].addr, addrs[i],
+					LISTENER_MAX_PER_SPEC, err, errlen);
+		if (n[i] == -1)
+			goto out;
+		for (j = 0; j < i; j++)
+			for (x = 0; x < n[i]; x++)
+				for (y = 0; y < n[j]; y++)
+					if (listener_clash(&addrs[i][x],
+							   &addrs[j][y]))
+						goto clash;
+	}
+	rc = 0;
+	goto out;
+clash:
+	listener_where(cfg, &cfg->listen[i], here, sizeof(here));
+	listener_where(cfg, &cfg->listen[j], there, sizeof(there));
+	addr_format((const struct sockaddr *)&addrs[i][x].ss, name,
+		    sizeof(name));
+	snprintf(err, errlen,
+		 "%s: listen '%s' binds %s, which '%s' also binds, listed at "
+		 "%s",
+		 here, cfg->listen[i].text, name, cfg->listen[j].text, there);
+	*conflict = 1;
+out:
+	free(addrs);
+	return rc;
 }
 
 /*
@@ -335,15 +505,28 @@ listener_announce(struct server *srv)
 {
 	struct listener *l;
 
-	TAILQ_FOREACH (l, &srv->listeners, entry)
+	TAILQ_FOREACH (l, &srv->listen->list, entry)
 		log_info("listening on %s", l->name);
-	srv->announced = 1;
+	srv->listen->announced = 1;
 }
 
-void
-listener_init(struct server *srv)
+int
+listener_init(struct server *srv, char *err, size_t errlen)
 {
-	TAILQ_INIT(&srv->listeners);
+	struct listener_set *ls;
+
+	if ((ls = calloc(1, sizeof(*ls))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	TAILQ_INIT(&ls->list);
+	srv->listen = ls;
+	ls->accept_resume = evtimer_new(srv->base, listener_resume_cb, ls);
+	if (ls->accept_resume == NULL) {
+		snprintf(err, errlen, "cannot create accept timer");
+		return -1;
+	}
+	return 0;
 }
 
 int
@@ -351,77 +534,75 @@ listener_open_all(struct server *srv, char *err, size_t errlen)
 {
 	int fds[LISTENER_MAX_ACTIVATED], n, i;
 
-	srv->accept_resume = evtimer_new(srv->base, listener_resume_cb, srv);
-	if (srv->accept_resume == NULL) {
-		snprintf(err, errlen, "cannot create accept timer");
-		return -1;
-	}
 	n = systemd_listen_fds(fds, LISTENER_MAX_ACTIVATED, err, errlen);
 	if (n == -1)
 		return -1;
 	if (n > 0)
 		return listener_open_activated(srv, fds, n, err, errlen);
 	for (i = 0; i < srv->cfg->nlisten; i++)
-		if (listener_open_spec(srv, srv->cfg, i, err, errlen) == -1)
+		if (listener_open_conf(srv, srv->cfg, &srv->cfg->listen[i], err,
+				       errlen) == -1)
 			return -1;
 	return 0;
 }
 
 static int
-listener_in_config(const struct config *cfg, const char *spec)
+listener_in_config(const struct config *cfg, const char *text)
 {
 	int i;
 
 	for (i = 0; i < cfg->nlisten; i++)
-		if (strcmp(cfg->listen[i], spec) == 0)
+		if (strcmp(cfg->listen[i].text, text) == 0)
 			return 1;
 	return 0;
 }
 
 static int
-listener_is_open(struct server *srv, const char *spec)
+listener_is_open(const struct listener_set *ls, const char *text)
 {
-	struct listener *l;
+	const struct listener *l;
 
-	TAILQ_FOREACH (l, &srv->listeners, entry)
-		if (strcmp(l->spec, spec) == 0)
+	TAILQ_FOREACH (l, &ls->list, entry)
+		if (strcmp(l->text, text) == 0)
 			return 1;
 	return 0;
 }
 
 /*
- * Makes the open listeners match ncfg's listen set: the new addresses are
+ * Makes the open listeners match ncfg's listen set: the new lines are
  * opened first, and if one fails every one just opened is closed again
- * and nothing changes; then the addresses no longer listed are closed.
+ * and nothing changes; then the lines no longer listed are closed.
  */
 int
 listener_reconcile(struct server *srv, const struct config *ncfg, char *err,
 		   size_t errlen)
 {
+	struct listener_set *ls = srv->listen;
 	struct listener *l, *next;
 	int i;
 
-	if (srv->activated)
+	if (ls->activated)
 		return 0;
 	for (i = 0; i < ncfg->nlisten; i++) {
-		if (!listener_is_open(srv, ncfg->listen[i]) &&
-		    listener_open_spec(srv, ncfg, i, err, errlen) == -1)
+		if (!listener_is_open(ls, ncfg->listen[i].text) &&
+		    listener_open_conf(srv, ncfg, &ncfg->listen[i], err,
+				       errlen) == -1)
 			goto undo;
 	}
-	for (l = TAILQ_FIRST(&srv->listeners); l != NULL; l = next) {
+	for (l = TAILQ_FIRST(&ls->list); l != NULL; l = next) {
 		next = TAILQ_NEXT(l, entry);
-		if (!listener_in_config(ncfg, l->spec)) {
+		if (!listener_in_config(ncfg, l->text)) {
 			log_info("no longer listening on %s", l->name);
-			listener_free(srv, l);
+			listener_free(ls, l);
 		}
 	}
 	return 0;
 undo:
 	/* Close what this reload opened: everything not in the old set. */
-	for (l = TAILQ_FIRST(&srv->listeners); l != NULL; l = next) {
+	for (l = TAILQ_FIRST(&ls->list); l != NULL; l = next) {
 		next = TAILQ_NEXT(l, entry);
-		if (!listener_in_config(srv->cfg, l->spec))
-			listener_free(srv, l);
+		if (!listener_in_config(srv->cfg, l->text))
+			listener_free(ls, l);
 	}
 	return -1;
 }
@@ -432,20 +613,35 @@ listener_apply_options(struct server *srv)
 {
 	struct listener *l;
 
-	TAILQ_FOREACH (l, &srv->listeners, entry)
+	TAILQ_FOREACH (l, &srv->listen->list, entry)
 		listener_set_options(evconnlistener_get_fd(l->lev), srv->cfg,
 				     l->name);
 }
 
+/* Stops accepting: every listening socket is closed. */
 void
 listener_close_all(struct server *srv)
 {
+	struct listener_set *ls = srv->listen;
 	struct listener *l;
 
-	while ((l = TAILQ_FIRST(&srv->listeners)) != NULL)
-		listener_free(srv, l);
-	if (srv->accept_resume != NULL) {
-		event_free(srv->accept_resume);
-		srv->accept_resume = NULL;
-	}
+	if (ls == NULL)
+		return;
+	while ((l = TAILQ_FIRST(&ls->list)) != NULL)
+		listener_free(ls, l);
+	evtimer_del(ls->accept_resume);
+}
+
+void
+listener_free_all(struct server *srv)
+{
+	struct listener_set *ls = srv->listen;
+
+	if (ls == NULL)
+		return;
+	listener_close_all(srv);
+	if (ls->accept_resume != NULL)
+		event_free(ls->accept_resume);
+	free(ls);
+	srv->listen = NULL;
 }

@@ -28,7 +28,9 @@ static const char *const log_names[] = {"error", "warn", "info", "debug"};
 static const int log_priorities[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
 
 enum log_target { LOG_TO_STDERR, LOG_TO_JOURNAL, LOG_TO_SYSLOG };
-static enum log_target log_target = LOG_TO_STDERR;
+/* -d switches to syslog once the daemon serves, while workers may log:
+ * every thread reads the target through this atomic. */
+static _Atomic int log_target = LOG_TO_STDERR;
 /*
  * Set by fatal()/fatalx(): the reason echod exits goes to stderr as well
  * as to syslog. A start that fails (a busy address, say) must tell whoever
@@ -63,14 +65,15 @@ log_vwrite(int level, const char *fmt, va_list ap, const char *suffix)
 	char line[LOG_LINE_MAX];
 	struct timespec ts;
 	struct tm tm;
+	int target = atomic_load(&log_target);
 	int n, m;
 
-	if (log_target == LOG_TO_JOURNAL) {
+	if (target == LOG_TO_JOURNAL) {
 		/* journald stamps the time and the pid itself. */
 		n = snprintf(line, sizeof(line),
 			     "<%d>%s: ", log_priorities[level],
 			     log_names[level]);
-	} else if (log_target == LOG_TO_SYSLOG) {
+	} else if (target == LOG_TO_SYSLOG) {
 		n = 0;
 	} else {
 		clock_gettime(CLOCK_REALTIME, &ts);
@@ -97,7 +100,7 @@ log_vwrite(int level, const char *fmt, va_list ap, const char *suffix)
 		if ((size_t)n >= sizeof(line) - 1)
 			n = (int)sizeof(line) - 2;
 	}
-	if (log_target == LOG_TO_SYSLOG) {
+	if (target == LOG_TO_SYSLOG) {
 		line[n] = '\0';
 		syslog(log_priorities[level], "%s", line);
 		if (log_exiting)

@@ -9,7 +9,6 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include <event2/event.h>
 #include <event2/thread.h>
@@ -20,20 +19,10 @@
 static int
 check_config(const struct config *cfg, char *err, size_t errlen)
 {
-	struct addr addrs[1];
-	char port[8];
-	int i;
+	int conflict;
 
-	for (i = 0; i < cfg->nlisten; i++) {
-		const struct addr_spec *spec = &cfg->listen_spec[i];
-
-		if (spec->wildcard)
-			continue;
-		snprintf(port, sizeof(port), "%u", spec->port);
-		if (addr_resolve(spec->host, port, 1, addrs, 1, err, errlen) ==
-		    -1)
-			return -1;
-	}
+	if (listener_check(cfg, &conflict, err, errlen) == -1)
+		return -1;
 	if (cfg->user != NULL &&
 	    daemon_user_check(cfg->user, err, errlen) == -1)
 		return -1;
@@ -82,6 +71,16 @@ main(int argc, char **argv)
 	log_init(cfg->log_level);
 	if (cfg->syslog)
 		log_to_syslog();
+	/* Two lines naming one address is the file's fault, not the
+	 * system's; a host that does not resolve may be DNS's, and fails
+	 * when binding. */
+	{
+		int conflict;
+
+		if (listener_check(cfg, &conflict, err, sizeof(err)) == -1 &&
+		    conflict)
+			fatalx(ECHOD_EXIT_CONFIG, "%s", err);
+	}
 	if (cfg->user != NULL &&
 	    daemon_user_check(cfg->user, err, sizeof(err)) == -1)
 		fatalx(ECHOD_EXIT_CONFIG, "%s", err);

@@ -36,6 +36,24 @@ options_val(size_t i)
 				       : OPT_KEY_BASE + (int)i;
 }
 
+/* Names the keys that a reload cannot change, from the key table. */
+static void
+options_usage_reload(FILE *fp)
+{
+	const char *sep = "";
+	size_t i;
+
+	fprintf(fp, "SIGHUP rereads the configuration and applies every "
+		    "setting but these, which\nwait for a restart: ");
+	for (i = 0; i < config_nkeys; i++) {
+		if (config_keys[i].flags & CONFIG_RELOAD)
+			continue;
+		fprintf(fp, "%s%s", sep, config_keys[i].name);
+		sep = ", ";
+	}
+	fprintf(fp, ".\n");
+}
+
 void
 options_usage(FILE *fp)
 {
@@ -69,8 +87,9 @@ options_usage(FILE *fp)
 		"show the version and exit");
 	fprintf(fp, "\nSizes take k, m or g; times take ms, s, m or h. "
 		    "Every option is also a config\nfile key, with '_' for "
-		    "'-': max_buffer = 4m.\n"
-		    "Exit status: 0 on a clean stop, 1 on a runtime failure, "
+		    "'-': max_buffer = 4m.\n");
+	options_usage_reload(fp);
+	fprintf(fp, "Exit status: 0 on a clean stop, 1 on a runtime failure, "
 		    "64 on a bad command\nline, 78 on a bad configuration.\n");
 }
 
@@ -203,7 +222,6 @@ options_apply(const struct options *o, struct config *cfg, char *err,
 	      size_t errlen)
 {
 	int i, cleared = 0;
-
 	char msg[384];
 
 	for (i = 0; i < o->noverrides; i++) {
@@ -215,7 +233,10 @@ options_apply(const struct options *o, struct config *cfg, char *err,
 		}
 		if (config_set(cfg, key, o->overrides[i].value, msg,
 			       sizeof(msg)) == -1) {
-			snprintf(err, errlen, "--%s %s", key->name, msg);
+			char name[64];
+
+			options_long_name(key, name, sizeof(name));
+			snprintf(err, errlen, "--%s %s", name, msg);
 			return -1;
 		}
 	}

@@ -32,7 +32,7 @@ server_tv(uint64_t ms)
 static void
 server_status(struct server *srv)
 {
-	uint64_t n = atomic_load(&srv->conns_current);
+	uint64_t n = admission_current(srv->adm);
 
 	systemd_notify("STATUS=%llu connection%s", (unsigned long long)n,
 		       n == 1 ? "" : "s");
@@ -45,6 +45,7 @@ server_publish(struct server *srv)
 	const struct config *cfg = srv->cfg;
 
 	log_set_level(cfg->log_level);
+	admission_configure(srv->adm, cfg);
 	atomic_store(&srv->max_buffer, cfg->max_buffer);
 	atomic_store(&srv->idle_timeout_ms, cfg->idle_timeout_ms);
 }
@@ -57,7 +58,7 @@ server_drain_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (atomic_load(&srv->conns_current) == 0) {
+	if (admission_current(srv->adm) == 0) {
 		event_base_loopexit(srv->base, NULL);
 		return;
 	}
@@ -68,12 +69,12 @@ static void
 server_shutdown_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct server *srv = arg;
+	uint64_t n = admission_current(srv->adm);
 
 	(void)fd;
 	(void)what;
 	log_warnx("shutdown_timeout reached, closing %llu connection%s",
-		  (unsigned long long)atomic_load(&srv->conns_current),
-		  atomic_load(&srv->conns_current) == 1 ? "" : "s");
+		  (unsigned long long)n, n == 1 ? "" : "s");
 	event_base_loopexit(srv->base, NULL);
 }
 
@@ -87,6 +88,7 @@ server_shutdown(struct server *srv, const char *why)
 {
 	struct timeval tv = server_tv(srv->cfg->shutdown_timeout_ms);
 	struct timeval now = {0, 0};
+	uint64_t n = admission_current(srv->adm);
 
 	if (srv->stopping) {
 		log_warnx("%s again: stopping now", why);
@@ -95,8 +97,7 @@ server_shutdown(struct server *srv, const char *why)
 	}
 	srv->stopping = 1;
 	log_info("%s: shutting down, %llu connection%s open", why,
-		 (unsigned long long)atomic_load(&srv->conns_current),
-		 atomic_load(&srv->conns_current) == 1 ? "" : "s");
+		 (unsigned long long)n, n == 1 ? "" : "s");
 	systemd_notify("STOPPING=1");
 	listener_close_all(srv);
 	atomic_store(&srv->draining, 1);
@@ -105,21 +106,25 @@ server_shutdown(struct server *srv, const char *why)
 	evtimer_add(srv->drain_timer, &now);
 }
 
+/*
+ * The key table says what a reload may change: a key marked CONFIG_RELOAD
+ * takes its new value; any other keeps the value the daemon runs with, and
+ * a change to it is logged as waiting for a restart.
+ */
 static void
-server_warn_restart_keys(const struct config *old, const struct config *new)
+server_keep_restart_keys(struct config *running, struct config *ncfg)
 {
-	if (old->threads != new->threads)
-		log_warnx("reload: 'threads' changed; restart to apply");
-	if (old->daemonize != new->daemonize)
-		log_warnx("reload: 'daemonize' changed; restart to apply");
-	if (old->syslog != new->syslog)
-		log_warnx("reload: 'syslog' changed; restart to apply");
-	if ((old->user == NULL) != (new->user == NULL) ||
-	    (old->user && strcmp(old->user, new->user) != 0))
-		log_warnx("reload: 'user' changed; restart to apply");
-	if ((old->pid_file == NULL) != (new->pid_file == NULL) ||
-	    (old->pid_file && strcmp(old->pid_file, new->pid_file) != 0))
-		log_warnx("reload: 'pid_file' changed; restart to apply");
+	size_t i;
+
+	for (i = 0; i < config_nkeys; i++) {
+		const struct config_key *key = &config_keys[i];
+
+		if ((key->flags & CONFIG_RELOAD) ||
+		    config_key_equal(key, running, ncfg))
+			continue;
+		log_warnx("reload: '%s' changed; restart to apply", key->name);
+		config_key_swap(key, running, ncfg);
+	}
 }
 
 /* A bad file never takes the service down: it is logged and ignored. */
@@ -127,7 +132,8 @@ static void
 server_reload(struct server *srv)
 {
 	struct config *ncfg;
-	char err[512];
+	char err[1024];
+	int conflict;
 
 	if (srv->stopping)
 		return;
@@ -142,12 +148,13 @@ server_reload(struct server *srv)
 	}
 	if ((ncfg->user != NULL &&
 	     daemon_user_check(ncfg->user, err, sizeof(err)) == -1) ||
+	    listener_check(ncfg, &conflict, err, sizeof(err)) == -1 ||
 	    listener_reconcile(srv, ncfg, err, sizeof(err)) == -1) {
 		config_free(ncfg);
 		free(ncfg);
 		goto fail;
 	}
-	server_warn_restart_keys(srv->cfg, ncfg);
+	server_keep_restart_keys(srv->cfg, ncfg);
 	config_free(srv->cfg);
 	free(srv->cfg);
 	srv->cfg = ncfg;
@@ -207,7 +214,7 @@ static void
 server_housekeeping_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct server *srv = arg;
-	uint64_t n = atomic_load(&srv->conns_current);
+	uint64_t n = admission_current(srv->adm);
 	uint64_t peak = srv->trim.peak;
 
 	(void)fd;
@@ -277,11 +284,16 @@ server_init(struct server *srv, const struct options *opts, struct config *cfg,
 	srv->signal_fd = -1;
 	srv->opts = opts;
 	srv->cfg = cfg;
-	listener_init(srv);
+	if ((srv->adm = admission_new()) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
 	if ((srv->base = event_base_new()) == NULL) {
 		snprintf(err, errlen, "cannot create the event loop");
 		return -1;
 	}
+	if (listener_init(srv, err, errlen) == -1)
+		return -1;
 	server_publish(srv);
 	if (server_signals_init(srv, err, errlen) == -1)
 		return -1;
@@ -335,7 +347,7 @@ server_run(struct server *srv)
 void
 server_free(struct server *srv)
 {
-	listener_close_all(srv);
+	listener_free_all(srv);
 	worker_stop_all(srv);
 	/* The signals stay blocked: one sent now finds echod on its way
 	 * out, not a default action that would kill it mid-exit. */
@@ -354,4 +366,6 @@ server_free(struct server *srv)
 	if (srv->base != NULL)
 		event_base_free(srv->base);
 	srv->base = NULL;
+	admission_free(srv->adm);
+	srv->adm = NULL;
 }

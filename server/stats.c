@@ -1,7 +1,7 @@
 /*
  * stats.c: echod's counters as one consistent-enough snapshot: the
- * connection counts the listener and workers keep as atomics, and the
- * byte counts each worker keeps for itself, summed here. Used by SIGUSR1's
+ * connection counts admission.c keeps, and the byte counts each worker
+ * keeps for itself, summed by worker.c. Used by SIGUSR1's
  * log line and systemd's STATUS= line.
  */
 #include <inttypes.h>
@@ -12,18 +12,9 @@
 void
 stats_snapshot(struct server *srv, struct stats *st)
 {
-	unsigned i;
-
-	st->conns_current = atomic_load(&srv->conns_current);
-	st->conns_total = atomic_load(&srv->conns_total);
-	st->conns_refused = atomic_load(&srv->conns_refused);
-	st->bytes_in = st->bytes_out = 0;
-	for (i = 0; i < srv->nworkers; i++) {
-		st->bytes_in += atomic_load_explicit(&srv->workers[i].bytes_in,
-						     memory_order_relaxed);
-		st->bytes_out += atomic_load_explicit(
-			&srv->workers[i].bytes_out, memory_order_relaxed);
-	}
+	admission_counts(srv->adm, &st->conns_current, &st->conns_total,
+			 &st->conns_refused);
+	worker_bytes(srv, &st->bytes_in, &st->bytes_out);
 }
 
 char *

@@ -8,8 +8,9 @@
  * unchanged when listening sockets come from outside (systemd socket
  * activation), balances connections evenly (SO_REUSEPORT hashes them), and
  * with --threads 1 leaves a single thread with no hand-off at all.
+ * The pool of workers and the round robin are this file's alone; a
+ * socket that cannot be handed off is released through admission.c.
  */
-#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,11 +22,11 @@
 
 #include "echod.h"
 
-struct handoff {
-	int fd;
-	int per_ip; /* holds a slot in iptable.c */
-	socklen_t salen;
-	struct sockaddr_storage ss;
+/* The workers: main thread only, but for what each worker owns. */
+struct worker_pool {
+	struct worker *w; /* w[0] runs on the main thread */
+	unsigned n;
+	unsigned next; /* round robin */
 };
 
 #define WORKER_QUEUE_INITIAL 64
@@ -33,17 +34,18 @@ struct handoff {
 #define WORKER_SWEEP_MIN_MS 10
 #define WORKER_SWEEP_MAX_MS 1000
 
-/* How often the sweep must run now; 0 if it need not. */
-static uint64_t
-worker_sweep_period(const struct worker *w)
+/* How often the sweep must run: every ECHOD_DRAIN_CHECK_MS while
+ * draining, else a few times per idle timeout; 0 if it need not run. */
+uint64_t
+worker_sweep_period(uint64_t idle_ms, int draining)
 {
-	uint64_t idle = atomic_load(&w->srv->idle_timeout_ms), ms;
+	uint64_t ms;
 
-	if (atomic_load(&w->srv->draining))
+	if (draining)
 		return ECHOD_DRAIN_CHECK_MS;
-	if (idle == 0)
+	if (idle_ms == 0)
 		return 0;
-	ms = idle / 4;
+	ms = idle_ms / 4;
 	if (ms < WORKER_SWEEP_MIN_MS)
 		ms = WORKER_SWEEP_MIN_MS;
 	if (ms > WORKER_SWEEP_MAX_MS)
@@ -51,17 +53,24 @@ worker_sweep_period(const struct worker *w)
 	return ms;
 }
 
-/* Closes the connections that are idle (idle_timeout) or, while
- * stopping, finished; then schedules the next sweep if one is needed. */
-void
-worker_sweep(struct worker *w)
+/*
+ * Closes the connections that are idle (idle_timeout) or, while
+ * stopping, finished; then schedules the next sweep if one is needed.
+ * Runs from the sweep timer, and when the main thread pokes the worker
+ * because settings changed or draining began.
+ */
+static void
+worker_sweep_cb(evutil_socket_t fd, short what, void *arg)
 {
+	struct worker *w = arg;
 	uint64_t now = conn_clock_ms();
 	uint64_t idle = atomic_load(&w->srv->idle_timeout_ms);
 	int draining = atomic_load(&w->srv->draining);
-	uint64_t period = worker_sweep_period(w);
+	uint64_t period = worker_sweep_period(idle, draining);
 	struct conn *c, *next;
 
+	(void)fd;
+	(void)what;
 	for (c = TAILQ_FIRST(&w->conns); c != NULL; c = next) {
 		next = conn_next(c);
 		conn_sweep(c, now, idle, draining);
@@ -75,30 +84,12 @@ worker_sweep(struct worker *w)
 	}
 }
 
-static void
-worker_sweep_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	worker_sweep(arg);
-}
-
-/* Runs on the worker's thread when the main thread pokes it: settings
- * changed or draining began. */
-static void
-worker_control_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	worker_sweep(arg);
-}
-
 /* Runs on the worker's thread: takes the queued sockets. */
 static void
 worker_notify_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;
-	struct handoff *q;
+	struct accepted *q;
 	size_t i, n;
 
 	(void)fd;
@@ -111,8 +102,7 @@ worker_notify_cb(evutil_socket_t fd, short what, void *arg)
 	w->queue_cap = 0;
 	pthread_mutex_unlock(&w->lock);
 	for (i = 0; i < n; i++)
-		conn_new(w, q[i].fd, (struct sockaddr *)&q[i].ss, q[i].salen,
-			 q[i].per_ip);
+		conn_new(w, &q[i]);
 	free(q);
 }
 
@@ -144,7 +134,7 @@ worker_init(struct server *srv, struct worker *w, unsigned id, char *err,
 		return -1;
 	}
 	w->notify = event_new(w->base, -1, 0, worker_notify_cb, w);
-	w->control = event_new(w->base, -1, 0, worker_control_cb, w);
+	w->control = event_new(w->base, -1, 0, worker_sweep_cb, w);
 	w->sweep = evtimer_new(w->base, worker_sweep_cb, w);
 	if (w->notify == NULL || w->control == NULL || w->sweep == NULL) {
 		snprintf(err, errlen, "worker %u: cannot create event", id);
@@ -156,6 +146,7 @@ worker_init(struct server *srv, struct worker *w, unsigned id, char *err,
 int
 worker_start_all(struct server *srv, char *err, size_t errlen)
 {
+	struct worker_pool *pool;
 	unsigned i, n = srv->cfg->threads;
 	sigset_t all, old;
 	long cpus;
@@ -167,14 +158,16 @@ worker_start_all(struct server *srv, char *err, size_t errlen)
 		if (n > ECHOD_MAX_THREADS)
 			n = ECHOD_MAX_THREADS;
 	}
-	srv->workers = calloc(n, sizeof(*srv->workers));
-	if (srv->workers == NULL) {
+	if ((pool = calloc(1, sizeof(*pool))) == NULL ||
+	    (pool->w = calloc(n, sizeof(*pool->w))) == NULL) {
+		free(pool);
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	srv->nworkers = n;
+	pool->n = n;
+	srv->pool = pool;
 	for (i = 0; i < n; i++)
-		if (worker_init(srv, &srv->workers[i], i, err, errlen) == -1)
+		if (worker_init(srv, &pool->w[i], i, err, errlen) == -1)
 			return -1;
 	/*
 	 * Worker threads start with every signal blocked: the ones echod
@@ -185,7 +178,7 @@ worker_start_all(struct server *srv, char *err, size_t errlen)
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	for (i = 1; i < n; i++) {
-		struct worker *w = &srv->workers[i];
+		struct worker *w = &pool->w[i];
 		rc = pthread_create(&w->thread, NULL, worker_main, w);
 		if (rc != 0)
 			break;
@@ -208,47 +201,56 @@ worker_poke_all(struct server *srv)
 {
 	unsigned i;
 
-	for (i = 0; i < srv->nworkers; i++)
-		event_active(srv->workers[i].control, 0, 0);
+	for (i = 0; i < srv->pool->n; i++)
+		event_active(srv->pool->w[i].control, 0, 0);
+}
+
+/* Bytes every worker has read and echoed, summed. */
+void
+worker_bytes(struct server *srv, uint64_t *in, uint64_t *out)
+{
+	unsigned i;
+
+	*in = *out = 0;
+	for (i = 0; srv->pool != NULL && i < srv->pool->n; i++) {
+		const struct worker *w = &srv->pool->w[i];
+
+		*in += atomic_load_explicit(&w->bytes_in, memory_order_relaxed);
+		*out += atomic_load_explicit(&w->bytes_out,
+					     memory_order_relaxed);
+	}
 }
 
 void
-worker_assign(struct server *srv, int fd, const struct sockaddr *sa,
-	      socklen_t salen, int per_ip)
+worker_assign(struct server *srv, const struct accepted *a)
 {
-	struct worker *w = &srv->workers[srv->next_worker];
-	struct handoff *h;
+	struct worker_pool *pool = srv->pool;
+	struct worker *w = &pool->w[pool->next];
 	int wake;
 
-	srv->next_worker = (srv->next_worker + 1) % srv->nworkers;
+	pool->next = (pool->next + 1) % pool->n;
 	if (!w->has_thread) {
-		conn_new(w, fd, sa, salen, per_ip);
+		conn_new(w, a);
 		return;
 	}
 	pthread_mutex_lock(&w->lock);
 	if (w->queue_len == w->queue_cap) {
 		size_t cap =
 			w->queue_cap ? w->queue_cap * 2 : WORKER_QUEUE_INITIAL;
-		struct handoff *q = realloc(w->queue, cap * sizeof(*q));
+		struct accepted *q = realloc(w->queue, cap * sizeof(*q));
 		if (q == NULL) {
 			pthread_mutex_unlock(&w->lock);
 			log_warnx("worker %u: out of memory, dropping a "
 				  "connection",
 				  w->id);
-			close(fd);
-			atomic_fetch_sub(&srv->conns_current, 1);
-			if (per_ip)
-				iptable_release(sa);
+			admission_release(srv->adm, a->fd,
+					  (const struct sockaddr *)&a->peer);
 			return;
 		}
 		w->queue = q;
 		w->queue_cap = cap;
 	}
-	h = &w->queue[w->queue_len];
-	h->fd = fd;
-	h->per_ip = per_ip;
-	h->salen = salen <= (socklen_t)sizeof(h->ss) ? salen : 0;
-	memcpy(&h->ss, sa, h->salen);
+	w->queue[w->queue_len] = *a;
 	wake = w->queue_len++ == 0;
 	pthread_mutex_unlock(&w->lock);
 	/* One wake-up per batch: the callback drains the whole queue. */
@@ -259,11 +261,14 @@ worker_assign(struct server *srv, int fd, const struct sockaddr *sa,
 void
 worker_stop_all(struct server *srv)
 {
+	struct worker_pool *pool = srv->pool;
 	unsigned i;
 	struct conn *c;
 
-	for (i = 0; i < srv->nworkers; i++) {
-		struct worker *w = &srv->workers[i];
+	if (pool == NULL)
+		return;
+	for (i = 0; i < pool->n; i++) {
+		struct worker *w = &pool->w[i];
 		if (w->has_thread) {
 			event_base_loopexit(w->base, NULL);
 			pthread_join(w->thread, NULL);
@@ -271,17 +276,14 @@ worker_stop_all(struct server *srv)
 		}
 	}
 	/* Every thread has ended: the main thread may touch it all now. */
-	for (i = 0; i < srv->nworkers; i++) {
-		struct worker *w = &srv->workers[i];
+	for (i = 0; i < pool->n; i++) {
+		struct worker *w = &pool->w[i];
 		size_t j;
 
-		for (j = 0; j < w->queue_len; j++) {
-			close(w->queue[j].fd);
-			atomic_fetch_sub(&srv->conns_current, 1);
-			if (w->queue[j].per_ip)
-				iptable_release(
-					(struct sockaddr *)&w->queue[j].ss);
-		}
+		for (j = 0; j < w->queue_len; j++)
+			admission_release(
+				srv->adm, w->queue[j].fd,
+				(const struct sockaddr *)&w->queue[j].peer);
 		free(w->queue);
 		while ((c = TAILQ_FIRST(&w->conns)) != NULL)
 			conn_free(c);
@@ -296,7 +298,7 @@ worker_stop_all(struct server *srv)
 		free(w->rbuf);
 		pthread_mutex_destroy(&w->lock);
 	}
-	free(srv->workers);
-	srv->workers = NULL;
-	srv->nworkers = 0;
+	free(pool->w);
+	free(pool);
+	srv->pool = NULL;
 }

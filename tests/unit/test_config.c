@@ -59,7 +59,7 @@ START_TEST(test_config_defaults)
 	config_init(&cfg);
 	ck_assert_int_eq(config_finish(&cfg, err, sizeof(err)), 0);
 	ck_assert_int_eq(cfg.nlisten, 1);
-	ck_assert_str_eq(cfg.listen[0], "127.0.0.1:8888");
+	ck_assert_str_eq(cfg.listen[0].text, "127.0.0.1:8888");
 	ck_assert_uint_eq(cfg.threads, 0);
 	ck_assert_uint_eq(cfg.max_buffer, (uint64_t)1024 * 1024);
 	ck_assert_uint_eq(cfg.max_connections, 10000);
@@ -96,8 +96,8 @@ START_TEST(test_config_reads_every_kind)
 			 0);
 	ck_assert_str_eq(err, "");
 	ck_assert_int_eq(cfg.nlisten, 2);
-	ck_assert_str_eq(cfg.listen[1], "[::1]:9001");
-	ck_assert_uint_eq(cfg.listen_spec[1].port, 9001);
+	ck_assert_str_eq(cfg.listen[1].text, "[::1]:9001");
+	ck_assert_uint_eq(cfg.listen[1].addr.port, 9001);
 	ck_assert_uint_eq(cfg.threads, 4);
 	ck_assert_uint_eq(cfg.max_buffer, 65536);
 	ck_assert_uint_eq(cfg.idle_timeout_ms, 1500);
@@ -244,9 +244,9 @@ START_TEST(test_config_listen_may_repeat)
 			      err, sizeof(err)),
 			 0);
 	ck_assert_int_eq(cfg.nlisten, 3);
-	ck_assert_int_eq(cfg.listen_spec[0].wildcard, 1);
-	ck_assert_int_eq(cfg.listen_spec[2].wildcard, 0);
-	ck_assert_str_eq(cfg.listen_spec[2].host, "::");
+	ck_assert_int_eq(cfg.listen[0].addr.wildcard, 1);
+	ck_assert_int_eq(cfg.listen[2].addr.wildcard, 0);
+	ck_assert_str_eq(cfg.listen[2].addr.host, "::");
 	config_free(&cfg);
 }
 END_TEST

@@ -70,7 +70,7 @@ START_TEST(test_options_every_key_is_a_long_option)
 	ck_assert_str_eq(err, "");
 	ck_assert_int_eq(options_load_config(&o, &cfg, err, sizeof(err)), 0);
 	ck_assert_int_eq(cfg.nlisten, 2);
-	ck_assert_str_eq(cfg.listen[1], "[::1]:2");
+	ck_assert_str_eq(cfg.listen[1].text, "[::1]:2");
 	ck_assert_uint_eq(cfg.threads, 3);
 	ck_assert_uint_eq(cfg.max_buffer, (uint64_t)2 * 1024 * 1024);
 	ck_assert_uint_eq(cfg.max_connections, 7);
@@ -148,7 +148,7 @@ START_TEST(test_options_override_config_file)
 	ck_assert_int_eq(options_load_config(&o, &cfg, err, sizeof(err)), 0);
 	/* The command line's --listen replaces the file's list. */
 	ck_assert_int_eq(cfg.nlisten, 1);
-	ck_assert_str_eq(cfg.listen[0], "127.0.0.1:3");
+	ck_assert_str_eq(cfg.listen[0].text, "127.0.0.1:3");
 	ck_assert_uint_eq(cfg.threads, 5);
 	ck_assert_uint_eq(cfg.max_buffer, 8192);
 	ck_assert_int_eq(cfg.log_level, LOG_LEVEL_DEBUG);

@@ -1,0 +1,91 @@
+/*
+ * admission.c: who may connect, and the counts that decide it. Every
+ * accepted socket is admitted here or refused (max_connections,
+ * max_connections_per_ip), and every admitted one is released here once,
+ * by admission_release(), which closes its socket and gives back its
+ * slots, whoever holds it at the time: the hand-off queue, a connection,
+ * or a worker that could not make one. Each connection is counted per
+ * client address from accept, whether or not a per-IP limit is on, so a
+ * reload may switch the limit on at any time and find the counts right.
+ * What a refused socket is told, and the warnings, are listener.c's.
+ */
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "echod.h"
+
+struct admission {
+	/* The limits in force; SIGHUP may change them (0: no per-IP one). */
+	_Atomic unsigned max_total;
+	_Atomic unsigned max_per_ip;
+	_Atomic uint64_t current; /* admitted and not yet released */
+	_Atomic uint64_t total;	  /* ever admitted */
+	_Atomic uint64_t refused;
+};
+
+struct admission *
+admission_new(void)
+{
+	return calloc(1, sizeof(struct admission));
+}
+
+void
+admission_free(struct admission *adm)
+{
+	free(adm);
+}
+
+void
+admission_configure(struct admission *adm, const struct config *cfg)
+{
+	atomic_store(&adm->max_total, cfg->max_connections);
+	atomic_store(&adm->max_per_ip, cfg->max_connections_per_ip);
+}
+
+/*
+ * Admits a socket from peer, or says why not. On ADMIT_OK the socket is
+ * counted until admission_release(); *current is the count with it.
+ */
+enum admission_verdict
+admission_admit(struct admission *adm, const struct sockaddr *peer,
+		uint64_t *current)
+{
+	if (atomic_load(&adm->current) >= atomic_load(&adm->max_total)) {
+		atomic_fetch_add(&adm->refused, 1);
+		return ADMIT_FULL;
+	}
+	if (iptable_acquire(peer, atomic_load(&adm->max_per_ip)) == -1) {
+		atomic_fetch_add(&adm->refused, 1);
+		return ADMIT_FULL_PER_IP;
+	}
+	*current = atomic_fetch_add(&adm->current, 1) + 1;
+	atomic_fetch_add(&adm->total, 1);
+	return ADMIT_OK;
+}
+
+/*
+ * Closes an admitted socket and gives back its slots. The socket is
+ * closed first, so the counts never promise descriptors still held.
+ */
+void
+admission_release(struct admission *adm, int fd, const struct sockaddr *peer)
+{
+	close(fd);
+	iptable_release(peer);
+	atomic_fetch_sub(&adm->current, 1);
+}
+
+uint64_t
+admission_current(const struct admission *adm)
+{
+	return atomic_load(&adm->current);
+}
+
+void
+admission_counts(const struct admission *adm, uint64_t *current,
+		 uint64_t *total, uint64_t *refused)
+{
+	*current = atomic_load(&adm->current);
+	*total = atomic_load(&adm->total);
+	*refused = atomic_load(&adm->refused);
+}
