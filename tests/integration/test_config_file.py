@@ -333,6 +333,28 @@ class CheckConfig(ConfigTestCase):
         self.assertCheckOK(["--listen", f"127.0.0.1:{port}"])
         self.assertRefused(("127.0.0.1", port))
 
+    def test_one_address_in_two_words_is_refused(self):
+        port = free_port()
+        path = self.write_conf(f"listen = 127.0.0.1:{port}\n"
+                               f"# the same socket, by name\n"
+                               f"listen = localhost:{port}\n")
+        message = (f"{path}:3: listen 'localhost:{port}' binds "
+                   f"127.0.0.1:{port}, which '127.0.0.1:{port}' also binds, "
+                   f"listed at {path}:1")
+        self.assertConfigError(["--check-config", "-c", path], message)
+        # Starting is refused the same way, before anything is bound.
+        r = run_echod(["-c", path], timeout=30)
+        self.assertEqual(r.returncode, EX_CONFIG, r.stderr.decode())
+        self.assertIn(message, r.stderr.decode())
+
+    def test_wildcard_and_an_address_of_its_port_clash(self):
+        port = free_port()
+        self.assertConfigError(
+            ["--check-config", "-l", f"127.0.0.1:{port}", "-l",
+             f"*:{port}"],
+            f"--listen: listen '*:{port}' binds [::]:{port}, which "
+            f"'127.0.0.1:{port}' also binds, listed at --listen")
+
     def test_unknown_user_fails(self):
         self.assertConfigError(
             ["--check-config", "--listen", "127.0.0.1:0", "--user",

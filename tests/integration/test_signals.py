@@ -371,6 +371,34 @@ class Reload(SignalTestCase):
         self.assertEchoes(self.connect(server.address), b"room again\n")
         server.stop_cleanly(self)
 
+    def test_max_connections_per_ip_switched_on_counts_open_ones(self):
+        server = self.start_with_conf("listen = 127.0.0.1:0\n")
+        held = [self.connect(server.address) for _ in range(3)]
+        for s in held:
+            self.assertEchoes(s)
+        # The three already open count against the limit set now.
+        self.reload(server, "listen = 127.0.0.1:0\n"
+                            "max_connections_per_ip = 2\n")
+        self.assertClosedByServer(self.connect(server.address))
+        held.pop().close()
+        self.assertClosedByServer(self.connect(server.address))
+        for s in held:
+            self.assertEchoes(s, b"kept past the per-IP limit\n")
+        held.pop().close()
+        # Room again once one of the two left has gone; the server may
+        # take a moment to see the close.
+        deadline = time.monotonic() + scaled(10)
+        while True:
+            s = self.connect(server.address)
+            try:
+                self.assertEchoes(s, b"room again\n")
+                break
+            except (AssertionError, OSError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        server.stop_cleanly(self)
+
     def test_listen_address_added_then_removed(self):
         server = self.start_with_conf("listen = 127.0.0.1:0\n")
         first = server.address

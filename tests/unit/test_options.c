@@ -193,6 +193,52 @@ START_TEST(test_options_usage_lists_every_key)
 }
 END_TEST
 
+START_TEST(test_options_apply_names_options_as_typed)
+{
+	struct options o;
+	struct config cfg;
+	char err[512] = "";
+
+	memset(&o, 0, sizeof(o));
+	o.overrides[0].key = config_key_find("max_connections_per_ip");
+	o.overrides[0].value = "many";
+	o.noverrides = 1;
+	config_init(&cfg);
+	ck_assert_int_eq(options_apply(&o, &cfg, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "--max-connections-per-ip must be a whole "
+			      "number from 0 to 1000000, not 'many'");
+	config_free(&cfg);
+}
+END_TEST
+
+START_TEST(test_options_usage_names_the_keys_reload_cannot_change)
+{
+	char *buf = NULL, *list, *end;
+	size_t len = 0, i;
+	FILE *fp = open_memstream(&buf, &len);
+
+	options_usage(fp);
+	fclose(fp);
+	list = strstr(buf, "wait for a restart: ");
+	ck_assert_ptr_nonnull(list);
+	end = strchr(list, '.');
+	ck_assert_ptr_nonnull(end);
+	*end = '\0';
+	for (i = 0; i < config_nkeys; i++) {
+		char word[64];
+		int listed;
+
+		snprintf(word, sizeof(word), " %s", config_keys[i].name);
+		listed = strstr(list, word) != NULL;
+		ck_assert_msg(listed == !(config_keys[i].flags & CONFIG_RELOAD),
+			      "%s", config_keys[i].name);
+	}
+	ck_assert_str_eq(list, "wait for a restart: threads, syslog, "
+			       "daemonize, pid_file, user");
+	free(buf);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -207,6 +253,9 @@ main(void)
 	tcase_add_test(tc, test_options_override_config_file);
 	tcase_add_test(tc, test_options_can_parse_twice);
 	tcase_add_test(tc, test_options_usage_lists_every_key);
+	tcase_add_test(tc, test_options_apply_names_options_as_typed);
+	tcase_add_test(tc,
+		       test_options_usage_names_the_keys_reload_cannot_change);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

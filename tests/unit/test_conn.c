@@ -1,0 +1,72 @@
+/*
+ * test_conn.c: unit tests for the pure policies of server/conn.c: when a
+ * connection holds back reading (backpressure), when it reads again, how
+ * much one read may take, and when a draining connection is done.
+ */
+#include <check.h>
+
+#include "echod.h"
+#include "unit.h"
+
+#define MIB ((uint64_t)1024 * 1024)
+
+START_TEST(test_conn_holds_back_at_max_buffer_not_before)
+{
+	ck_assert_int_eq(conn_must_hold_back(0, MIB), 0);
+	ck_assert_int_eq(conn_must_hold_back(MIB - 1, MIB), 0);
+	ck_assert_int_eq(conn_must_hold_back(MIB, MIB), 1);
+	/* A reload may shrink max_buffer below what is queued. */
+	ck_assert_int_eq(conn_must_hold_back(MIB, 4096), 1);
+}
+END_TEST
+
+START_TEST(test_conn_resumes_at_half_of_max_buffer)
+{
+	ck_assert_uint_eq(conn_resume_mark(MIB), MIB / 2);
+	ck_assert_uint_eq(conn_resume_mark(4096), 2048);
+	ck_assert_uint_eq(conn_resume_mark(4097), 2048);
+}
+END_TEST
+
+START_TEST(test_conn_reads_a_slice_within_max_buffer)
+{
+	/* Nothing queued: a whole slice, unless max_buffer is smaller. */
+	ck_assert_uint_eq(conn_read_budget(0, MIB), ECHOD_READ_SLICE);
+	ck_assert_uint_eq(conn_read_budget(0, 4096), 4096);
+	/* Queued: never past max_buffer. */
+	ck_assert_uint_eq(conn_read_budget(MIB - 100, MIB), 100);
+	ck_assert_uint_eq(conn_read_budget(MIB, MIB), 0);
+	ck_assert_uint_eq(conn_read_budget(2 * MIB, MIB), 0);
+	ck_assert_uint_eq(conn_read_budget(MIB / 2, MIB), ECHOD_READ_SLICE);
+}
+END_TEST
+
+START_TEST(test_conn_drain_waits_for_quiet_and_empty_queues)
+{
+	ck_assert_int_eq(conn_drain_done(ECHOD_DRAIN_QUIET_MS, 0, 0), 1);
+	ck_assert_int_eq(conn_drain_done(ECHOD_DRAIN_QUIET_MS - 1, 0, 0), 0);
+	/* Echo still queued, or input not yet read: not done. */
+	ck_assert_int_eq(conn_drain_done(60000, 1, 0), 0);
+	ck_assert_int_eq(conn_drain_done(60000, 0, 1), 0);
+}
+END_TEST
+
+static Suite *
+conn_suite(void)
+{
+	Suite *s = suite_create("conn");
+	TCase *tc = tcase_create("policy");
+
+	tcase_add_test(tc, test_conn_holds_back_at_max_buffer_not_before);
+	tcase_add_test(tc, test_conn_resumes_at_half_of_max_buffer);
+	tcase_add_test(tc, test_conn_reads_a_slice_within_max_buffer);
+	tcase_add_test(tc, test_conn_drain_waits_for_quiet_and_empty_queues);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	return unit_run(conn_suite());
+}
