@@ -9,9 +9,9 @@
  * path is lean: raw non-blocking sockets, one persistent read event per
  * connection and a write event armed only while a write is short, no
  * bufferevents (their 4096-byte reads and per-message EPOLLOUT toggling,
- * see STYLE.md, would make the client the bottleneck) and no allocation
- * per message. Every connection sends the payload stream of its own seed
- * (connrate: of each cycle's own seed) at advancing positions, so a stale
+ * see server/conn.c's note, would make the client the bottleneck) and no
+ * allocation per message. Every connection sends the payload stream of its own
+ * seed (connrate: of each cycle's own seed) at advancing positions, so a stale
  * or cross-wired echo cannot pass: bytes are generated into the thread's
  * scratch buffer just before send() and the echo is read into it and
  * checked with payload_verify() against the connection's expected
