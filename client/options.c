@@ -113,60 +113,6 @@ options_bad_option(int c, char **argv, char *err, size_t errlen)
 	return -1;
 }
 
-/*
- * A duration that may have a decimal fraction ("0.5", "1.25s", "2.5m"),
- * in milliseconds (the fraction of a millisecond dropped), within
- * [min_ms, max_ms]. Whole numbers go to parse_duration() as they are.
- */
-static int
-options_parse_seconds(const char *s, uint64_t min_ms, uint64_t max_ms,
-		      uint64_t *out_ms, char *why, size_t whylen)
-{
-	const char *dot = strchr(s, '.'), *p;
-	uint64_t whole, frac = 0, scale = 1, mult, ms;
-	char intpart[32], lo[32], hi[32];
-
-	if (dot == NULL)
-		return parse_duration(s, min_ms, max_ms, out_ms, why, whylen);
-	if ((size_t)(dot - s) >= sizeof(intpart) || dot == s)
-		goto bad;
-	memcpy(intpart, s, (size_t)(dot - s));
-	intpart[dot - s] = '\0';
-	if (parse_uint(intpart, 0, max_ms, &whole, why, whylen) == -1)
-		goto bad;
-	for (p = dot + 1; *p >= '0' && *p <= '9'; p++) {
-		if (scale >= 1000000000)
-			goto bad; /* more digits than anyone means */
-		frac = frac * 10 + (uint64_t)(*p - '0');
-		scale *= 10;
-	}
-	if (p == dot + 1)
-		goto bad;
-	if (*p == '\0' || strcmp(p, "s") == 0)
-		mult = 1000;
-	else if (strcmp(p, "ms") == 0)
-		mult = 1;
-	else if (strcmp(p, "m") == 0)
-		mult = (uint64_t)60 * 1000;
-	else if (strcmp(p, "h") == 0)
-		mult = (uint64_t)3600 * 1000;
-	else
-		goto bad;
-	ms = whole * mult + frac * mult / scale;
-	if (ms < min_ms || ms > max_ms || whole > max_ms) {
-		snprintf(why, whylen, "'%s' is out of range (%s to %s)", s,
-			 parse_format_duration(min_ms, lo, sizeof(lo)),
-			 parse_format_duration(max_ms, hi, sizeof(hi)));
-		return -1;
-	}
-	*out_ms = ms;
-	return 0;
-bad:
-	snprintf(why, whylen,
-		 "'%s' is not a duration (a number with ms, s, m or h)", s);
-	return -1;
-}
-
 static int
 options_parse_mode(const char *s, enum client_mode *mode, char *why,
 		   size_t whylen)
@@ -259,8 +205,8 @@ options_set(struct client_options *o, int c, const char *arg,
 				sizeof(why));
 		break;
 	case 't':
-		rc = options_parse_seconds(arg, 1, CLIENT_MAX_TIMEOUT_MS,
-					   &o->timeout_ms, why, sizeof(why));
+		rc = parse_duration(arg, 1, CLIENT_MAX_TIMEOUT_MS,
+				    &o->timeout_ms, why, sizeof(why));
 		break;
 	case 'q':
 		o->quiet = 1;
@@ -276,12 +222,12 @@ options_set(struct client_options *o, int c, const char *arg,
 				why, sizeof(why));
 		break;
 	case 'd':
-		rc = options_parse_seconds(arg, 1, CLIENT_MAX_DURATION_MS,
-					   &o->duration_ms, why, sizeof(why));
+		rc = parse_duration(arg, 1, CLIENT_MAX_DURATION_MS,
+				    &o->duration_ms, why, sizeof(why));
 		break;
 	case OPTIONS_WARMUP:
-		rc = options_parse_seconds(arg, 0, CLIENT_MAX_DURATION_MS,
-					   &o->warmup_ms, why, sizeof(why));
+		rc = parse_duration(arg, 0, CLIENT_MAX_DURATION_MS,
+				    &o->warmup_ms, why, sizeof(why));
 		break;
 	case OPTIONS_THREADS:
 		rc = parse_uint(arg, 1, CLIENT_MAX_THREADS, &o->threads, why,

@@ -120,15 +120,33 @@ bad:
 	return -1;
 }
 
+/*
+ * Digits after a decimal point that a duration may carry: nine, down to
+ * the nanosecond. A tenth is refused rather than silently ignored.
+ */
+#define PARSE_DURATION_FRACTION_SCALE ((uint64_t)1000000000)
+
 int
 parse_duration(const char *s, uint64_t min_ms, uint64_t max_ms,
 	       uint64_t *out_ms, char *err, size_t errlen)
 {
-	uint64_t v, mult;
+	uint64_t v, frac = 0, scale = 1, mult, part;
 	const char *end;
 
+	if (*s == '.')
+		goto bad; /* ".5": a fraction needs its whole part */
 	if (parse_digits(s, &v, &end, err, errlen) == -1)
 		return -1;
+	if (*end == '.') {
+		for (end++; isdigit((unsigned char)*end); end++) {
+			if (scale == PARSE_DURATION_FRACTION_SCALE)
+				goto bad;
+			frac = frac * 10 + (uint64_t)(*end - '0');
+			scale *= 10;
+		}
+		if (scale == 1)
+			goto bad; /* "5." */
+	}
 	if (*end == '\0' || strcmp(end, "s") == 0)
 		mult = 1000;
 	else if (strcmp(end, "ms") == 0)
@@ -137,17 +155,16 @@ parse_duration(const char *s, uint64_t min_ms, uint64_t max_ms,
 		mult = (uint64_t)60 * 1000;
 	else if (strcmp(end, "h") == 0)
 		mult = (uint64_t)3600 * 1000;
-	else {
-		snprintf(err, errlen,
-			 "'%s' is not a duration (a number with ms, s, m or h)",
-			 s);
-		return -1;
-	}
-	if (v > UINT64_MAX / mult) {
+	else
+		goto bad;
+	/* frac < scale <= 10^9 and mult <= 3.6 * 10^6: part cannot
+	 * overflow, and is below mult; the fraction of a ms is dropped. */
+	part = frac * mult / scale;
+	if (v > UINT64_MAX / mult || v * mult > UINT64_MAX - part) {
 		snprintf(err, errlen, "'%s' is too large", s);
 		return -1;
 	}
-	v *= mult;
+	v = v * mult + part;
 	if (v < min_ms || v > max_ms) {
 		char lo[32], hi[32];
 		snprintf(err, errlen, "'%s' is out of range (%s to %s)", s,
@@ -157,6 +174,10 @@ parse_duration(const char *s, uint64_t min_ms, uint64_t max_ms,
 	}
 	*out_ms = v;
 	return 0;
+bad:
+	snprintf(err, errlen,
+		 "'%s' is not a duration (a number with ms, s, m or h)", s);
+	return -1;
 }
 
 int

@@ -1,9 +1,9 @@
 /*
  * parse.h: pure parsers for the numbers that echod and echo-client read
  * from command lines and config files: whole numbers in a range, byte
- * sizes with k/m/g suffixes, durations with ms/s/m/h suffixes, booleans.
- * They never print or exit; on error they return -1 and describe the
- * problem in the caller's buffer.
+ * sizes with k/m/g suffixes, durations with ms/s/m/h suffixes and an
+ * optional decimal fraction, booleans. They never print or exit; on error
+ * they return -1 and describe the problem in the caller's buffer.
  */
 #ifndef ECHO_PARSE_H
 #define ECHO_PARSE_H
@@ -20,8 +20,10 @@ int parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out,
 int parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *out,
 	       char *err, size_t errlen);
 
-/* Duration: digits with an optional ms, s, m or h suffix; a bare number
- * is seconds. Result in milliseconds, within [min_ms, max_ms]. */
+/* Duration: digits, optionally with a decimal fraction of up to nine
+ * digits ("1.5", "0.25s", "2.5m"), and an optional ms, s, m or h suffix;
+ * a bare number is seconds. Result in milliseconds, the fraction of a
+ * millisecond dropped ("1.0005s" is 1000), within [min_ms, max_ms]. */
 int parse_duration(const char *s, uint64_t min_ms, uint64_t max_ms,
 		   uint64_t *out_ms, char *err, size_t errlen);
 

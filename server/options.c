@@ -85,9 +85,11 @@ options_usage(FILE *fp)
 	fprintf(fp, "  -h, %-28s %s\n", "--help", "show this help and exit");
 	fprintf(fp, "  -V, %-28s %s\n", "--version",
 		"show the version and exit");
-	fprintf(fp, "\nSizes take k, m or g; times take ms, s, m or h. "
-		    "Every option is also a config\nfile key, with '_' for "
-		    "'-': max_buffer = 4m.\n");
+	fprintf(fp,
+		"\nSizes take k, m or g; times take ms, s, m or h and may "
+		"have a decimal\nfraction (1.5s, 0.25, 250ms). Every option "
+		"is also a config file key, with\n'_' for '-': max_buffer = "
+		"4m.\n");
 	options_usage_reload(fp);
 	fprintf(fp, "Exit status: 0 on a clean stop, 1 on a runtime failure, "
 		    "64 on a bad command\nline, 78 on a bad configuration.\n");

@@ -282,6 +282,11 @@ class CheckConfig(ConfigTestCase):
                                "max_buffer = 2m\nlog_level = debug\n")
         self.assertCheckOK(["-c", path])
 
+    def test_fractional_duration_is_ok(self):
+        path = self.write_conf("listen = 127.0.0.1:0\n"
+                               "idle_timeout = 1.5s\n")
+        self.assertCheckOK(["-c", path])
+
     def test_no_file_is_ok(self):
         self.assertCheckOK([])
 

@@ -110,6 +110,37 @@ START_TEST(test_config_reads_every_kind)
 }
 END_TEST
 
+START_TEST(test_config_durations_take_fractions)
+{
+	struct config cfg;
+	int seen[ECHOD_MAX_KEYS] = {0};
+	char idle[] = "idle_timeout = 1.5s\n";
+	char shutdown[] = "shutdown_timeout = 0.25\n";
+	char bad[] = "idle_timeout = .5\n";
+	char err[256] = "";
+
+	ck_assert_uint_le(config_nkeys, ECHOD_MAX_KEYS);
+	config_init(&cfg);
+	ck_assert_int_eq(
+		config_parse_line(&cfg, idle, 1, seen, err, sizeof(err)), 0);
+	ck_assert_int_eq(
+		config_parse_line(&cfg, shutdown, 2, seen, err, sizeof(err)),
+		0);
+	ck_assert_str_eq(err, "");
+	ck_assert_uint_eq(cfg.idle_timeout_ms, 1500);
+	ck_assert_uint_eq(cfg.shutdown_timeout_ms, 250);
+	config_free(&cfg);
+
+	memset(seen, 0, sizeof(seen));
+	config_init(&cfg);
+	ck_assert_int_eq(
+		config_parse_line(&cfg, bad, 1, seen, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "'idle_timeout' must be a duration from 0 to "
+			      "168h (ms, s, m or h suffix), not '.5'");
+	config_free(&cfg);
+}
+END_TEST
+
 START_TEST(test_config_rejects_unknown_key)
 {
 	load_fails("threads = 1\nmax_conns = 5\n",
@@ -259,6 +290,7 @@ config_suite(void)
 
 	tcase_add_test(tc, test_config_defaults);
 	tcase_add_test(tc, test_config_reads_every_kind);
+	tcase_add_test(tc, test_config_durations_take_fractions);
 	tcase_add_test(tc, test_config_rejects_unknown_key);
 	tcase_add_test(tc, test_config_suggests_near_key);
 	tcase_add_test(tc, test_config_rejects_duplicate_single_key);

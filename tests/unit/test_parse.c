@@ -5,6 +5,7 @@
  */
 #include <check.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -358,9 +359,6 @@ START_TEST(test_parse_duration_rejects_unknown_suffix)
 		"'1sec' is not a duration (a number with ms, s, m or h)");
 	duration_fails("1us", 0, UINT64_MAX,
 		       "'1us' is not a duration (a number with ms, s, m or h)");
-	duration_fails(
-		"1.5s", 0, UINT64_MAX,
-		"'1.5s' is not a duration (a number with ms, s, m or h)");
 }
 END_TEST
 
@@ -416,6 +414,117 @@ START_TEST(test_parse_duration_rejects_outside_range_naming_bounds)
 	duration_fails("0", 1000, 3600000, "'0' is out of range (1s to 1h)");
 	duration_fails("2m", 0, 90000, "'2m' is out of range (0 to 90s)");
 	duration_fails("1s", 1, 999, "'1s' is out of range (1ms to 999ms)");
+}
+END_TEST
+
+START_TEST(test_parse_duration_accepts_fraction_with_every_suffix)
+{
+	duration_ok("1.5s", 0, UINT64_MAX, 1500);
+	duration_ok("0.25s", 0, UINT64_MAX, 250);
+	duration_ok("250.0ms", 0, UINT64_MAX, 250);
+	duration_ok("2.5m", 0, UINT64_MAX, 150000);
+	duration_ok("0.5m", 0, UINT64_MAX, 30000);
+	duration_ok("1.5h", 0, UINT64_MAX, 5400000);
+	duration_ok("0.001h", 0, UINT64_MAX, 3600);
+	duration_ok("0.0s", 0, UINT64_MAX, 0);
+}
+END_TEST
+
+START_TEST(test_parse_duration_bare_fraction_is_seconds)
+{
+	duration_ok("0.5", 0, UINT64_MAX, 500);
+	duration_ok("1.25", 0, UINT64_MAX, 1250);
+	duration_ok("10.0", 0, UINT64_MAX, 10000);
+	duration_ok("01.5", 0, UINT64_MAX, 1500);
+	duration_ok("0.001", 0, UINT64_MAX, 1);
+}
+END_TEST
+
+START_TEST(test_parse_duration_drops_fraction_of_a_millisecond)
+{
+	duration_ok("1.0005s", 0, UINT64_MAX, 1000);
+	duration_ok("0.0015", 0, UINT64_MAX, 1);
+	duration_ok("0.0009", 0, UINT64_MAX, 0);
+	duration_ok("0.999999999s", 0, UINT64_MAX, 999);
+	duration_ok("1.5ms", 0, UINT64_MAX, 1);
+	duration_ok("2.999ms", 0, UINT64_MAX, 2);
+	duration_ok("1.0000001h", 0, UINT64_MAX, 3600000);
+}
+END_TEST
+
+START_TEST(test_parse_duration_rejects_malformed_fractions)
+{
+	static const char *const bad[] = {
+		".5",	".5s",	"5.",	 "5.s",	   "5.ms",  "1.2.3",
+		"1..5", "1.5x", "1.5S",	 "1.5 s",  "1.5s ", "1,5",
+		"1.-5", "1.+5", "1.5e3", "1.5sec", "1. 5",  "1.5.s",
+	};
+	char want[128];
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(want, sizeof(want),
+			 "'%s' is not a duration (a number with ms, s, m or h)",
+			 bad[i]);
+		duration_fails(bad[i], 0, UINT64_MAX, want);
+	}
+	duration_fails("-1.5", 0, UINT64_MAX, "'-1.5' is not a number");
+	duration_fails("+1.5s", 0, UINT64_MAX, "'+1.5s' is not a number");
+	duration_fails(" 1.5s", 0, UINT64_MAX, "' 1.5s' is not a number");
+}
+END_TEST
+
+START_TEST(test_parse_duration_takes_at_most_nine_fraction_digits)
+{
+	duration_ok("0.123456789s", 0, UINT64_MAX, 123);
+	duration_ok("1.000000000", 0, UINT64_MAX, 1000);
+	duration_fails("0.1234567891s", 0, UINT64_MAX,
+		       "'0.1234567891s' is not a duration (a number with ms, "
+		       "s, m or h)");
+	duration_fails("1.0000000000", 0, UINT64_MAX,
+		       "'1.0000000000' is not a duration (a number with ms, "
+		       "s, m or h)");
+}
+END_TEST
+
+START_TEST(test_parse_duration_checks_fraction_against_range)
+{
+	duration_ok("0.001", 1, 3600000, 1);
+	duration_ok("0.999999999h", 1000, 3600000, 3599999);
+	duration_ok("1.0h", 1000, 3600000, 3600000);
+	duration_fails("0.0001", 1, 3600000,
+		       "'0.0001' is out of range (1ms to 1h)");
+	duration_fails("0.9999s", 1000, 3600000,
+		       "'0.9999s' is out of range (1s to 1h)");
+	duration_fails("1.0001h", 1000, 3600000,
+		       "'1.0001h' is out of range (1s to 1h)");
+	duration_fails("60.5m", 1000, 3600000,
+		       "'60.5m' is out of range (1s to 1h)");
+	/* The whole part alone is past max. */
+	duration_fails("90000.5", 0, 90000000,
+		       "'90000.5' is out of range (0 to 25h)");
+}
+END_TEST
+
+START_TEST(test_parse_duration_rejects_fraction_overflow)
+{
+	duration_ok("18446744073709551.615s", 0, UINT64_MAX, UINT64_MAX);
+	duration_fails("18446744073709551.616s", 0, UINT64_MAX,
+		       "'18446744073709551.616s' is too large");
+	duration_ok("18446744073709551615.9ms", 0, UINT64_MAX, UINT64_MAX);
+	duration_fails("18446744073709551616.0ms", 0, UINT64_MAX,
+		       "'18446744073709551616.0ms' is too large");
+	duration_ok("5124095576030.4h", 0, UINT64_MAX, 18446744073709440000u);
+	duration_fails("5124095576030.9h", 0, UINT64_MAX,
+		       "'5124095576030.9h' is too large");
+	duration_fails("5124095576031.0h", 0, UINT64_MAX,
+		       "'5124095576031.0h' is too large");
+	duration_fails("18446744073709551615.5", 0, UINT64_MAX,
+		       "'18446744073709551615.5' is too large");
+	duration_fails("100000000000000000000000000000000000000000.5s", 0,
+		       UINT64_MAX,
+		       "'100000000000000000000000000000000000000000.5s' is "
+		       "too large");
 }
 END_TEST
 
@@ -627,6 +736,15 @@ parse_suite(void)
 	tcase_add_test(tc, test_parse_duration_accepts_range_bounds);
 	tcase_add_test(tc,
 		       test_parse_duration_rejects_outside_range_naming_bounds);
+	tcase_add_test(tc,
+		       test_parse_duration_accepts_fraction_with_every_suffix);
+	tcase_add_test(tc, test_parse_duration_bare_fraction_is_seconds);
+	tcase_add_test(tc, test_parse_duration_drops_fraction_of_a_millisecond);
+	tcase_add_test(tc, test_parse_duration_rejects_malformed_fractions);
+	tcase_add_test(tc,
+		       test_parse_duration_takes_at_most_nine_fraction_digits);
+	tcase_add_test(tc, test_parse_duration_checks_fraction_against_range);
+	tcase_add_test(tc, test_parse_duration_rejects_fraction_overflow);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("bool");
