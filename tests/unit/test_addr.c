@@ -15,6 +15,7 @@
 #include <sys/un.h>
 
 #include "addr.h"
+#include "unit.h"
 
 static void
 parse_ok(const char *s, const char *host, unsigned port, int wildcard)
@@ -414,11 +415,5 @@ addr_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(addr_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_ENV);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return unit_run(addr_suite());
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "options.h"
+#include "unit.h"
 
 #define MAX_ARGS 24
 
@@ -665,11 +666,5 @@ client_options_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(client_options_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_ENV);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return unit_run(client_options_suite());
 }

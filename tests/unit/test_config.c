@@ -4,14 +4,18 @@
  * error path with its exact "file:line: message".
  */
 #include <check.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "echod.h"
+#include "unit.h"
 
-static char tmpdir[] = "/tmp/echod-test-config-XXXXXX";
+/* Where the tests write their config files (tmpdir_create()). */
+#define TMPDIR_TEMPLATE "/tmp/echod-test-config-XXXXXX"
+static char tmpdir[sizeof(TMPDIR_TEMPLATE)];
 
 /* Writes text to a fresh file and returns its path (static buffer). */
 static const char *
@@ -282,12 +286,34 @@ START_TEST(test_config_listen_may_repeat)
 }
 END_TEST
 
+/* An unchecked fixture: check runs it in its own process before the first
+ * test and after the last, so forked tests (CK_FORK=yes, the default) and
+ * unforked ones see the same directory, and it is removed either way. */
+static void
+tmpdir_create(void)
+{
+	memcpy(tmpdir, TMPDIR_TEMPLATE, sizeof(tmpdir));
+	ck_assert_msg(mkdtemp(tmpdir) != NULL, "mkdtemp %s: %s",
+		      TMPDIR_TEMPLATE, strerror(errno));
+}
+
+static void
+tmpdir_remove(void)
+{
+	char cmd[300];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", tmpdir);
+}
+
 static Suite *
 config_suite(void)
 {
 	Suite *s = suite_create("config");
 	TCase *tc = tcase_create("core");
 
+	tcase_add_unchecked_fixture(tc, tmpdir_create, tmpdir_remove);
 	tcase_add_test(tc, test_config_defaults);
 	tcase_add_test(tc, test_config_reads_every_kind);
 	tcase_add_test(tc, test_config_durations_take_fractions);
@@ -309,23 +335,5 @@ config_suite(void)
 int
 main(void)
 {
-	SRunner *sr;
-	int failed;
-
-	if (mkdtemp(tmpdir) == NULL) {
-		perror("mkdtemp");
-		return 1;
-	}
-	sr = srunner_create(config_suite());
-	srunner_set_fork_status(sr, CK_NOFORK);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	{
-		char cmd[300];
-		snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
-		if (system(cmd) != 0)
-			fprintf(stderr, "could not remove %s\n", tmpdir);
-	}
-	return failed == 0 ? 0 : 1;
+	return unit_run(config_suite());
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 
 #include "histogram.h"
+#include "unit.h"
 
 /* A bucket is at most 1/32 of its values wide. */
 #define RESOLUTION (1.0 / 32)
@@ -202,11 +203,5 @@ histogram_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(histogram_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_ENV);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return unit_run(histogram_suite());
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "echod.h"
+#include "unit.h"
 
 static struct sockaddr_storage
 v4(const char *ip, int port)
@@ -85,21 +86,21 @@ START_TEST(test_iptable_release_unknown_is_harmless)
 }
 END_TEST
 
-int
-main(void)
+static Suite *
+iptable_suite(void)
 {
 	Suite *s = suite_create("iptable");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, test_iptable_limits_each_address);
 	tcase_add_test(tc, test_iptable_v4_mapped_counts_as_v4);
 	tcase_add_test(tc, test_iptable_release_unknown_is_harmless);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	return s;
+}
+
+int
+main(void)
+{
+	return unit_run(iptable_suite());
 }

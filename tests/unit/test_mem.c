@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "echod.h"
+#include "unit.h"
 
 /* Feeds n accepts one by one, as the listener does. */
 static void
@@ -76,22 +77,22 @@ START_TEST(test_mem_trim_follows_a_new_burst)
 }
 END_TEST
 
-int
-main(void)
+static Suite *
+mem_suite(void)
 {
 	Suite *s = suite_create("mem");
 	TCase *tc = tcase_create("trim");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, test_mem_trim_waits_for_a_quarter_of_the_peak);
 	tcase_add_test(tc, test_mem_trim_repeats_while_the_burst_closes);
 	tcase_add_test(tc, test_mem_trim_ignores_small_traffic);
 	tcase_add_test(tc, test_mem_trim_follows_a_new_burst);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	return s;
+}
+
+int
+main(void)
+{
+	return unit_run(mem_suite());
 }

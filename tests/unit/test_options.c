@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "echod.h"
+#include "unit.h"
 
 /* argv strings live here: overrides point into them. */
 static char arg_store[2][40][128];
@@ -239,13 +240,11 @@ START_TEST(test_options_usage_names_the_keys_reload_cannot_change)
 }
 END_TEST
 
-int
-main(void)
+static Suite *
+options_suite(void)
 {
 	Suite *s = suite_create("options");
 	TCase *tc = tcase_create("core");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, test_options_every_key_is_a_long_option);
 	tcase_add_test(tc, test_options_command_line_only);
@@ -257,9 +256,11 @@ main(void)
 	tcase_add_test(tc,
 		       test_options_usage_names_the_keys_reload_cannot_change);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	return s;
+}
+
+int
+main(void)
+{
+	return unit_run(options_suite());
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "parse.h"
+#include "unit.h"
 
 #define KIB ((uint64_t)1024)
 #define MIB (KIB * 1024)
@@ -771,11 +772,5 @@ parse_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(parse_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_ENV);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return unit_run(parse_suite());
 }

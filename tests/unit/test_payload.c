@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "payload.h"
+#include "unit.h"
 
 #define STREAM_LEN 4099 /* not a multiple of 8, nor of any chunk below */
 
@@ -339,11 +340,5 @@ payload_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(payload_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_ENV);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return unit_run(payload_suite());
 }

@@ -10,7 +10,8 @@
 #include <check.h>
 #include <stdlib.h>
 
-/* Runs every test of s, frees it and returns main's exit status. */
+/* Runs s as check's environment says, frees it and returns main's exit
+ * status. */
 static inline int
 unit_run(Suite *s)
 {

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """
-test_units.py: what echod ships around the binary: conf/echod.conf (every
-key documented at its default, and echod runs from it), the systemd units
-(systemd-analyze verify is clean, security exposure at most 1.5) and the
-install rules (files land where the unit expects them; a modified
+test_packaging.py: what echod ships around the binary: conf/echod.conf
+(every key documented at its default, and echod runs from it), the systemd
+units (systemd-analyze verify is clean, security exposure at most 1.5) and
+the install rules (files land where the unit expects them; a modified
 echod.conf survives a reinstall).
 
 Environment:
@@ -177,7 +177,7 @@ def systemd_analyze():
 
 
 @unittest.skipUnless(systemd_analyze(), "systemd-analyze is not installed")
-class UnitTest(unittest.TestCase):
+class SystemdUnitTest(unittest.TestCase):
     """The units as generated into the build directory."""
 
     def setUp(self):
