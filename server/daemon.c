@@ -2,7 +2,9 @@
  * daemon.c: becoming a classic daemon: detaching (fork, new session,
  * standard streams to /dev/null) with the parent waiting until the child
  * is serving, the pid file (locked, so a live echod's file is refused and a
- * stale one is taken over), and dropping root for an unprivileged user.
+ * stale one is taken over), dropping root for an unprivileged user, and
+ * fitting the descriptor limit to max_connections (the soft limit is
+ * raised towards the hard one, as memcached and nginx do).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -246,5 +249,57 @@ daemon_drop_privileges(const char *user, char *err, size_t errlen)
 	}
 	log_info("running as user %s (uid %ld)", pw->pw_name, (long)pw->pw_uid);
 	daemon_pidfile_check_removable(pw->pw_name);
+	return 0;
+}
+
+/* The soft descriptor limit that holds wanted descriptors, as far as the
+ * hard limit allows; never lower than the soft limit already is. */
+uint64_t
+daemon_nofile_target(uint64_t wanted, uint64_t soft, uint64_t hard)
+{
+	if (wanted <= soft)
+		return soft;
+	return wanted < hard ? wanted : hard;
+}
+
+/*
+ * Raises the soft RLIMIT_NOFILE to hold wanted descriptors. Returns 0 if
+ * it does; -1 with the reason in err if the limit cannot hold them (the
+ * caller warns: echod still runs, and refuses what it cannot accept).
+ */
+int
+daemon_nofile_fit(uint64_t wanted, char *err, size_t errlen)
+{
+	struct rlimit rl;
+	uint64_t soft, hard, target;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1) {
+		snprintf(err, errlen, "getrlimit: %s", strerror(errno));
+		return -1;
+	}
+	soft = rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : rl.rlim_cur;
+	hard = rl.rlim_max == RLIM_INFINITY ? UINT64_MAX : rl.rlim_max;
+	target = daemon_nofile_target(wanted, soft, hard);
+	if (target != soft) {
+		rl.rlim_cur = (rlim_t)target;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == -1) {
+			snprintf(err, errlen,
+				 "cannot raise the descriptor limit from %llu "
+				 "to %llu: %s",
+				 (unsigned long long)soft,
+				 (unsigned long long)target, strerror(errno));
+			return -1;
+		}
+		log_debug("descriptor limit raised from %llu to %llu",
+			  (unsigned long long)soft, (unsigned long long)target);
+	}
+	if (target < wanted) {
+		snprintf(err, errlen,
+			 "the descriptor limit is %llu (hard limit %llu), "
+			 "below the %llu that max_connections needs",
+			 (unsigned long long)target, (unsigned long long)hard,
+			 (unsigned long long)wanted);
+		return -1;
+	}
 	return 0;
 }

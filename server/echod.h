@@ -52,6 +52,11 @@
  * quarter, free heap pages go back to the system (see mem_trim_due()). */
 #define ECHOD_TRIM_MIN_PEAK 1000
 #define ECHOD_HOUSEKEEPING_MS 1000
+/* Descriptors echod needs besides its connections' (standard streams,
+ * listeners, event loops, signalfd, pid file, log and notify sockets),
+ * and per worker thread. */
+#define ECHOD_NOFILE_RESERVE 64
+#define ECHOD_NOFILE_PER_WORKER 2
 
 /* log.c */
 enum log_level {
@@ -248,6 +253,7 @@ void worker_stop_all(struct server *srv);
 void worker_assign(struct server *srv, const struct accepted *a);
 void worker_poke_all(struct server *srv);
 void worker_bytes(struct server *srv, uint64_t *in, uint64_t *out);
+unsigned worker_count(const struct server *srv);
 uint64_t worker_sweep_period(uint64_t idle_ms, int draining);
 
 /* conn.c */
@@ -296,6 +302,8 @@ int daemon_pidfile_write(char *err, size_t errlen);
 void daemon_pidfile_remove(void);
 int daemon_user_check(const char *user, char *err, size_t errlen);
 int daemon_drop_privileges(const char *user, char *err, size_t errlen);
+uint64_t daemon_nofile_target(uint64_t wanted, uint64_t soft, uint64_t hard);
+int daemon_nofile_fit(uint64_t wanted, char *err, size_t errlen);
 
 /* systemd.c */
 int systemd_notify_init(char *err, size_t errlen);

@@ -38,6 +38,22 @@ server_status(struct server *srv)
 		       n == 1 ? "" : "s");
 }
 
+/* Makes room for max_connections under the descriptor limit, or says
+ * that there is none: a limit that cannot hold them would turn into
+ * refused connections and accept back-offs with no word why. */
+static void
+server_fit_nofile(struct server *srv)
+{
+	uint64_t wanted = (uint64_t)srv->cfg->max_connections +
+			  ECHOD_NOFILE_RESERVE +
+			  (uint64_t)ECHOD_NOFILE_PER_WORKER * worker_count(srv);
+	char err[256];
+
+	if (daemon_nofile_fit(wanted, err, sizeof(err)) == -1)
+		log_warnx("max_connections is %u: %s",
+			  srv->cfg->max_connections, err);
+}
+
 /* Sets what the workers read, from srv->cfg. */
 static void
 server_publish(struct server *srv)
@@ -160,6 +176,7 @@ server_reload(struct server *srv)
 	srv->cfg = ncfg;
 	listener_apply_options(srv);
 	server_publish(srv);
+	server_fit_nofile(srv);
 	worker_poke_all(srv);
 	log_info("configuration reloaded%s%s", ncfg->file ? " from " : "",
 		 ncfg->file ? ncfg->file : "");
@@ -307,6 +324,7 @@ server_start(struct server *srv, char *err, size_t errlen)
 
 	if (worker_start_all(srv, err, errlen) == -1)
 		return -1;
+	server_fit_nofile(srv);
 	srv->drain_timer = evtimer_new(srv->base, server_drain_cb, srv);
 	srv->shutdown_timer =
 		evtimer_new(srv->base, server_shutdown_timeout_cb, srv);

@@ -205,6 +205,12 @@ worker_poke_all(struct server *srv)
 		event_active(srv->pool->w[i].control, 0, 0);
 }
 
+unsigned
+worker_count(const struct server *srv)
+{
+	return srv->pool != NULL ? srv->pool->n : 0;
+}
+
 /* Bytes every worker has read and echoed, summed. */
 void
 worker_bytes(struct server *srv, uint64_t *in, uint64_t *out)

@@ -73,6 +73,9 @@ class DaemonTestCase(EchodTestCase):
     wrapper's (valgrind's) own copy of stderr in the daemon would hold
     open for the daemon's life."""
 
+    # What echod's command line is run under (a subclass may set it).
+    prefix = []
+
     def setUp(self):
         tmp = tempfile.TemporaryDirectory(prefix="echod-daemon-")
         self.addCleanup(tmp.cleanup)
@@ -97,7 +100,8 @@ class DaemonTestCase(EchodTestCase):
         log = os.path.join(self.dir, "terminal.log")
         with open(log, "wb") as f:
             proc = subprocess.Popen(
-                echodtest.WRAPPER + [echodtest.echod_path()] + list(args),
+                self.prefix + echodtest.WRAPPER + [echodtest.echod_path()]
+                + list(args),
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 stderr=f, cwd=cwd)
         if "-p" in args:
@@ -439,6 +443,10 @@ class Privileges(DaemonTestCase):
                          r"pid file .*: cannot remove it \(Permission "
                          r"denied\); emptied it")
 
+
+class UnknownUser(DaemonTestCase):
+    """Needs no root: the user is looked up before anything else."""
+
     def test_unknown_user_exits_78_before_binding(self):
         port = free_port()
         r = run_echod(["-u", "no_such_user", "--listen",
@@ -457,6 +465,83 @@ class Privileges(DaemonTestCase):
         self.assertEqual(rc, EX_CONFIG, err)
         self.assertIn("user 'no_such_user' does not exist", err)
         self.assertFalse(os.path.exists(self.pidfile))
+
+
+class Syslog(DaemonTestCase):
+    """What echod sends to syslog, as a syslog daemon would receive it:
+    echod runs in a private mount namespace (root only) whose /dev holds
+    only null and a datagram socket of the test's, bound where /dev/log
+    is expected. Nothing in echod knows."""
+
+    # unshare -m, then: $1 becomes /dev, with the real /dev/null in it.
+    SCRIPT = ('d=$1; shift; mount --bind /dev/null "$d/null" && '
+              'mount --rbind "$d" /dev && exec "$@"')
+
+    def setUp(self):
+        super().setUp()
+        if os.geteuid() != 0:
+            self.skipTest("needs root for a mount namespace")
+        dev = os.path.join(self.dir, "dev")
+        os.mkdir(dev)
+        open(os.path.join(dev, "null"), "w").close()
+        self.syslog = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.addCleanup(self.syslog.close)
+        self.syslog.bind(os.path.join(dev, "log"))
+        self.received = []
+        self.prefix = ["unshare", "-m", "--propagation", "private", "sh",
+                       "-c", self.SCRIPT, "sh", dev]
+
+    def wait_syslog(self, regex, timeout=10):
+        """Waits for a datagram matching regex; returns the match."""
+        pattern = re.compile(regex)
+        deadline = echodtest.Deadline(timeout)
+        while True:
+            for line in self.received:
+                m = pattern.search(line)
+                if m:
+                    return m
+            self.syslog.settimeout(max(deadline.remaining(), 0.001))
+            try:
+                self.received.append(self.syslog.recv(4096).decode())
+            except socket.timeout:
+                self.fail(f"no syslog message like {regex!r}; got "
+                          f"{self.received}")
+
+    def test_syslog_receives_the_log(self):
+        # LOG_DAEMON (3 << 3) at LOG_INFO (6): priority 30.
+        proc = subprocess.Popen(
+            self.prefix + echodtest.WRAPPER + [
+                echodtest.echod_path(), "--syslog", "-v", "--listen",
+                "127.0.0.1:0"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE)
+        self.addCleanup(lambda: proc.poll() is None and
+                        (proc.kill(), proc.wait()))
+        m = self.wait_syslog(r"^<30>.* echod\[(\d+)\]: listening on "
+                             r"127\.0\.0\.1:(\d+)$")
+        self.assertEqual(int(m.group(1)), proc.pid)
+        self.assertEchoes(("127.0.0.1", int(m.group(2))), b"0123456789")
+        self.wait_syslog(r"^<31>.* echod\[\d+\]: received 10 bytes from "
+                         r"127\.0\.0\.1:\d+$")
+        proc.send_signal(signal.SIGTERM)
+        self.assertEqual(proc.wait(scaled(10)), 0)
+        self.wait_syslog(r"^<30>.* echod\[\d+\]: stopped$")
+        self.assertEqual(proc.stderr.read(), b"")
+
+    def test_daemon_logs_to_syslog_once_serving(self):
+        rc, err, port = self.daemonize()
+        self.assertEqual(rc, 0, err)
+        # The terminal heard where it listens; syslog hears the rest.
+        self.assertIn(f"listening on 127.0.0.1:{port}", err)
+        pid = self.read_pid()
+        self.assertEchoes(("127.0.0.1", port))
+        os.kill(pid, signal.SIGHUP)
+        self.wait_syslog(rf"^<30>.* echod\[{pid}\]: configuration "
+                         rf"reloaded$")
+        os.kill(pid, signal.SIGTERM)
+        self.wait_syslog(rf"^<30>.* echod\[{pid}\]: SIGTERM: shutting "
+                         rf"down, 0 connections open$")
+        self.wait_syslog(rf"^<30>.* echod\[{pid}\]: stopped$")
 
 
 class Logging(DaemonTestCase):

@@ -15,7 +15,7 @@ import time
 import unittest
 
 import echodtest
-from echodtest import (MIB, WRAPPER, Deadline, Echod, EchodTestCase, exchange,
+from echodtest import (cpu_seconds, MIB, WRAPPER, Deadline, Echod, EchodTestCase, exchange,
                        recv_exactly, scaled, stats, wait_for)
 
 # The descriptor limit echod runs under in the EMFILE test, and how many
@@ -30,13 +30,6 @@ ACCEPT_WARNING_RE = r"accept on .*(Too many open files|EMFILE)"
 TIMEOUT_FACTOR = echodtest.TIMEOUT_SCALE
 
 
-def cpu_seconds(pid):
-    """utime + stime of a process, in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def linger_reset(sock):
     """Closes with SO_LINGER 0: the peer gets a reset, not a FIN."""
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
@@ -46,9 +39,9 @@ def linger_reset(sock):
 
 class OutOfDescriptors(EchodTestCase):
 
-    @unittest.skipIf(WRAPPER, "a wrapper (valgrind) needs descriptors of "
-                     "its own under the limit")
     def test_emfile_backs_off_and_recovers(self):
+        echodtest.skip_under_wrapper(
+            self, "valgrind needs descriptors of its own under the limit")
         server = Echod("--threads", "1")
         server.argv = ["prlimit", f"--nofile={FD_LIMIT}:{FD_LIMIT}",
                        "--"] + server.argv

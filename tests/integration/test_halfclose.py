@@ -137,6 +137,28 @@ class HalfCloseAtBufferLimit(EchodTestCase):
         self.assertBytesEqual(got, payload)
         server.stop_cleanly(self)
 
+    def test_eof_read_with_echo_queued_still_echoes_everything(self):
+        """The peer writes several MiB without reading and half-closes
+        while echod holds most of it as queued echo (max_buffer is larger
+        than the payload, the peer's receive buffer tiny): echod reads the
+        EOF with echo still queued, then writes every byte, then closes."""
+        server = self.start_echod("--max-buffer", "64m", "--threads", "1")
+        payload = random_payload(12 * MIB, seed=6)
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(s.close)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(scaled(60))
+        s.connect(server.address)
+        s.sendall(payload)  # echod takes it all: its queue holds 64m
+        s.shutdown(socket.SHUT_WR)
+        # echod has read every byte (and the EOF right behind them)
+        # before the peer reads any of its echo.
+        echodtest.wait_for(
+            lambda: echodtest.stats(server)["in"] == len(payload), 30,
+            "echod to read the whole payload", interval=0.05)
+        self.assertBytesEqual(recv_until_eof(s, 60), payload)
+        server.stop_cleanly(self)
+
 
 if __name__ == "__main__":
     echodtest.main()

@@ -1,6 +1,7 @@
 """IPv6: echod listens on [::1], logs "listening on [::1]:PORT", echoes
-byte-exact to Python sockets and to echo-client. Skipped only when this
-host cannot bind [::1] at all."""
+byte-exact to Python sockets and to echo-client; "*:PORT" serves IPv4 and
+IPv6 clients on one socket. Skipped only when this host cannot bind [::1]
+at all (a skip fails in CI)."""
 
 import socket
 
@@ -48,6 +49,21 @@ class IPv6(EchodTestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(r.stdout.decode(),
                          "Received: Hello from client!\n" * 2)
+
+
+class DualStack(EchodTestCase):
+    """"*:PORT" is one socket for every address of both families: IPv4
+    clients reach it as well as IPv6 ones."""
+
+    def test_wildcard_serves_ipv4_and_ipv6(self):
+        server = self.start_echod(listen=("*:0",))
+        self.assertEqual(server.address[0], "::")
+        with self.connect(("127.0.0.1", server.port),
+                          family=socket.AF_INET) as s:
+            self.assertEqual(exchange(s, b"over IPv4\n", 10), b"over IPv4\n")
+        with self.connect(("::1", server.port), family=socket.AF_INET6) as s:
+            self.assertEqual(exchange(s, b"over IPv6\n", 10), b"over IPv6\n")
+        server.stop_cleanly(self)
 
 
 if __name__ == "__main__":

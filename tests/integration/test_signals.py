@@ -9,6 +9,7 @@ import os
 import selectors
 import signal
 import socket
+import subprocess
 import tempfile
 import threading
 import time
@@ -226,7 +227,9 @@ class GracefulStop(SignalTestCase):
         elapsed = time.monotonic() - t0
         self.assertEqual(rc, 0, server.stderr())
         self.assertGreaterEqual(elapsed, 0.9, "exited before the timeout")
-        self.assertLess(elapsed, scaled(4), "exit long after the timeout")
+        # Wide: the machine may be loaded; a stop that ignores the
+        # timeout altogether runs into wait(10) above.
+        self.assertLess(elapsed, scaled(8), "exit long after the timeout")
         self.assertIn("shutdown_timeout reached, closing 1 connection",
                       server.stderr())
         stream.join(scaled(10))
@@ -343,13 +346,14 @@ class Reload(SignalTestCase):
         quiet = self.connect(server.address)
         self.assertEchoes(quiet, b"then silent\n")
         busy = self.connect(server.address)
-        self.reload(server, "listen = 127.0.0.1:0\nidle_timeout = 300ms\n")
-        # The silent one is closed; the one that keeps talking is not.
-        deadline = Deadline(3)
+        self.reload(server, "listen = 127.0.0.1:0\nidle_timeout = 1500ms\n")
+        # The silent one is closed; the one that keeps talking (every
+        # 0.1s, far inside the timeout even on a loaded machine) is not.
+        deadline = Deadline(4)
         while not deadline.expired():
             self.assertEchoes(busy, b"busy\n")
             time.sleep(0.1)
-        self.assertClosedByServer(quiet, timeout=0.1)
+        self.assertClosedByServer(quiet, timeout=scaled(3))
         self.assertEchoes(busy, b"still open\n")
         self.reload(server, "listen = 127.0.0.1:0\nidle_timeout = 0\n")
         time.sleep(1)
@@ -397,6 +401,43 @@ class Reload(SignalTestCase):
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
+        server.stop_cleanly(self)
+
+    def ss(self, *args):
+        r = subprocess.run(["ss", "-H"] + list(args), capture_output=True,
+                           text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return r.stdout
+
+    def listen_backlog(self, server):
+        """The listening socket's backlog: ss -ltn's Send-Q."""
+        out = self.ss("-ltn", f"( sport = :{server.port} )")
+        lines = out.splitlines()
+        self.assertEqual(len(lines), 1, out)
+        return int(lines[0].split()[2])
+
+    def accepted_entry(self, server, sock):
+        """ss -tnoi's line for echod's end of sock."""
+        peer = sock.getsockname()[1]
+        out = self.ss("-tnoi", "state", "established",
+                      f"( sport = :{server.port} and dport = :{peer} )")
+        lines = [l for l in out.splitlines() if f":{peer}" in l]
+        self.assertEqual(len(lines), 1, out)
+        return lines[0]
+
+    def test_keepalive_and_backlog_apply_on_reload(self):
+        server = self.start_with_conf("listen = 127.0.0.1:0\n"
+                                      "tcp_keepalive = no\nbacklog = 16\n")
+        self.assertEqual(self.listen_backlog(server), 16)
+        before = self.connect(server.address)
+        self.assertEchoes(before)
+        self.assertNotIn("keepalive", self.accepted_entry(server, before))
+        self.reload(server, "listen = 127.0.0.1:0\n"
+                            "tcp_keepalive = yes\nbacklog = 23\n")
+        self.assertEqual(self.listen_backlog(server), 23)
+        after = self.connect(server.address)
+        self.assertEchoes(after)
+        self.assertIn("timer:(keepalive,", self.accepted_entry(server, after))
         server.stop_cleanly(self)
 
     def test_listen_address_added_then_removed(self):

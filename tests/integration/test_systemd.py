@@ -221,13 +221,14 @@ class Watchdog(SystemdTestCase):
 
     def test_watchdog_petted_at_half_the_period(self):
         notify = self.notify_socket()
+        # A 1s period: pets every 0.5s, with room for a loaded machine.
         server = self.start_notified(notify,
-                                     env={"WATCHDOG_USEC": "200000",
+                                     env={"WATCHDOG_USEC": "1000000",
                                           "WATCHDOG_PID": None})
         notify.wait("READY=1")
         stamps = []
-        deadline = Deadline(5)
-        while len(stamps) < 6:
+        deadline = Deadline(10)
+        while len(stamps) < 5:
             msg = notify.receive(deadline.remaining())
             self.assertIsNotNone(msg, f"only {len(stamps)} WATCHDOG=1 "
                                  f"within {deadline.seconds:g}s")
@@ -235,9 +236,9 @@ class Watchdog(SystemdTestCase):
                 stamps.append(time.monotonic())
         gaps = [b - a for a, b in zip(stamps, stamps[1:])]
         mean = sum(gaps) / len(gaps)
-        self.assertGreater(mean, 0.06, f"petted too often: {gaps}")
-        self.assertLess(mean, scaled(0.15), f"petted too rarely: {gaps}")
-        self.assertLess(max(gaps), scaled(0.2),
+        self.assertGreater(mean, 0.3, f"petted too often: {gaps}")
+        self.assertLess(mean, scaled(0.8), f"petted too rarely: {gaps}")
+        self.assertLess(max(gaps), scaled(1.0),
                         f"a gap reached the whole period: {gaps}")
         # STATUS= rides along with each pet.
         self.assertIn("STATUS=0 connections", notify.messages)
@@ -358,6 +359,10 @@ class SocketActivation(SystemdTestCase):
             echodtest.connect(("127.0.0.1", other), timeout=5).close()
         server.wait_log("received 2 bytes")  # the rest of the file applied
         server.stop_cleanly(self)
+
+
+class NotActivated(SystemdTestCase):
+    """Needs no systemd-socket-activate: the environment says it all."""
 
     def test_listen_fds_for_another_pid_are_ignored(self):
         with environment(LISTEN_FDS="1", LISTEN_PID="1"):
