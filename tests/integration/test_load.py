@@ -31,7 +31,8 @@ MODES = {
 
 def run_load_watching_threads(args, address, timeout=60):
     """Like run_load, also returning the most threads the client process
-    was seen running (sampled from /proc every few milliseconds)."""
+    was seen running (sampled from /proc every few milliseconds). A
+    client still running at the timeout is killed."""
     host, port = address
     argv = [echodtest.client_path(), "--load", "--json"] + \
         [str(a) for a in args] + [host, str(port)]
@@ -45,7 +46,11 @@ def run_load_watching_threads(args, address, timeout=60):
             except FileNotFoundError:
                 break
             time.sleep(0.005)
-        out, err = p.communicate(timeout=deadline.remaining() + 1)
+        try:
+            out, err = p.communicate(timeout=deadline.remaining() + 1)
+        except subprocess.TimeoutExpired:
+            p.kill()  # fails the test below: killed, no JSON
+            out, err = p.communicate()
     r = subprocess.CompletedProcess(argv, p.returncode, out, err)
     lines = out.decode().strip().splitlines()
     return r, (json.loads(lines[-1]) if lines else None), most
