@@ -116,6 +116,7 @@ class SlowReader(EchodTestCase):
         # A spin burns the whole 2 s; idle echod wakes once a second.
         self.assertLess(spent, 0.3, f"echod used {spent:.2f}s of CPU in 2s "
                         f"with its only peer stalled")
+        sock.close()  # else the stop waits out shutdown_timeout for it
         server.stop_cleanly(self)
 
     def test_several_stalled_peers_stay_bounded(self):

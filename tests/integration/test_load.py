@@ -234,6 +234,7 @@ class AgainstEchod(EchodTestCase):
             self.assertGreater(j["bytes"], 0, j)
 
     def test_every_mode_passes_with_a_rate(self):
+        measured = []
         for mode, args in MODES.items():
             with self.subTest(mode=mode):
                 n = int(args[args.index("-c") + 1])
@@ -244,23 +245,30 @@ class AgainstEchod(EchodTestCase):
                 spent = cpu_seconds(self.server.pid) - before
                 self.assertPassed(r, j, mode, n)
                 self.assertEqual(r.stderr, b"")  # no progress off a TTY
-                self.assertServerCpu(j["server_cpu_s"], spent, mode)
+                if self.assertServerCpu(j["server_cpu_s"], spent, mode):
+                    measured.append(mode)
+        # However loaded the machine, echod got enough CPU somewhere to
+        # tell a real figure from a wrong one.
+        self.assertTrue(measured, "echod's CPU was too small to check in "
+                        "every mode")
 
     def assertServerCpu(self, reported, spent, mode):
         """The server CPU the client reports for its measured window is
         what the test reads from /proc around the client's whole run,
-        less the warm-up and start-up: the window is 2 s of about 2.5 s
-        of load, so at least half of it where echod worked for its
-        load, and never more (one 10 ms tick either way)."""
+        less the warm-up and start-up: never more (a 10 ms tick either
+        way) and, the window being 2 s of about 2.5 s of load, at least
+        0.4 of it once there is enough to measure (100 ms). Returns
+        whether that lower bound was checked."""
         tick = 1 / os.sysconf("SC_CLK_TCK")
         self.assertIsNotNone(reported)
         self.assertLessEqual(reported, spent + 2 * tick,
                              f"{mode}: {reported}s reported, {spent}s spent")
-        if mode in ("pingpong", "stream", "connrate"):
-            self.assertGreater(spent, 0.2, f"{mode}: echod hardly worked")
-            self.assertGreaterEqual(reported, spent * 0.5,
-                                    f"{mode}: {reported}s reported of "
-                                    f"{spent}s spent")
+        if mode == "hold" or spent < 0.1:
+            return False
+        self.assertGreaterEqual(reported, spent * 0.4,
+                                f"{mode}: {reported}s reported of "
+                                f"{spent}s spent")
+        return True
 
     def test_pingpong_counts_messages_and_latency(self):
         r, j = run_load(["-c", "3", "-s", "100", "-d", "1", "--warmup",
