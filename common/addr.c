@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/un.h>
 
 #include "addr.h"
 #include "parse.h"
@@ -165,6 +166,15 @@ addr_format(const struct sockaddr *sa, char *buf, size_t len)
 		const struct sockaddr_in6 *sin6 = (const void *)sa;
 		inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof(host));
 		snprintf(buf, len, "[%s]:%u", host, ntohs(sin6->sin6_port));
+		break;
+	}
+	case AF_UNIX: {
+		const struct sockaddr_un *sun = (const void *)sa;
+		if (sun->sun_path[0] != '\0')
+			snprintf(buf, len, "unix:%.*s",
+				 (int)sizeof(sun->sun_path), sun->sun_path);
+		else
+			snprintf(buf, len, "unix socket");
 		break;
 	}
 	default:

@@ -12,8 +12,9 @@
 #include <sys/socket.h>
 
 #define ADDR_HOST_MAX 256
-/* Longest formatted address: "[" IPv6 "%" scope "]:" port, with room. */
-#define ADDR_STRLEN 80
+/* Longest formatted address: "[" IPv6 "%" scope "]:" port, or "unix:" and
+ * a socket path, with room. */
+#define ADDR_STRLEN 128
 
 struct addr_spec {
 	char host[ADDR_HOST_MAX]; /* "" for the wildcard "*" */

@@ -114,7 +114,12 @@ fuzz_check_limits(const struct config *cfg)
 		abort();
 	for (j = 0; j < cfg->nlisten; j++) {
 		const struct addr_spec *s = &cfg->listen[j].addr;
+		const char *path = cfg->listen[j].path;
 
+		if (cfg->listen[j].kind == LISTEN_UNIX &&
+		    (path[0] != '/' ||
+		     memchr(path, '\0', sizeof(cfg->listen[j].path)) == NULL))
+			abort();
 		if (cfg->listen[j].text == NULL ||
 		    memchr(s->host, '\0', sizeof(s->host)) == NULL ||
 		    (s->wildcard && s->host[0] != '\0'))
@@ -127,6 +132,7 @@ fuzz_check_limits(const struct config *cfg)
 
 		switch (k->kind) {
 		case CONFIG_UINT:
+		case CONFIG_MODE:
 			v = *(const unsigned *)(const void *)field;
 			break;
 		case CONFIG_SIZE:

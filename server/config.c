@@ -15,6 +15,8 @@
 
 /* Longest line a config file may have. */
 #define CONFIG_LINE_MAX 4096
+/* Longest listen value: an address and its parameters. */
+#define CONFIG_LISTEN_MAX 512
 
 #define KEY(name, shortopt, kind, flags, field, min, max, arg, help)           \
 	{                                                                      \
@@ -24,8 +26,8 @@
 
 const struct config_key config_keys[] = {
 	KEY("listen", 'l', CONFIG_LISTEN, CONFIG_RELOAD, listen, 0, 0, "ADDR",
-	    "listen on HOST:PORT, [IPv6]:PORT or *:PORT (repeatable; "
-	    "default " ECHOD_DEFAULT_LISTEN ")"),
+	    "listen on HOST:PORT, [IPv6]:PORT, *:PORT or unix:/PATH "
+	    "(repeatable; default " ECHOD_DEFAULT_LISTEN ")"),
 	KEY("threads", 't', CONFIG_UINT, 0, threads, 0, ECHOD_MAX_THREADS, "N",
 	    "worker threads, 0 for one per CPU (default 0)"),
 	KEY("max_buffer", 0, CONFIG_SIZE, CONFIG_RELOAD, max_buffer,
@@ -44,6 +46,8 @@ const struct config_key config_keys[] = {
 	    "yes|no", "TCP keepalive probes on connections (default yes)"),
 	KEY("backlog", 0, CONFIG_UINT, CONFIG_RELOAD, backlog, 1, 65535, "N",
 	    "length of the listen queue (default 511)"),
+	KEY("unix_mode", 0, CONFIG_MODE, CONFIG_RELOAD, unix_mode, 0, 0777,
+	    "MODE", "permissions of Unix socket files, octal (default 0660)"),
 	KEY("shutdown_timeout", 0, CONFIG_DURATION, CONFIG_RELOAD,
 	    shutdown_timeout_ms, 0, ECHOD_MAX_DURATION_MS, "TIME",
 	    "on SIGTERM, time given to connections to finish (default 10s)"),
@@ -76,6 +80,7 @@ config_init(struct config *cfg)
 	cfg->idle_timeout_ms = 0;
 	cfg->tcp_keepalive = 1;
 	cfg->backlog = ECHOD_DEFAULT_BACKLOG;
+	cfg->unix_mode = ECHOD_DEFAULT_UNIX_MODE;
 	cfg->shutdown_timeout_ms = ECHOD_DEFAULT_SHUTDOWN_TIMEOUT_MS;
 	cfg->log_level = LOG_LEVEL_INFO;
 }
@@ -113,25 +118,90 @@ config_key_find(const char *name)
 	return NULL;
 }
 
+/*
+ * Reads "ADDRESS [PARAMETER...]": the address (HOST:PORT, [IPv6]:PORT,
+ * *:PORT or unix:/PATH) decides the kind, and parameters adjust what the
+ * line's connections get (none is defined yet, so any is an error). text
+ * gets the line with its words one blank apart: its identity across
+ * reloads.
+ */
+static int
+config_parse_listen(const char *value, struct listen_conf *lc, char *text,
+		    size_t textlen, char *err, size_t errlen)
+{
+	char words[CONFIG_LISTEN_MAX], *word, *rest = words, msg[256];
+	const char *addr;
+
+	if (strlen(value) >= sizeof(words)) {
+		snprintf(err, errlen, "is longer than %d bytes",
+			 CONFIG_LISTEN_MAX - 1);
+		return -1;
+	}
+	snprintf(words, sizeof(words), "%s", value);
+	while ((word = strsep(&rest, " \t")) != NULL && *word == '\0')
+		;
+	if (word == NULL) {
+		snprintf(err, errlen, "has no address");
+		return -1;
+	}
+	addr = word;
+	while ((word = strsep(&rest, " \t")) != NULL) {
+		if (*word == '\0')
+			continue;
+		snprintf(err, errlen, "has an unknown parameter '%s'", word);
+		return -1;
+	}
+	snprintf(text, textlen, "%s", addr);
+	memset(lc, 0, sizeof(*lc));
+	lc->profile = (struct conn_profile){
+		CONN_TRANSPORT_PLAIN, CONN_PREAMBLE_NONE, CONN_BEHAVIOUR_ECHO};
+	if (strncmp(addr, "unix:", 5) == 0) {
+		const char *path = addr + 5;
+
+		if (*path != '/') {
+			snprintf(err, errlen,
+				 "has a bad address: '%s': a Unix socket needs "
+				 "an absolute path, unix:/PATH",
+				 addr);
+			return -1;
+		}
+		if (strlen(path) > ECHOD_UNIX_PATH_MAX) {
+			snprintf(err, errlen,
+				 "has a bad address: '%s': a Unix socket's "
+				 "path is at most %zu bytes",
+				 addr, ECHOD_UNIX_PATH_MAX);
+			return -1;
+		}
+		lc->kind = LISTEN_UNIX;
+		snprintf(lc->path, sizeof(lc->path), "%s", path);
+		return 0;
+	}
+	if (addr_parse(addr, &lc->addr, msg, sizeof(msg)) == -1) {
+		snprintf(err, errlen, "has a bad address: %s", msg);
+		return -1;
+	}
+	lc->kind = LISTEN_TCP;
+	return 0;
+}
+
 /* Adds a listen line; the caller sets its line number. Two lines that
  * name one address in different words are listener_check()'s to find. */
 static int
 config_add_listen(struct config *cfg, const char *value, char *err,
 		  size_t errlen)
 {
-	struct listen_conf *lc;
-	struct addr_spec spec;
-	char msg[256];
+	struct listen_conf *lc, parsed;
+	char text[CONFIG_LISTEN_MAX];
 	int i;
 
-	if (addr_parse(value, &spec, msg, sizeof(msg)) == -1) {
-		snprintf(err, errlen, "has a bad address: %s", msg);
+	if (config_parse_listen(value, &parsed, text, sizeof(text), err,
+				errlen) == -1)
 		return -1;
-	}
 	/* Port 0 asks for a fresh port each time: not a duplicate. */
-	for (i = 0; spec.port != 0 && i < cfg->nlisten; i++) {
-		if (strcmp(cfg->listen[i].text, value) == 0) {
-			snprintf(err, errlen, "lists '%s' twice", value);
+	for (i = 0; i < cfg->nlisten; i++) {
+		if ((parsed.kind == LISTEN_UNIX || parsed.addr.port != 0) &&
+		    strcmp(cfg->listen[i].text, text) == 0) {
+			snprintf(err, errlen, "lists '%s' twice", text);
 			return -1;
 		}
 	}
@@ -141,15 +211,11 @@ config_add_listen(struct config *cfg, const char *value, char *err,
 		return -1;
 	}
 	lc = &cfg->listen[cfg->nlisten];
-	memset(lc, 0, sizeof(*lc));
-	if ((lc->text = strdup(value)) == NULL) {
+	*lc = parsed;
+	if ((lc->text = strdup(text)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	lc->kind = LISTEN_TCP;
-	lc->addr = spec;
-	lc->profile = (struct conn_profile){
-		CONN_TRANSPORT_PLAIN, CONN_PREAMBLE_NONE, CONN_BEHAVIOUR_ECHO};
 	cfg->nlisten++;
 	return 0;
 }
@@ -222,6 +288,23 @@ config_set(struct config *cfg, const struct config_key *key, const char *value,
 		}
 		*(int *)(void *)field = b;
 		return 0;
+	case CONFIG_MODE: {
+		char *end;
+		unsigned long m;
+
+		errno = 0;
+		m = strtoul(value, &end, 8);
+		if (*value < '0' || *value > '7' || *end != '\0' ||
+		    errno != 0 || m > key->max) {
+			snprintf(err, errlen,
+				 "must be an octal mode from 0 to %llo, "
+				 "not '%s'",
+				 (unsigned long long)key->max, value);
+			return -1;
+		}
+		*(unsigned *)(void *)field = (unsigned)m;
+		return 0;
+	}
 	case CONFIG_STRING: {
 		char **sp = (char **)(void *)field;
 		char *copy;
@@ -458,6 +541,7 @@ config_key_equal(const struct config_key *key, const struct config *a,
 				return 0;
 		return 1;
 	case CONFIG_UINT:
+	case CONFIG_MODE:
 		return *(const unsigned *)fa == *(const unsigned *)fb;
 	case CONFIG_SIZE:
 	case CONFIG_DURATION:
@@ -486,6 +570,7 @@ config_key_swap(const struct config_key *key, struct config *a,
 
 	switch (key->kind) {
 	case CONFIG_UINT:
+	case CONFIG_MODE:
 		n = sizeof(unsigned);
 		break;
 	case CONFIG_SIZE:

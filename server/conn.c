@@ -397,7 +397,11 @@ conn_new(struct worker *w, const struct accepted *a)
 	}
 	c->w = w;
 	c->fd = a->fd;
-	if (a->peerlen <= sizeof(c->peer))
+	/* A Unix peer keeps only its family: its path (usually none)
+	 * would not fit, and says nothing about who it is. */
+	if (a->peer.ss_family == AF_UNIX)
+		c->peer.sa.sa_family = AF_UNIX;
+	else if (a->peerlen <= sizeof(c->peer))
 		memcpy(&c->peer, &a->peer, a->peerlen);
 	c->last_active = conn_clock_ms();
 	c->bev = bufferevent_socket_new(w->base, c->fd, 0); /* conn_free() */

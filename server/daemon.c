@@ -221,6 +221,29 @@ daemon_user_check(const char *user, char *err, size_t errlen)
 	return 0;
 }
 
+/* Gives path to user (and its group), as root before dropping to it;
+ * a no-op for a process that is not root, whose files are its own. */
+int
+daemon_chown_to_user(const char *path, const char *user, char *err,
+		     size_t errlen)
+{
+	struct passwd *pw;
+
+	if (user == NULL || geteuid() != 0)
+		return 0;
+	errno = 0;
+	if ((pw = getpwnam(user)) == NULL) {
+		snprintf(err, errlen, "user '%s' does not exist", user);
+		return -1;
+	}
+	if (chown(path, pw->pw_uid, pw->pw_gid) == -1) {
+		snprintf(err, errlen, "cannot give %s to user '%s': %s", path,
+			 user, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 int
 daemon_drop_privileges(const char *user, char *err, size_t errlen)
 {

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 
 #include <event2/event.h>
@@ -30,6 +31,7 @@
 
 /* Defaults and limits, named once. */
 #define ECHOD_DEFAULT_LISTEN "127.0.0.1:8888"
+#define ECHOD_DEFAULT_UNIX_MODE 0660
 #define ECHOD_DEFAULT_MAX_BUFFER ((uint64_t)1024 * 1024)
 #define ECHOD_MIN_MAX_BUFFER 4096
 #define ECHOD_MAX_MAX_BUFFER ((uint64_t)1024 * 1024 * 1024)
@@ -108,16 +110,20 @@ struct conn_profile {
 /* config.c */
 /* How a listener takes its peers; each kind is opened by listener.c. */
 enum listen_kind {
-	LISTEN_TCP /* a TCP stream socket per resolved address */
+	LISTEN_TCP, /* a TCP stream socket per resolved address */
+	LISTEN_UNIX /* a Unix stream socket at a path: "unix:/PATH" */
 };
+/* Longest path a Unix socket may have (sun_path less its NUL). */
+#define ECHOD_UNIX_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
 
 /* One listen line: what listener.c opens, and what its connections get. */
 struct listen_conf {
 	char *text; /* as written: its identity across reloads */
 	int line;   /* in the config file; 0: the command line */
 	enum listen_kind kind;
-	struct addr_spec addr;	     /* where */
-	struct conn_profile profile; /* what its connections get */
+	struct addr_spec addr;		    /* where, for TCP */
+	char path[ECHOD_UNIX_PATH_MAX + 1]; /* where, for a Unix socket */
+	struct conn_profile profile;	    /* what its connections get */
 };
 
 struct config {
@@ -130,6 +136,7 @@ struct config {
 	uint64_t idle_timeout_ms;	 /* 0: never */
 	int tcp_keepalive;
 	unsigned backlog;
+	unsigned unix_mode; /* permissions of Unix socket files */
 	uint64_t shutdown_timeout_ms;
 	int log_level;
 	int syslog;
@@ -147,7 +154,8 @@ enum config_kind {
 	CONFIG_DURATION,
 	CONFIG_BOOL,
 	CONFIG_LEVEL,
-	CONFIG_STRING
+	CONFIG_STRING,
+	CONFIG_MODE /* file permissions, in octal */
 };
 /* SIGHUP applies a change to the running daemon; without it, a change
  * waits for a restart and the reload says so. */
@@ -302,6 +310,8 @@ int daemon_pidfile_write(char *err, size_t errlen);
 void daemon_pidfile_remove(void);
 int daemon_user_check(const char *user, char *err, size_t errlen);
 int daemon_drop_privileges(const char *user, char *err, size_t errlen);
+int daemon_chown_to_user(const char *path, const char *user, char *err,
+			 size_t errlen);
 uint64_t daemon_nofile_target(uint64_t wanted, uint64_t soft, uint64_t hard);
 int daemon_nofile_fit(uint64_t wanted, char *err, size_t errlen);
 

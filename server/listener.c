@@ -10,11 +10,14 @@
  *
  * Kinds. A listen line's kind decides how its sockets are opened and how
  * peers are taken: a TCP stream listener binds each resolved address and
- * accepts through an evconnlistener. A Unix stream listener would differ
- * only in how it binds; a datagram (UDP) listener has no connections and
- * would take its own path from listener_open_conf() instead of
- * listener_add(). Everything a listener's connections get (transport,
- * preamble, behaviour) is its conn_profile, copied at accept.
+ * accepts through an evconnlistener. A Unix stream listener differs only
+ * in how it binds (a stale socket file replaced, a live one refused, the
+ * file's mode and owner set) and in removing its file when it closes; its
+ * connections are a TCP one's, less the TCP socket options. A datagram
+ * (UDP) listener has no connections and would take its own path from
+ * listener_open_conf() instead of listener_add(). Everything a listener's
+ * connections get (transport, preamble, behaviour) is its conn_profile,
+ * copied at accept.
  *
  * Socket options that accepted sockets inherit on Linux (TCP_NODELAY,
  * SO_KEEPALIVE and its timers) are set once on the listening socket,
@@ -27,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -55,6 +59,8 @@ struct listener {
 	struct evconnlistener *lev;
 	char *text;		     /* the listen line, "" if systemd's */
 	char name[ADDR_STRLEN];	     /* the bound address */
+	int family;		     /* of the listening socket */
+	char *path;		     /* a Unix socket file we made, or NULL */
 	struct conn_profile profile; /* what its connections get */
 };
 
@@ -188,22 +194,27 @@ listener_error_cb(struct evconnlistener *lev, void *arg)
 	}
 }
 
-/* Options inherited by accepted sockets, and the backlog. */
+/* Options inherited by accepted sockets (TCP's), and the backlog. */
 static void
-listener_set_options(int fd, const struct config *cfg, const char *name)
+listener_set_options(int fd, int family, const struct config *cfg,
+		     const char *name)
 {
 	int on = 1, ka = cfg->tcp_keepalive, idle = LISTENER_KEEPIDLE_S,
 	    intvl = LISTENER_KEEPINTVL_S, cnt = LISTENER_KEEPCNT;
 
 	/* An echo is interactive: never hold a small reply back. */
-	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) == -1 ||
-	    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &ka, sizeof(ka)) == -1 ||
-	    (ka && (setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle,
-			       sizeof(idle)) == -1 ||
-		    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl,
-			       sizeof(intvl)) == -1 ||
-		    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt,
-			       sizeof(cnt)) == -1)))
+	if (family == AF_UNIX)
+		; /* no TCP here: only the backlog below applies */
+	else if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) ==
+			 -1 ||
+		 setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &ka, sizeof(ka)) ==
+			 -1 ||
+		 (ka && (setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle,
+				    sizeof(idle)) == -1 ||
+			 setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl,
+				    sizeof(intvl)) == -1 ||
+			 setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt,
+				    sizeof(cnt)) == -1)))
 		log_warn("%s: socket options", name);
 	/* listen(2) again on a listening socket only resizes its queue. */
 	if (listen(fd, (int)cfg->backlog) == -1)
@@ -239,7 +250,7 @@ listener_bind(const struct addr *a, int wildcard, const struct config *cfg,
 		goto fail;
 	if (listen(fd, (int)cfg->backlog) == -1)
 		goto fail;
-	listener_set_options(fd, cfg, name);
+	listener_set_options(fd, a->ss.ss_family, cfg, name);
 	return fd;
 fail:
 	snprintf(err, errlen, "cannot listen on %s: %s", name, strerror(errno));
@@ -265,14 +276,24 @@ listener_add(struct server *srv, int fd, const struct listen_conf *lc,
 	}
 	l->srv = srv;
 	l->profile = lc->profile;
-	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0) {
 		addr_format((struct sockaddr *)&ss, l->name, sizeof(l->name));
+		l->family = ss.ss_family;
+	}
+	if (lc->kind == LISTEN_UNIX && (l->path = strdup(lc->path)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		close(fd);
+		free(l->text);
+		free(l);
+		return NULL;
+	}
 	l->lev = evconnlistener_new(
 		srv->base, listener_accept_cb, l,
 		LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
 	if (l->lev == NULL) {
 		snprintf(err, errlen, "%s: cannot create listener", l->name);
 		close(fd);
+		free(l->path);
 		free(l->text);
 		free(l);
 		return NULL;
@@ -289,6 +310,9 @@ listener_free(struct listener_set *ls, struct listener *l)
 {
 	TAILQ_REMOVE(&ls->list, l, entry);
 	evconnlistener_free(l->lev);
+	if (l->path != NULL && unlink(l->path) == -1 && errno != ENOENT)
+		log_warn("%s: cannot remove the socket file", l->name);
+	free(l->path);
 	free(l->text);
 	free(l);
 }
@@ -372,14 +396,99 @@ listener_open_tcp(struct server *srv, const struct config *cfg,
 	return 0;
 }
 
+/* Is someone listening on the Unix socket at sun? A file nobody
+ * listens on is stale, left by a process that died. */
+static int
+listener_unix_live(const struct sockaddr_un *sun)
+{
+	int fd, live;
+
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return 1; /* cannot tell: do not remove it */
+	live = connect(fd, (const struct sockaddr *)sun, sizeof(*sun)) == 0 ||
+	       (errno != ECONNREFUSED && errno != ENOENT);
+	close(fd);
+	return live;
+}
+
+/* Binds and listens a Unix stream socket at lc->path, replacing a stale
+ * socket file; returns the fd or -1. */
+static int
+listener_bind_unix(const struct listen_conf *lc, const struct config *cfg,
+		   char *err, size_t errlen)
+{
+	struct sockaddr_un sun;
+	struct stat st;
+	mode_t mask;
+	int fd, rc;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, lc->path, strlen(lc->path));
+	if (lstat(lc->path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			snprintf(err, errlen,
+				 "cannot listen on unix:%s: a file that is "
+				 "not a socket is in the way",
+				 lc->path);
+			return -1;
+		}
+		if (listener_unix_live(&sun)) {
+			snprintf(err, errlen, "cannot listen on unix:%s: %s",
+				 lc->path, strerror(EADDRINUSE));
+			return -1;
+		}
+		if (unlink(lc->path) == -1 && errno != ENOENT) {
+			snprintf(err, errlen,
+				 "cannot listen on unix:%s: cannot remove the "
+				 "stale socket: %s",
+				 lc->path, strerror(errno));
+			return -1;
+		}
+		log_info("unix:%s: replaced a stale socket file", lc->path);
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1) {
+		snprintf(err, errlen, "cannot listen on unix:%s: socket: %s",
+			 lc->path, strerror(errno));
+		return -1;
+	}
+	/* Created with unix_mode already, never looser for a moment. */
+	mask = umask((mode_t)(~cfg->unix_mode & 0777));
+	rc = bind(fd, (const struct sockaddr *)&sun, sizeof(sun));
+	umask(mask);
+	if (rc == -1 || chmod(lc->path, (mode_t)cfg->unix_mode) == -1 ||
+	    listen(fd, (int)cfg->backlog) == -1) {
+		snprintf(err, errlen, "cannot listen on unix:%s: %s", lc->path,
+			 strerror(errno));
+		if (rc == 0)
+			unlink(lc->path);
+		close(fd);
+		return -1;
+	}
+	if (daemon_chown_to_user(lc->path, cfg->user, err, errlen) == -1) {
+		unlink(lc->path);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 /* Opens one listen line's sockets, the way its kind opens them. */
 static int
 listener_open_conf(struct server *srv, const struct config *cfg,
 		   const struct listen_conf *lc, char *err, size_t errlen)
 {
+	int fd;
+
 	switch (lc->kind) {
 	case LISTEN_TCP:
 		return listener_open_tcp(srv, cfg, lc, err, errlen);
+	case LISTEN_UNIX:
+		if ((fd = listener_bind_unix(lc, cfg, err, errlen)) == -1)
+			return -1;
+		return listener_add(srv, fd, lc, err, errlen) == NULL ? -1 : 0;
 	}
 	snprintf(err, errlen, "%s: unknown listener kind", lc->text);
 	return -1;
@@ -389,16 +498,23 @@ static int
 listener_open_activated(struct server *srv, int *fds, int n, char *err,
 			size_t errlen)
 {
-	/* systemd's sockets are plain TCP echo: echod.socket says so. */
+	/* systemd's sockets are plain echo, TCP or Unix stream as
+	 * echod.socket says; their files are systemd's to remove. */
 	const struct listen_conf lc = {.text = (char *)(uintptr_t) "",
 				       .kind = LISTEN_TCP,
 				       .profile = {CONN_TRANSPORT_PLAIN,
 						   CONN_PREAMBLE_NONE,
 						   CONN_BEHAVIOUR_ECHO}};
+	struct sockaddr_storage ss;
+	socklen_t len;
 	int i;
 
 	for (i = 0; i < n; i++) {
-		listener_set_options(fds[i], srv->cfg, "systemd socket");
+		len = sizeof(ss);
+		if (getsockname(fds[i], (struct sockaddr *)&ss, &len) == -1)
+			ss.ss_family = AF_UNSPEC;
+		listener_set_options(fds[i], ss.ss_family, srv->cfg,
+				     "systemd socket");
 		if (listener_add(srv, fds[i], &lc, err, errlen) == NULL)
 			return -1;
 	}
@@ -468,6 +584,10 @@ listener_check(const struct config *cfg, int *conflict, char *err,
 		return -1;
 	}
 	for (i = 0; i < cfg->nlisten; i++) {
+		if (cfg->listen[i].kind == LISTEN_UNIX) {
+			n[i] = 0; /* one path, one line: config.c saw to it */
+			continue;
+		}
 		n[i] = listener_resolve(&cfg->listen[i].addr, addrs[i],
 					LISTENER_MAX_PER_SPEC, err, errlen);
 		if (n[i] == -1)
@@ -613,9 +733,13 @@ listener_apply_options(struct server *srv)
 {
 	struct listener *l;
 
-	TAILQ_FOREACH (l, &srv->listen->list, entry)
-		listener_set_options(evconnlistener_get_fd(l->lev), srv->cfg,
-				     l->name);
+	TAILQ_FOREACH (l, &srv->listen->list, entry) {
+		listener_set_options(evconnlistener_get_fd(l->lev), l->family,
+				     srv->cfg, l->name);
+		if (l->path != NULL &&
+		    chmod(l->path, (mode_t)srv->cfg->unix_mode) == -1)
+			log_warn("%s: chmod", l->name);
+	}
 }
 
 /* Stops accepting: every listening socket is closed. */

@@ -89,7 +89,10 @@ def wait_for(condition, timeout, what, interval=0.005):
 
 
 def split_address(text):
-    """"127.0.0.1:80" -> ("127.0.0.1", 80); "[::1]:80" -> ("::1", 80)."""
+    """"127.0.0.1:80" -> ("127.0.0.1", 80); "[::1]:80" -> ("::1", 80);
+    "unix:/run/x.sock" -> "/run/x.sock" (a Unix socket is its path)."""
+    if text.startswith("unix:"):
+        return text[len("unix:"):]
     host, _, port = text.rpartition(":")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
@@ -312,13 +315,17 @@ def run_client(args, timeout=60, input=None):
 
 
 def connect(address, timeout=10, family=None):
-    host, port = address
-    if family is None:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    """A connection to (host, port), or to a Unix socket's path."""
+    if isinstance(address, str):
+        family, target = socket.AF_UNIX, address
+    else:
+        host, port = target = address
+        if family is None:
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.settimeout(scaled(timeout))
     try:
-        sock.connect((host, port))
+        sock.connect(target)
     except BaseException:
         sock.close()
         raise

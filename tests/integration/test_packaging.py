@@ -48,6 +48,7 @@ DEFAULTS = {
     "idle_timeout": "0",
     "tcp_keepalive": "yes",
     "backlog": "511",
+    "unix_mode": "0660",
     "daemonize": "no",
     "syslog": "no",
 }

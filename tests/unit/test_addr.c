@@ -263,13 +263,25 @@ START_TEST(test_addr_format_ipv6_is_bracketed)
 }
 END_TEST
 
-START_TEST(test_addr_format_names_unknown_family)
+START_TEST(test_addr_format_unix_is_its_path)
 {
 	struct sockaddr_un sun;
 
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
-	format_is((const struct sockaddr *)&sun, "(family 1)");
+	format_is((const struct sockaddr *)&sun, "unix socket");
+	strcpy(sun.sun_path, "/run/echod/echod.sock");
+	format_is((const struct sockaddr *)&sun, "unix:/run/echod/echod.sock");
+}
+END_TEST
+
+START_TEST(test_addr_format_names_unknown_family)
+{
+	struct sockaddr_storage ss;
+
+	memset(&ss, 0, sizeof(ss));
+	ss.ss_family = AF_APPLETALK;
+	format_is((const struct sockaddr *)&ss, "(family 5)");
 }
 END_TEST
 
@@ -395,6 +407,7 @@ addr_suite(void)
 	tc = tcase_create("format");
 	tcase_add_test(tc, test_addr_format_ipv4_is_host_colon_port);
 	tcase_add_test(tc, test_addr_format_ipv6_is_bracketed);
+	tcase_add_test(tc, test_addr_format_unix_is_its_path);
 	tcase_add_test(tc, test_addr_format_names_unknown_family);
 	suite_add_tcase(s, tc);
 

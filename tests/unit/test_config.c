@@ -145,6 +145,66 @@ START_TEST(test_config_durations_take_fractions)
 }
 END_TEST
 
+START_TEST(test_config_listen_unix_path)
+{
+	struct config cfg;
+	char err[512] = "";
+
+	ck_assert_int_eq(load(&cfg,
+			      "listen = unix:/run/echod/echod.sock\n"
+			      "listen = 127.0.0.1:7\n"
+			      "unix_mode = 0600\n",
+			      err, sizeof(err)),
+			 0);
+	ck_assert_int_eq(cfg.nlisten, 2);
+	ck_assert_int_eq(cfg.listen[0].kind, LISTEN_UNIX);
+	ck_assert_str_eq(cfg.listen[0].path, "/run/echod/echod.sock");
+	ck_assert_str_eq(cfg.listen[0].text, "unix:/run/echod/echod.sock");
+	ck_assert_int_eq(cfg.listen[1].kind, LISTEN_TCP);
+	ck_assert_uint_eq(cfg.unix_mode, 0600);
+	config_free(&cfg);
+}
+END_TEST
+
+START_TEST(test_config_listen_rejects_bad_unix_paths)
+{
+	char line[512];
+
+	load_fails("listen = unix:run/x\n",
+		   "1: 'listen' has a bad address: 'unix:run/x': a Unix "
+		   "socket needs an absolute path, unix:/PATH");
+	snprintf(line, sizeof(line), "listen = unix:/%0108d\n", 0);
+	load_fails(line,
+		   "1: 'listen' has a bad address: 'unix:/"
+		   "000000000000000000000000000000000000000000000000000000"
+		   "000000000000000000000000000000000000000000000000000000"
+		   "': a Unix socket's path is at most 107 bytes");
+	load_fails("listen = unix:/x\nlisten = unix:/x\n",
+		   "2: 'listen' lists 'unix:/x' twice");
+}
+END_TEST
+
+START_TEST(test_config_listen_rejects_unknown_parameter)
+{
+	load_fails("listen = 127.0.0.1:7 reuseport_typo\n",
+		   "1: 'listen' has an unknown parameter 'reuseport_typo'");
+}
+END_TEST
+
+START_TEST(test_config_unix_mode_is_octal)
+{
+	load_fails("unix_mode = 0800\n",
+		   "1: 'unix_mode' must be an octal mode from 0 to 777, not "
+		   "'0800'");
+	load_fails("unix_mode = 1777\n",
+		   "1: 'unix_mode' must be an octal mode from 0 to 777, not "
+		   "'1777'");
+	load_fails("unix_mode = rw\n",
+		   "1: 'unix_mode' must be an octal mode from 0 to 777, not "
+		   "'rw'");
+}
+END_TEST
+
 START_TEST(test_config_rejects_unknown_key)
 {
 	load_fails("threads = 1\nmax_conns = 5\n",
@@ -317,6 +377,10 @@ config_suite(void)
 	tcase_add_test(tc, test_config_defaults);
 	tcase_add_test(tc, test_config_reads_every_kind);
 	tcase_add_test(tc, test_config_durations_take_fractions);
+	tcase_add_test(tc, test_config_listen_unix_path);
+	tcase_add_test(tc, test_config_listen_rejects_bad_unix_paths);
+	tcase_add_test(tc, test_config_listen_rejects_unknown_parameter);
+	tcase_add_test(tc, test_config_unix_mode_is_octal);
 	tcase_add_test(tc, test_config_rejects_unknown_key);
 	tcase_add_test(tc, test_config_suggests_near_key);
 	tcase_add_test(tc, test_config_rejects_duplicate_single_key);
