@@ -62,8 +62,11 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	event_set_log_callback(main_log_cb);
 
-	naddrs = addr_resolve(o.host, o.port, 0, addrs, CLIENT_ADDR_MAX, err,
-			      sizeof(err));
+	if (o.unix_path != NULL)
+		naddrs = addr_unix(o.unix_path, &addrs[0], err, sizeof(err));
+	else
+		naddrs = addr_resolve(o.host, o.port, 0, addrs, CLIENT_ADDR_MAX,
+				      err, sizeof(err));
 	if (naddrs == -1) {
 		fprintf(stderr, "%s: %s\n", CLIENT_NAME, err);
 		return CLIENT_EXIT_FAILURE;

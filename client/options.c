@@ -13,7 +13,7 @@
 #include "options.h"
 #include "parse.h"
 
-#define OPTIONS_SHORT ":n:m:s:t:c:d:qhV"
+#define OPTIONS_SHORT ":n:m:s:t:c:d:U:qhV"
 
 /* Long-only options: values past any character. */
 enum {
@@ -33,6 +33,7 @@ static const struct option options_long[] = {
 	{"size", required_argument, NULL, 's'},
 	{"timeout", required_argument, NULL, 't'},
 	{"quiet", no_argument, NULL, 'q'},
+	{"unix", required_argument, NULL, 'U'},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
 	{"load", no_argument, NULL, OPTIONS_LOAD},
@@ -211,6 +212,13 @@ options_set(struct client_options *o, int c, const char *arg,
 	case 'q':
 		o->quiet = 1;
 		break;
+	case 'U':
+		if (*arg == '\0' || strlen(arg) > CLIENT_UNIX_PATH_MAX)
+			return options_bad_value(
+				c, "a socket path is 1 to 107 bytes", err,
+				errlen);
+		o->unix_path = arg;
+		break;
 	case OPTIONS_LOAD:
 		o->load = 1;
 		break;
@@ -335,6 +343,13 @@ client_options_parse(int argc, char **argv, struct client_options *o, char *err,
 	}
 	if (options_check(o, &seen, err, errlen) == -1)
 		return -1;
+	if (o->unix_path != NULL && optind < argc) {
+		snprintf(err, errlen,
+			 "unexpected argument '%s': -U names the server's "
+			 "socket, not HOST or PORT",
+			 argv[optind]);
+		return -1;
+	}
 	if (optind < argc) {
 		if (*argv[optind] == '\0') {
 			snprintf(err, errlen, "empty host name");
@@ -426,7 +441,10 @@ client_options_usage(FILE *fp)
 	parse_format_size(CLIENT_MAX_SIZE, size, sizeof(size));
 	parse_format_duration(CLIENT_DEFAULT_TIMEOUT_MS, timeout,
 			      sizeof(timeout));
-	fprintf(fp, "Usage: %s [OPTIONS] [HOST [PORT]]\n", CLIENT_NAME);
+	fprintf(fp,
+		"Usage: %s [OPTIONS] [HOST [PORT]]\n"
+		"       %s [OPTIONS] -U PATH\n",
+		CLIENT_NAME, CLIENT_NAME);
 	fprintf(fp,
 		"Opens connections to the echo server at HOST (default %s) "
 		"and PORT\n(default %s) one after another, sends a message on "
@@ -448,6 +466,8 @@ client_options_usage(FILE *fp)
 		"echo "
 		"(default %s)\n",
 		timeout);
+	fprintf(fp, "  -U, --unix PATH       connect to the Unix stream socket "
+		    "PATH instead\n");
 	fprintf(fp, "  -q, --quiet           print nothing on success\n"
 		    "  -h, --help            print this help and exit\n"
 		    "  -V, --version         print the version and exit\n");

@@ -26,7 +26,8 @@
 #define CLIENT_MAX_SIZE ((uint64_t)1 << 30)		   /* 1g */
 #define CLIENT_DEFAULT_TIMEOUT_MS ((uint64_t)10 * 1000)	   /* 10s */
 #define CLIENT_MAX_TIMEOUT_MS ((uint64_t)24 * 3600 * 1000) /* 24h */
-#define CLIENT_PORT_LEN 6 /* "65535" and its NUL */
+#define CLIENT_PORT_LEN 6	 /* "65535" and its NUL */
+#define CLIENT_UNIX_PATH_MAX 107 /* sun_path less its NUL */
 
 /* --load's defaults and limits. */
 #define CLIENT_DEFAULT_CONNECTIONS 10
@@ -61,6 +62,7 @@ struct client_options {
 	enum client_action action;
 	const char *host;	    /* points into argv or a literal */
 	char port[CLIENT_PORT_LEN]; /* validated, 1 to 65535, no zeros */
+	const char *unix_path;	    /* -U: a Unix socket instead, or NULL */
 	uint64_t count;		    /* connections, one after another */
 	const char *message;	    /* sent when size is 0 */
 	size_t message_len;

@@ -150,6 +150,25 @@ addr_resolve(const char *host, const char *port, int passive, struct addr *out,
 	return n;
 }
 
+int
+addr_unix(const char *path, struct addr *out, char *err, size_t errlen)
+{
+	struct sockaddr_un *sun = (struct sockaddr_un *)&out->ss;
+	size_t n = strlen(path);
+
+	if (n == 0 || n >= sizeof(sun->sun_path)) {
+		snprintf(err, errlen,
+			 "'%s': a Unix socket's path is 1 to %zu bytes", path,
+			 sizeof(sun->sun_path) - 1);
+		return -1;
+	}
+	memset(out, 0, sizeof(*out));
+	sun->sun_family = AF_UNIX;
+	memcpy(sun->sun_path, path, n);
+	out->len = (socklen_t)sizeof(*sun);
+	return 1;
+}
+
 char *
 addr_format(const struct sockaddr *sa, char *buf, size_t len)
 {

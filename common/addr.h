@@ -39,7 +39,11 @@ int addr_parse(const char *s, struct addr_spec *out, char *err, size_t errlen);
 int addr_resolve(const char *host, const char *port, int passive,
 		 struct addr *out, int max, char *err, size_t errlen);
 
-/* Formats sa as "1.2.3.4:80" or "[::1]:80". Returns buf. */
+/* The address of the Unix socket at path; returns 1 (one address) or -1
+ * with the reason in err. */
+int addr_unix(const char *path, struct addr *out, char *err, size_t errlen);
+
+/* Formats sa as "1.2.3.4:80", "[::1]:80" or "unix:/path". Returns buf. */
 char *addr_format(const struct sockaddr *sa, char *buf, size_t len);
 
 #endif

@@ -4,8 +4,10 @@ Python clients byte for byte, half-close included; the socket file gets
 unix_mode (and the user's ownership with -u), a stale file is replaced, a
 live one or a file that is not a socket is an error naming it, the file
 is removed at exit and when a reload drops the line, and systemd's
-socket activation of a path works."""
+socket activation of a path works. echo-client -U PATH speaks to it in
+every mode."""
 
+import json
 import os
 import shutil
 import signal
@@ -86,6 +88,41 @@ class Serving(UnixTestCase):
             self.assertEqual(exchange(s, b"unix\n", 10), b"unix\n")
         server.wait_log(r"received 5 bytes from unix socket$")
         server.stop_cleanly(self)
+
+
+class Client(UnixTestCase):
+    """echo-client -U PATH, sequential and in every --load mode."""
+
+    def test_seed_over_a_unix_socket(self):
+        server = self.start_unix()
+        r = echodtest.run_client(["-U", self.path])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout.decode(),
+                         "Received: Hello from client!\n" * 5)
+        server.stop_cleanly(self)
+
+    def test_every_load_mode_over_a_unix_socket(self):
+        server = self.start_unix()
+        for mode in ("pingpong", "stream", "connrate", "hold"):
+            with self.subTest(mode=mode):
+                r = echodtest.run_client(
+                    ["--load", "--json", "--mode", mode, "-c", "4", "-d",
+                     "0.5", "--warmup", "0.1", "-U", self.path])
+                self.assertEqual(r.returncode, 0, r.stderr)
+                j = json.loads(r.stdout.decode().splitlines()[-1])
+                self.assertEqual(j["errors"], 0, j)
+                if mode == "hold":
+                    self.assertEqual(j["echoed"], 4, j)
+                else:
+                    self.assertGreater(j["bytes"], 0, j)
+        server.stop_cleanly(self)
+
+    def test_nobody_listening_names_the_socket(self):
+        r = echodtest.run_client(["-n", "1", "-U", self.path])
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(r.stderr.decode(),
+                         f"echo-client: connection 1/1 to unix:{self.path}: "
+                         f"cannot connect: No such file or directory\n")
 
 
 class SocketFile(UnixTestCase):

@@ -311,6 +311,35 @@ START_TEST(test_options_rejects_empty_host)
 }
 END_TEST
 
+START_TEST(test_options_unix_socket_path)
+{
+	struct client_options o;
+
+	ck_assert_int_eq(parse(&o, "-U", "/run/echod.sock", (char *)NULL), 0);
+	ck_assert_str_eq(o.unix_path, "/run/echod.sock");
+	ck_assert_int_eq(parse(&o, "--unix=/x", "--load", (char *)NULL), 0);
+	ck_assert_str_eq(o.unix_path, "/x");
+	ck_assert_int_eq(parse(&o, (char *)NULL), 0);
+	ck_assert_ptr_null(o.unix_path);
+}
+END_TEST
+
+START_TEST(test_options_unix_rejects_host_and_bad_paths)
+{
+	char long_path[200];
+
+	ck_usage_error("unexpected argument 'h': -U names the server's "
+		       "socket, not HOST or PORT",
+		       "-U", "/x", "h");
+	memset(long_path, 'p', 108);
+	long_path[108] = '\0';
+	ck_usage_error("option -U/--unix: a socket path is 1 to 107 bytes",
+		       "-U", long_path);
+	ck_usage_error("option -U/--unix: a socket path is 1 to 107 bytes",
+		       "-U", "");
+}
+END_TEST
+
 START_TEST(test_options_rejects_extra_arguments)
 {
 	ck_usage_error("unexpected argument 'extra'", "h", "1", "extra");
@@ -647,6 +676,8 @@ client_options_suite(void)
 	tcase_add_test(tc, test_options_rejects_value_for_a_flag);
 	tcase_add_test(tc, test_options_rejects_bad_ports);
 	tcase_add_test(tc, test_options_rejects_empty_host);
+	tcase_add_test(tc, test_options_unix_socket_path);
+	tcase_add_test(tc, test_options_unix_rejects_host_and_bad_paths);
 	tcase_add_test(tc, test_options_rejects_extra_arguments);
 	tcase_add_test(tc, test_options_rejects_message_with_size);
 	tcase_add_test(tc, test_options_load_rejects_bad_values);
