@@ -492,6 +492,14 @@ def stats(server):
                     map(int, m.groups())))
 
 
+def ss(*args):
+    """What `ss -H ARGS` prints: sockets as the kernel reports them."""
+    r = subprocess.run(["ss", "-H"] + list(args), capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
 def cpu_seconds(pid):
     """utime + stime of a process so far, in seconds (10 ms ticks)."""
     with open(f"/proc/{pid}/stat") as f:

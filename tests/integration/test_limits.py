@@ -305,10 +305,7 @@ class Limits(EchodTestCase):
     # Keepalive and backlog, as the kernel reports them.
 
     def ss(self, *args):
-        r = subprocess.run(["ss", "-H"] + list(args), capture_output=True,
-                           text=True, timeout=30)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        return r.stdout
+        return echodtest.ss(*args)
 
     def server_side_sockets(self, server, count):
         """ss -tnoi's entries of echod's accepted sockets, one per

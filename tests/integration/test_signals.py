@@ -9,7 +9,6 @@ import os
 import selectors
 import signal
 import socket
-import subprocess
 import tempfile
 import threading
 import time
@@ -404,10 +403,7 @@ class Reload(SignalTestCase):
         server.stop_cleanly(self)
 
     def ss(self, *args):
-        r = subprocess.run(["ss", "-H"] + list(args), capture_output=True,
-                           text=True, timeout=30)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        return r.stdout
+        return echodtest.ss(*args)
 
     def listen_backlog(self, server):
         """The listening socket's backlog: ss -ltn's Send-Q."""
