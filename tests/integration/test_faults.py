@@ -5,18 +5,15 @@ close with echo still owed to them, or connect and never send are all
 freed promptly: the connection count returns to 0, the descriptor count
 to its baseline, and echod still answers."""
 
-import os
 import re
 import selectors
 import socket
 import struct
 import sys
 import time
-import unittest
-
 import echodtest
-from echodtest import (cpu_seconds, MIB, WRAPPER, Deadline, Echod, EchodTestCase, exchange,
-                       recv_exactly, scaled, stats, wait_for)
+from echodtest import (MIB, Deadline, Echod, EchodTestCase, cpu_seconds,
+                       exchange, recv_exactly, scaled, stats, wait_for)
 
 # The descriptor limit echod runs under in the EMFILE test, and how many
 # connections the test opens against it.

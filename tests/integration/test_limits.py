@@ -7,7 +7,6 @@ sizes the listen queue."""
 
 import re
 import socket
-import subprocess
 import time
 
 import echodtest

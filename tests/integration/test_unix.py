@@ -18,7 +18,7 @@ import tempfile
 
 import echodtest
 from echodtest import (EchodTestCase, Echod, MIB, exchange, random_payload,
-                       recv_until_eof, run_echod, scaled, wait_for)
+                       run_echod, scaled, wait_for)
 
 
 class UnixTestCase(EchodTestCase):
