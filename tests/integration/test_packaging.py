@@ -317,6 +317,42 @@ class ManPageTest(unittest.TestCase):
                           f"{opt} not in echo-client.1")
 
 
+class CompletionTest(unittest.TestCase):
+    """completion/: bash offers every long option each program's --help
+    lists (the programs' own tables), and the values that have a list."""
+
+    def complete(self, script, function, words):
+        """What bash's completion function offers for words (the last
+        one being completed)."""
+        code = (f'source "{SOURCE_DIR}/completion/{script}"; '
+                f'COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); {function}; '
+                f'printf "%s\\n" "${{COMPREPLY[@]}}"')
+        out = subprocess.run(["bash", "-c", code, "bash"] + list(words),
+                             capture_output=True, text=True, timeout=30)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        return set(out.stdout.split())
+
+    def test_echod_completes_every_option(self):
+        echod = str(echod_path())
+        self.assertEqual(self.complete("echod", "_echod", [echod, "--"]),
+                         long_options(echod))
+        self.assertEqual(self.complete("echod", "_echod",
+                                       [echod, "--max-conn"]),
+                         {"--max-connections", "--max-connections-per-ip"})
+        self.assertEqual(self.complete("echod", "_echod",
+                                       [echod, "--log-level", ""]),
+                         {"error", "warn", "info", "debug"})
+
+    def test_echo_client_completes_every_option(self):
+        client = echodtest.client_path()
+        self.assertEqual(self.complete("echo-client", "_echo_client",
+                                       [client, "--"]),
+                         long_options(client))
+        self.assertEqual(self.complete("echo-client", "_echo_client",
+                                       [client, "--load", "--mode", "s"]),
+                         {"stream"})
+
+
 class InstallTest(unittest.TestCase):
     """cmake --install into a DESTDIR."""
 
@@ -353,6 +389,13 @@ class InstallTest(unittest.TestCase):
                              (source / "conf/echod.conf").read_text())
             self.assertEqual(stat.S_IMODE(conf.stat().st_mode), 0o644)
 
+            completions = Path(prefix, cmake_cache(
+                build, "CMAKE_INSTALL_DATADIR") or "share",
+                "bash-completion/completions")
+            for script in ("echod", "echo-client"):
+                self.assertEqual(staged(completions / script).read_text(),
+                                 (source / "completion" / script)
+                                 .read_text())
             man = Path(prefix, cmake_cache(build, "CMAKE_INSTALL_MANDIR")
                        or "share/man")  # GNUInstallDirs' default
             for page in ("man8/echod.8", "man5/echod.conf.5",
