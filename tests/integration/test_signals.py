@@ -178,21 +178,21 @@ class GracefulStop(SignalTestCase):
         self.assertNotIn("shutdown_timeout reached", server.stderr())
 
     def test_idle_connections_closed_at_sigterm_and_exit_is_quick(self):
-        # Default shutdown_timeout (10s): a quick exit shows echod did not
-        # wait for it.
-        server = self.start_echod("--threads", "2")
+        # A 60s shutdown_timeout: an exit well within it shows echod did
+        # not wait for it (the margin is a loaded machine's).
+        server = self.start_echod("--threads", "2",
+                                  "--shutdown-timeout", "60s")
         socks = [self.connect(server.address) for _ in range(3)]
         for i, s in enumerate(socks):
             self.assertEchoes(s, f"idle {i}\n".encode())
         t0 = time.monotonic()
         server.send_signal(signal.SIGTERM)
         for s in socks:
-            self.assertEqual(echodtest.recv_until_eof(s, 2), b"")
-        self.assertEqual(server.wait(10), 0, server.stderr())
+            self.assertEqual(echodtest.recv_until_eof(s, 20), b"")
+        self.assertEqual(server.wait(30), 0, server.stderr())
         elapsed = time.monotonic() - t0
-        self.assertLess(elapsed, scaled(2),
-                        f"exit took {elapsed:.2f}s with only idle "
-                        f"connections")
+        self.assertLess(elapsed, 20, f"exit took {elapsed:.2f}s with only "
+                        f"idle connections")
         self.assertIn("SIGTERM: shutting down, 3 connections open",
                       server.stderr())
 
@@ -250,10 +250,12 @@ class GracefulStop(SignalTestCase):
         self.assertTrue(server.alive())
         t1 = time.monotonic()
         server.send_signal(signal.SIGTERM)
-        rc = server.wait(10)
+        rc = server.wait(30)
         elapsed = time.monotonic() - t1
         self.assertEqual(rc, 0, server.stderr())
-        self.assertLess(elapsed, scaled(2))
+        # At once, not at shutdown_timeout (60s), with room for a loaded
+        # machine.
+        self.assertLess(elapsed, 20)
         self.assertIn("SIGTERM again: stopping now", server.stderr())
 
     def test_sigint_then_sigterm_stops_at_once(self):
