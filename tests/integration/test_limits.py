@@ -265,42 +265,6 @@ class Limits(EchodTestCase):
         self.assertEqual(recv_outcome(s, 3.0), "eof")
         server.stop_cleanly(self)
 
-    # The descriptor limit.
-
-    def start_with_nofile(self, soft, hard, *args):
-        echodtest.skip_under_wrapper(
-            self, "valgrind keeps descriptors of its own under the limit")
-        server = echodtest.Echod(*args)
-        server.argv = ["prlimit", f"--nofile={soft}:{hard}",
-                       "--"] + server.argv
-        self.addCleanup(server.kill)
-        return server.start()
-
-    def nofile(self, server):
-        """echod's soft and hard RLIMIT_NOFILE, from /proc."""
-        with open(f"/proc/{server.pid}/limits") as f:
-            line = [l for l in f if l.startswith("Max open files")][0]
-        return tuple(int(v) for v in line.split()[3:5])
-
-    def test_descriptor_limit_is_raised_for_max_connections(self):
-        # 1000 connections + 64 for echod itself + 2 for its one worker.
-        server = self.start_with_nofile(256, 4096, "--max-connections",
-                                        "1000", "--threads", "1")
-        self.assertEqual(self.nofile(server), (1066, 4096))
-        self.assertNotIn("descriptor limit", server.stderr())
-        self.assert_echoes(self.connect_from(server))
-        server.stop_cleanly(self)
-
-    def test_descriptor_limit_too_low_is_a_warning(self):
-        server = self.start_with_nofile(256, 512, "--max-connections",
-                                        "1000", "--threads", "1")
-        server.wait_log(r"warn(ing)?: max_connections is 1000: the "
-                        r"descriptor limit is 512 \(hard limit 512\), "
-                        r"below the 1066 that max_connections needs$")
-        self.assertEqual(self.nofile(server), (512, 512))
-        self.assert_echoes(self.connect_from(server))
-        server.stop_cleanly(self)
-
     # Keepalive and backlog, as the kernel reports them.
 
     def ss(self, *args):
