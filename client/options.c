@@ -25,6 +25,8 @@ enum {
 	OPTIONS_RATE,
 	OPTIONS_JSON,
 	OPTIONS_SERVER_PID,
+	OPTIONS_EXPECT_CLOSE, /* sequential mode only: not --load's */
+	OPTIONS_EXPECT_RESET,
 };
 
 static const struct option options_long[] = {
@@ -46,6 +48,8 @@ static const struct option options_long[] = {
 	{"rate", required_argument, NULL, OPTIONS_RATE},
 	{"json", no_argument, NULL, OPTIONS_JSON},
 	{"server-pid", required_argument, NULL, OPTIONS_SERVER_PID},
+	{"expect-close", required_argument, NULL, OPTIONS_EXPECT_CLOSE},
+	{"expect-reset", required_argument, NULL, OPTIONS_EXPECT_RESET},
 	{NULL, 0, NULL, 0},
 };
 
@@ -175,7 +179,7 @@ options_set_port(struct client_options *o, const char *s, char *err,
 
 /* Which options were given, for the checks of combinations. */
 struct options_seen {
-	int count, message, window, rate;
+	int count, message, window, rate, expect;
 	int load_only; /* the first option that needs --load, or 0 */
 };
 
@@ -258,13 +262,28 @@ options_set(struct client_options *o, int c, const char *arg,
 		rc = parse_uint(arg, 1, CLIENT_MAX_PID, &o->server_pid, why,
 				sizeof(why));
 		break;
+	case OPTIONS_EXPECT_CLOSE:
+	case OPTIONS_EXPECT_RESET:
+		if (seen->expect != 0 && seen->expect != c) {
+			snprintf(err, errlen,
+				 "options --expect-close and --expect-reset "
+				 "cannot be combined");
+			return -1;
+		}
+		rc = parse_size(arg, 0, CLIENT_MAX_SIZE, &o->expect_at, why,
+				sizeof(why));
+		o->expect = c == OPTIONS_EXPECT_CLOSE ? CLIENT_EXPECT_CLOSE
+						      : CLIENT_EXPECT_RESET;
+		seen->expect = c;
+		break;
 	default:
 		break;
 	}
 	if (rc == -1)
 		return options_bad_value(c, why, err, errlen);
 	if (seen->load_only == 0 && c != OPTIONS_LOAD &&
-	    (c > OPTIONS_LOAD || c == 'c' || c == 'd'))
+	    (c == 'c' || c == 'd' ||
+	     (c > OPTIONS_LOAD && c < OPTIONS_EXPECT_CLOSE)))
 		seen->load_only = c;
 	return 0;
 }
@@ -282,6 +301,16 @@ options_check(struct client_options *o, const struct options_seen *seen,
 			 "cannot be combined");
 		return -1;
 	}
+	if (!o->load && seen->expect != 0 &&
+	    o->expect_at > (o->size != 0 ? o->size : o->message_len)) {
+		snprintf(err, errlen,
+			 "option %s: %s bytes is more than the %llu sent",
+			 options_name(seen->expect, name, sizeof(name)),
+			 parse_format_size(o->expect_at, size, sizeof(size)),
+			 (unsigned long long)(o->size != 0 ? o->size
+							   : o->message_len));
+		return -1;
+	}
 	if (!o->load) {
 		if (seen->load_only == 0)
 			return 0;
@@ -289,10 +318,13 @@ options_check(struct client_options *o, const struct options_seen *seen,
 			 options_name(seen->load_only, name, sizeof(name)));
 		return -1;
 	}
-	if (seen->count || seen->message) {
+	if (seen->count || seen->message || seen->expect) {
 		snprintf(err, errlen,
 			 "options %s and --load cannot be combined",
-			 seen->count ? "-n/--count" : "-m/--message");
+			 seen->count	 ? "-n/--count"
+			 : seen->message ? "-m/--message"
+					 : options_name(seen->expect, name,
+							sizeof(name)));
 		return -1;
 	}
 	if (seen->window && o->mode != CLIENT_MODE_STREAM) {
@@ -468,6 +500,10 @@ client_options_usage(FILE *fp)
 		timeout);
 	fprintf(fp, "  -U, --unix PATH       connect to the Unix stream socket "
 		    "PATH instead\n");
+	fprintf(fp, "      --expect-close N  pass only if exactly N bytes "
+		    "come back, then a close\n"
+		    "      --expect-reset N  pass only if exactly N bytes "
+		    "come back, then a reset\n");
 	fprintf(fp, "  -q, --quiet           print nothing on success\n"
 		    "  -h, --help            print this help and exit\n"
 		    "  -V, --version         print the version and exit\n");

@@ -50,6 +50,13 @@ enum client_action {
 	CLIENT_VERSION, /* -V: print the version, exit 0 */
 };
 
+/* How the sequential mode expects each echo to end (--expect-*). */
+enum client_expect {
+	CLIENT_EXPECT_ECHO,  /* every byte back, then the client closes */
+	CLIENT_EXPECT_CLOSE, /* expect_at bytes back, then the server's FIN */
+	CLIENT_EXPECT_RESET, /* expect_at bytes back, then a reset */
+};
+
 /* What --load does (--mode). */
 enum client_mode {
 	CLIENT_MODE_PINGPONG, /* one message in flight per connection */
@@ -69,6 +76,8 @@ struct client_options {
 	uint64_t size; /* >0: send this many payload bytes instead */
 	uint64_t timeout_ms;
 	int quiet;
+	enum client_expect expect; /* --expect-close, --expect-reset */
+	uint64_t expect_at;	   /* bytes echoed before that end */
 
 	/* --load: a verifying load generator instead of -n connections.
 	 * Its size is o->size, CLIENT_DEFAULT_LOAD_SIZE if not given. */

@@ -3,12 +3,21 @@
  * another; each sends the message (or --size payload bytes), verifies the
  * echo incrementally as it arrives, reads exactly as many bytes as it
  * sent and closes. Stops at the first connection that fails.
+ *
+ * With --expect-close N or --expect-reset N (a server injecting faults),
+ * a connection passes only if exactly N bytes come back, verified, and
+ * then the server closes, or resets, the connection. A reset can reach
+ * the client while echo is still unread in its socket, or surface first
+ * as a write error: what the socket holds is read and verified before
+ * the verdict, so the count is exact.
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -51,11 +60,37 @@ struct seq_conn {
 	struct payload out; /* --size: stream being sent */
 	struct payload in;  /* --size: stream expected back */
 
+	uint64_t started_us;	/* when the first byte was sent */
+	uint64_t first_byte_us; /* when the first came back, or 0 */
+	int reset;		/* the server reset the connection */
+
 	int done;
 	int failed;
 };
 
 static void seq_conn_connect(struct seq_conn *c);
+
+static uint64_t
+seq_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* " (first byte back after 1.2ms)", or "" if none came back. */
+static const char *
+seq_conn_first_byte(const struct seq_conn *c, char *buf, size_t len)
+{
+	if (c->first_byte_us == 0) {
+		buf[0] = '\0';
+		return buf;
+	}
+	snprintf(buf, len, " (first byte back after %.1fms)",
+		 (double)(c->first_byte_us - c->started_us) / 1000.0);
+	return buf;
+}
 
 static const char *
 seq_conn_addr(const struct seq_conn *c, int i, char *buf, size_t len)
@@ -200,51 +235,141 @@ seq_conn_fill(struct seq_conn *c)
 	}
 }
 
+/*
+ * Verifies the next len echoed bytes. Returns 0, or -1 if they differ or
+ * go past what the connection expects (the connection has failed).
+ */
+static int
+seq_conn_take(struct seq_conn *c, const unsigned char *buf, size_t len)
+{
+	uint64_t limit =
+		c->o->expect != CLIENT_EXPECT_ECHO ? c->o->expect_at : c->total;
+	size_t bad;
+	int extra = 0;
+	char fb[64];
+
+	if (len > 0 && c->first_byte_us == 0)
+		c->first_byte_us = seq_now_us();
+	if (len > limit - c->received) {
+		len = (size_t)(limit - c->received);
+		extra = 1;
+	}
+	if (seq_conn_verify(c, buf, len, &bad) == -1) {
+		uint64_t off = c->received + bad;
+		seq_conn_fail(c,
+			      "echo differs at byte offset %" PRIu64
+			      " of %" PRIu64 " (sent 0x%02x, received 0x%02x)",
+			      off, c->total, seq_conn_expected(c, off),
+			      buf[bad]);
+		return -1;
+	}
+	c->received += len;
+	if (!extra)
+		return 0;
+	if (c->o->expect == CLIENT_EXPECT_ECHO)
+		seq_conn_fail(c,
+			      "received more than the %" PRIu64 " bytes sent",
+			      c->total);
+	else
+		seq_conn_fail(c,
+			      "echoed more than %" PRIu64
+			      " bytes; expected a %s there%s",
+			      limit,
+			      c->o->expect == CLIENT_EXPECT_CLOSE ? "close"
+								  : "reset",
+			      seq_conn_first_byte(c, fb, sizeof(fb)));
+	return -1;
+}
+
 static void
 seq_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct seq_conn *c = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
 	struct evbuffer_iovec v[SEQ_PEEK_VECS];
-	size_t len, used, bad;
-	int i, n, extra;
+	size_t used;
+	int i, n;
 
 	while ((n = evbuffer_peek(in, -1, NULL, v, SEQ_PEEK_VECS)) > 0) {
 		used = 0;
 		for (i = 0; i < n && i < SEQ_PEEK_VECS; i++) {
-			len = v[i].iov_len;
-			extra = len > c->total - c->received;
-			if (extra)
-				len = (size_t)(c->total - c->received);
-			if (seq_conn_verify(c, v[i].iov_base, len, &bad) ==
-			    -1) {
-				uint64_t off = c->received + bad;
-				seq_conn_fail(
-					c,
-					"echo differs at byte offset %" PRIu64
-					" of %" PRIu64
-					" (sent 0x%02x, received 0x%02x)",
-					off, c->total,
-					seq_conn_expected(c, off),
-					((unsigned char *)v[i].iov_base)[bad]);
+			if (seq_conn_take(c, v[i].iov_base, v[i].iov_len) == -1)
 				return;
-			}
-			c->received += len;
-			used += len;
-			if (extra) {
-				seq_conn_fail(c,
-					      "received more than the %" PRIu64
-					      " bytes sent",
-					      c->total);
-				return;
-			}
+			used += v[i].iov_len;
 		}
 		if (used == 0)
 			break;
 		evbuffer_drain(in, used);
 	}
-	if (c->received == c->total)
+	/* With --expect-*, the end is the server's: wait for it. */
+	if (c->received == c->total && c->o->expect == CLIENT_EXPECT_ECHO)
 		seq_conn_succeed(c);
+}
+
+/*
+ * The connection ended, by a close or a reset: reads what echo the
+ * socket still holds (after a reset seen on a write, Linux still hands
+ * over what had arrived), so that the count is exact. Returns -1 if a
+ * byte was wrong (the connection has failed).
+ */
+static int
+seq_conn_read_rest(struct seq_conn *c)
+{
+	unsigned char buf[16384];
+	int fd = (int)bufferevent_getfd(c->bev);
+	ssize_t n;
+
+	for (;;) {
+		n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n > 0) {
+			if (seq_conn_take(c, buf, (size_t)n) == -1)
+				return -1;
+			continue;
+		}
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && errno == ECONNRESET)
+			c->reset = 1;
+		return 0;
+	}
+}
+
+/* The server ended the connection: was that the end expected? */
+static void
+seq_conn_ended(struct seq_conn *c)
+{
+	enum client_expect how;
+	const char *what;
+	char fb[64];
+
+	if (seq_conn_read_rest(c) == -1)
+		return;
+	how = c->reset ? CLIENT_EXPECT_RESET : CLIENT_EXPECT_CLOSE;
+	what = c->reset ? "reset" : "closed";
+	seq_conn_first_byte(c, fb, sizeof(fb));
+	if (c->o->expect == how && c->received == c->o->expect_at) {
+		if (!c->o->quiet)
+			printf("Received: %" PRIu64 " of %" PRIu64
+			       " bytes, verified, then the server %s the "
+			       "connection, as expected%s\n",
+			       c->received, c->total, what, fb);
+		seq_conn_finish(c);
+		return;
+	}
+	if (c->o->expect == CLIENT_EXPECT_ECHO)
+		seq_conn_fail(c,
+			      "server %s the connection after echoing %" PRIu64
+			      " of %" PRIu64 " bytes%s",
+			      what, c->received, c->total, fb);
+	else
+		seq_conn_fail(c,
+			      "server %s the connection after echoing %" PRIu64
+			      " of %" PRIu64
+			      " bytes; expected a %s after %" PRIu64 "%s",
+			      what, c->received, c->total,
+			      c->o->expect == CLIENT_EXPECT_CLOSE ? "close"
+								  : "reset",
+			      c->o->expect_at, fb);
 }
 
 static void
@@ -271,6 +396,7 @@ seq_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (!c->connected) {
 		if (what & BEV_EVENT_CONNECTED) {
 			c->connected = 1;
+			c->started_us = seq_now_us();
 			bufferevent_setwatermark(bev, EV_WRITE, SEQ_WRITE_LOW,
 						 0);
 			bufferevent_enable(bev, EV_READ | EV_WRITE);
@@ -287,12 +413,13 @@ seq_event_cb(struct bufferevent *bev, short what, void *arg)
 		seq_conn_connect(c);
 		return;
 	}
-	if (what & BEV_EVENT_EOF)
-		seq_conn_fail(
-			c,
-			"peer closed the connection after echoing %" PRIu64
-			" of %" PRIu64 " bytes",
-			c->received, c->total);
+	/* A write after a reset fails with ECONNRESET, or EPIPE once the
+	 * reset has been reported. */
+	if ((what & BEV_EVENT_ERROR) &&
+	    (e == ECONNRESET || (e == EPIPE && (what & BEV_EVENT_WRITING))))
+		c->reset = 1;
+	if ((what & BEV_EVENT_EOF) || c->reset)
+		seq_conn_ended(c);
 	else
 		seq_conn_fail(c,
 			      "%s failed: %s (received %" PRIu64 " of %" PRIu64
@@ -306,18 +433,28 @@ static void
 seq_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct seq_conn *c = arg;
-	char d[32];
+	char d[32], fb[64];
 
 	(void)fd;
 	(void)what;
 	parse_format_duration(c->o->timeout_ms, d, sizeof(d));
 	if (!c->connected)
 		seq_conn_fail(c, "timed out after %s while connecting", d);
+	else if (c->o->expect != CLIENT_EXPECT_ECHO &&
+		 c->received == c->o->expect_at)
+		seq_conn_fail(c,
+			      "timed out after %s: %" PRIu64
+			      " bytes came back, but the connection stayed "
+			      "open; expected a %s",
+			      d, c->received,
+			      c->o->expect == CLIENT_EXPECT_CLOSE ? "close"
+								  : "reset");
 	else
 		seq_conn_fail(c,
 			      "timed out after %s (received %" PRIu64
-			      " of %" PRIu64 " bytes)",
-			      d, c->received, c->total);
+			      " of %" PRIu64 " bytes)%s",
+			      d, c->received, c->total,
+			      seq_conn_first_byte(c, fb, sizeof(fb)));
 }
 
 /* Tries c->addr and, if it fails at once, the addresses after it. */

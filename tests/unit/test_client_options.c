@@ -639,6 +639,39 @@ START_TEST(test_options_usage_fits_80_columns)
 }
 END_TEST
 
+START_TEST(test_options_expect_close_and_reset)
+{
+	struct client_options o;
+
+	ck_assert_int_eq(parse(&o, (char *)NULL), 0);
+	ck_assert_int_eq(o.expect, CLIENT_EXPECT_ECHO);
+	ck_assert_int_eq(parse(&o, "--expect-close", "10", (char *)NULL), 0);
+	ck_assert_int_eq(o.expect, CLIENT_EXPECT_CLOSE);
+	ck_assert_uint_eq(o.expect_at, 10);
+	ck_assert_int_eq(
+		parse(&o, "-s", "1m", "--expect-reset", "64k", (char *)NULL),
+		0);
+	ck_assert_int_eq(o.expect, CLIENT_EXPECT_RESET);
+	ck_assert_uint_eq(o.expect_at, 65536);
+	/* 0: the server ends the connection before echoing anything. */
+	ck_assert_int_eq(parse(&o, "--expect-reset", "0", (char *)NULL), 0);
+	ck_assert_uint_eq(o.expect_at, 0);
+	ck_usage_error("option --expect-close: 20 bytes is more than the 19 "
+		       "sent",
+		       "--expect-close", "20");
+	ck_usage_error("option --expect-reset: 2k bytes is more than the 1024 "
+		       "sent",
+		       "-s", "1k", "--expect-reset", "2k");
+	ck_usage_error("options --expect-close and --expect-reset cannot be "
+		       "combined",
+		       "--expect-close", "1", "--expect-reset", "1");
+	ck_usage_error("options --expect-reset and --load cannot be combined",
+		       "--load", "--expect-reset", "1");
+	ck_usage_error("option --expect-close: 'x' is not a number",
+		       "--expect-close", "x");
+}
+END_TEST
+
 static Suite *
 client_options_suite(void)
 {
@@ -684,6 +717,7 @@ client_options_suite(void)
 	tcase_add_test(tc, test_options_load_only_options_need_load);
 	tcase_add_test(tc, test_options_load_rejects_sequential_options);
 	tcase_add_test(tc, test_options_window_and_rate_need_their_mode);
+	tcase_add_test(tc, test_options_expect_close_and_reset);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("usage");
