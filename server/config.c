@@ -121,9 +121,8 @@ config_key_find(const char *name)
 /*
  * Reads "ADDRESS [PARAMETER...]": the address (HOST:PORT, [IPv6]:PORT,
  * *:PORT or unix:/PATH) decides the kind, and parameters adjust what the
- * line's connections get (none is defined yet, so any is an error). text
- * gets the line with its words one blank apart: its identity across
- * reloads.
+ * line's connections get (today the faults of fault.c). text gets the
+ * address: the line's identity across reloads.
  */
 static int
 config_parse_listen(const char *value, struct listen_conf *lc, char *text,
@@ -145,16 +144,40 @@ config_parse_listen(const char *value, struct listen_conf *lc, char *text,
 		return -1;
 	}
 	addr = word;
+	memset(lc, 0, sizeof(*lc));
+	lc->profile.transport = CONN_TRANSPORT_PLAIN;
+	lc->profile.preamble = CONN_PREAMBLE_NONE;
+	lc->profile.behaviour = CONN_BEHAVIOUR_ECHO;
+	lc->profile.fault.chance = FAULT_CHANCE_ALL;
 	while ((word = strsep(&rest, " \t")) != NULL) {
+		int rc;
+
 		if (*word == '\0')
 			continue;
-		snprintf(err, errlen, "has an unknown parameter '%s'", word);
+		rc = fault_parse_param(&lc->profile.fault, word, msg,
+				       sizeof(msg));
+		if (rc == -1) {
+			snprintf(err, errlen, "has a bad parameter '%s': %s",
+				 word, msg);
+			return -1;
+		}
+		if (rc == 0) {
+			snprintf(err, errlen, "has an unknown parameter '%s'",
+				 word);
+			return -1;
+		}
+	}
+	if (fault_check(&lc->profile.fault, msg, sizeof(msg)) == -1) {
+		snprintf(err, errlen, "has parameters that do not fit: %s",
+			 msg);
 		return -1;
 	}
+	if (fault_active(&lc->profile.fault))
+		lc->profile.behaviour = CONN_BEHAVIOUR_FAULT;
+	/* The address alone is the line's identity: a reload that changes
+	 * only parameters keeps the socket and applies them to new
+	 * connections. */
 	snprintf(text, textlen, "%s", addr);
-	memset(lc, 0, sizeof(*lc));
-	lc->profile = (struct conn_profile){
-		CONN_TRANSPORT_PLAIN, CONN_PREAMBLE_NONE, CONN_BEHAVIOUR_ECHO};
 	if (strncmp(addr, "unix:", 5) == 0) {
 		const char *path = addr + 5;
 
@@ -170,6 +193,13 @@ config_parse_listen(const char *value, struct listen_conf *lc, char *text,
 				 "has a bad address: '%s': a Unix socket's "
 				 "path is at most %zu bytes",
 				 addr, ECHOD_UNIX_PATH_MAX);
+			return -1;
+		}
+		if (lc->profile.fault.has_reset) {
+			snprintf(err, errlen,
+				 "has a parameter that does not fit: "
+				 "'reset_after=' needs TCP: a Unix socket "
+				 "has no reset");
 			return -1;
 		}
 		lc->kind = LISTEN_UNIX;

@@ -59,25 +59,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 
-#include "echod.h"
-
-struct conn {
-	TAILQ_ENTRY(conn) entry;
-	struct worker *w;
-	struct bufferevent *bev;
-	struct event rev; /* the read side: ours, not the bufferevent's */
-	int fd;
-	unsigned reading : 1;	  /* rev is added */
-	unsigned eof : 1;	  /* the peer has closed its sending side */
-	uint64_t last_active;	  /* conn_clock_ms() when a byte last moved */
-	uint64_t queued_total;	  /* bytes ever appended to the output */
-	uint64_t written_counted; /* of those, counted in bytes_out */
-	union {
-		struct sockaddr sa;
-		struct sockaddr_in sin;
-		struct sockaddr_in6 sin6;
-	} peer;
-};
+#include "conn_int.h"
 
 static void conn_read_cb(evutil_socket_t fd, short what, void *arg);
 
@@ -129,54 +111,13 @@ conn_drain_done(uint64_t silent_ms, int queued, int unread)
 	return !queued && !unread && silent_ms >= ECHOD_DRAIN_QUIET_MS;
 }
 
-static uint64_t
-conn_max_buffer(const struct conn *c)
+const char *
+conn_peer_name(const struct conn *c, char *buf, size_t len)
 {
-	return atomic_load_explicit(&c->w->srv->max_buffer,
-				    memory_order_relaxed);
+	return addr_format(&c->peer.sa, buf, len);
 }
 
-/* Counters have one writer, this worker: no read-modify-write needed. */
-static void
-conn_count(_Atomic uint64_t *counter, size_t n)
-{
-	atomic_store_explicit(
-		counter,
-		atomic_load_explicit(counter, memory_order_relaxed) + n,
-		memory_order_relaxed);
-}
-
-static void
-conn_pause(struct conn *c)
-{
-	if (c->reading) {
-		event_del(&c->rev);
-		c->reading = 0;
-	}
-}
-
-static void
-conn_resume(struct conn *c)
-{
-	if (!c->reading && !c->eof) {
-		event_add(&c->rev, NULL);
-		c->reading = 1;
-	}
-}
-
-static void
-conn_received(struct conn *c, size_t n)
-{
-	c->last_active = conn_clock_ms();
-	conn_count(&c->w->bytes_in, n);
-	if (log_enabled(LOG_LEVEL_DEBUG)) {
-		char name[ADDR_STRLEN];
-		log_debug("received %zu bytes from %s", n,
-			  addr_format(&c->peer.sa, name, sizeof(name)));
-	}
-}
-
-static void
+void
 conn_fail(struct conn *c, const char *what, int err)
 {
 	if (log_enabled(LOG_LEVEL_DEBUG)) {
@@ -193,7 +134,7 @@ conn_fail(struct conn *c, const char *what, int err)
  * call: everything ever queued less what is still queued. (A callback on
  * the output evbuffer would cost a small allocation per connection.)
  */
-static void
+void
 conn_count_written(struct conn *c)
 {
 	size_t queued = evbuffer_get_length(bufferevent_get_output(c->bev));
@@ -233,9 +174,10 @@ conn_echo_direct(struct conn *c, struct evbuffer *out, size_t n)
 	return 0;
 }
 
-/* Slow path: the queue is not empty, so read onto its end. */
-static ssize_t
-conn_read_queued(struct conn *c, struct evbuffer *out, size_t want)
+/* Reads up to want bytes onto the end of out, in place (the slow path:
+ * the queue is not empty, so read onto its end). */
+ssize_t
+conn_read_into(struct conn *c, struct evbuffer *out, size_t want)
 {
 	struct iovec iov[2];
 	struct evbuffer_iovec vec[2];
@@ -274,13 +216,12 @@ conn_read_queued(struct conn *c, struct evbuffer *out, size_t want)
 		vec[1].iov_len = (size_t)n - vec[0].iov_len;
 	}
 	evbuffer_commit_space(out, vec, nvec);
-	c->queued_total += (uint64_t)n;
 	return n;
 }
 
 /* Backpressure: stop reading; the write callback resumes at half of the
  * max_buffer in force now (a reload may have changed it since). */
-static void
+void
 conn_hold_back(struct conn *c, uint64_t max)
 {
 	bufferevent_setwatermark(c->bev, EV_WRITE,
@@ -313,9 +254,11 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
 			conn_hold_back(c, max);
 			return;
 		}
-		n = conn_read_queued(c, out, slice);
-		if (n > 0)
+		n = conn_read_into(c, out, slice);
+		if (n > 0) {
+			c->queued_total += (uint64_t)n;
 			conn_received(c, (size_t)n);
+		}
 	}
 	if (n > 0) {
 		if (conn_must_hold_back(evbuffer_get_length(out), max))
@@ -351,7 +294,7 @@ conn_write_cb(struct bufferevent *bev, void *arg)
 	conn_resume(c);
 }
 
-static void
+void
 conn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn *c = arg;
@@ -364,15 +307,12 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 		conn_free(c);
 }
 
-/* The read callback that starts a connection of this profile. A new
- * layer's value goes in its switch (-Wswitch points here). */
-static event_callback_fn
-conn_first_phase(const struct conn_profile *p)
+/* Starts a connection of this profile reading (or not). A new layer's
+ * value goes in its switch (-Wswitch points here). Returns -1 if it
+ * could not start. */
+static int
+conn_first_phase(struct conn *c, const struct conn_profile *p)
 {
-	switch (p->behaviour) {
-	case CONN_BEHAVIOUR_ECHO:
-		break;
-	}
 	switch (p->preamble) {
 	case CONN_PREAMBLE_NONE:
 		break;
@@ -381,7 +321,18 @@ conn_first_phase(const struct conn_profile *p)
 	case CONN_TRANSPORT_PLAIN:
 		break;
 	}
-	return conn_read_cb;
+	event_assign(&c->rev, c->w->base, c->fd, EV_READ | EV_PERSIST,
+		     conn_read_cb, c);
+	switch (p->behaviour) {
+	case CONN_BEHAVIOUR_ECHO:
+		break;
+	case CONN_BEHAVIOUR_FAULT:
+		/* Takes over the read side and the bufferevent's
+		 * callbacks. */
+		return fault_attach(c, &p->fault);
+	}
+	conn_resume(c);
+	return 0;
 }
 
 /* Makes a connection of an admitted socket; on failure the socket is
@@ -414,10 +365,11 @@ conn_new(struct worker *w, const struct accepted *a)
 	bufferevent_setwatermark(c->bev, EV_WRITE,
 				 (size_t)conn_resume_mark(conn_max_buffer(c)),
 				 0);
-	event_assign(&c->rev, w->base, c->fd, EV_READ | EV_PERSIST,
-		     conn_first_phase(&a->profile), c);
-	conn_resume(c);
 	TAILQ_INSERT_TAIL(&w->conns, c, entry);
+	if (conn_first_phase(c, &a->profile) == -1) {
+		conn_free(c);
+		return NULL;
+	}
 	return c;
 fail:
 	admission_release(w->srv->adm, a->fd,
@@ -427,7 +379,7 @@ fail:
 
 /* Bytes of echo written to the socket that the peer has not yet
  * acknowledged; 0 if the kernel will not say. */
-static int
+int
 conn_unsent(const struct conn *c)
 {
 	int n = 0;
@@ -448,7 +400,11 @@ conn_sweep(struct conn *c, uint64_t now_ms, uint64_t idle_ms, int draining)
 	uint64_t silent = now_ms - c->last_active;
 	int unread = 0;
 
-	if (c->eof || evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+	size_t queued = evbuffer_get_length(bufferevent_get_output(c->bev));
+
+	if (c->fault != NULL)
+		queued += fault_pending(c->fault);
+	if (c->eof || queued > 0)
 		return 0;
 	if (idle_ms > 0 && silent >= idle_ms) {
 		if (conn_unsent(c) > 0) {
@@ -465,9 +421,11 @@ conn_sweep(struct conn *c, uint64_t now_ms, uint64_t idle_ms, int draining)
 		conn_free(c);
 		return 1;
 	}
+	/* A stalled connection never reads: what waits is not owed. */
 	if (draining && silent >= ECHOD_DRAIN_QUIET_MS &&
-	    ioctl(c->fd, FIONREAD, &unread) == 0 &&
-	    conn_drain_done(silent, 0, unread > 0)) {
+	    ((c->fault != NULL && fault_stalled(c->fault)) ||
+	     (ioctl(c->fd, FIONREAD, &unread) == 0 &&
+	      conn_drain_done(silent, 0, unread > 0)))) {
 		conn_free(c);
 		return 1;
 	}
@@ -489,6 +447,8 @@ conn_free(struct conn *c)
 	 * does so on its way out of the callback we are in (harmless on a
 	 * closed descriptor).
 	 */
+	if (c->fault != NULL)
+		fault_free(c->fault);
 	bufferevent_free(c->bev);
 	admission_release(c->w->srv->adm, c->fd, &c->peer.sa);
 	free(c);

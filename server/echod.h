@@ -99,12 +99,27 @@ enum conn_preamble {
 	CONN_PREAMBLE_NONE /* echo from the first byte */
 };
 enum conn_behaviour {
-	CONN_BEHAVIOUR_ECHO /* every byte back, unchanged, at once */
+	CONN_BEHAVIOUR_ECHO, /* every byte back, unchanged, at once */
+	CONN_BEHAVIOUR_FAULT /* echo with injected faults: fault.c */
 };
+
+/* The faults a listener injects (listen parameters, fault.c). */
+#define FAULT_CHANCE_ALL 1000000 /* chance is in millionths */
+struct fault_spec {
+	uint64_t delay_ms;    /* echo each chunk this long after it came */
+	uint64_t rate;	      /* bytes per second at most; 0: no limit */
+	uint64_t close_after; /* if has_close: FIN after echoing this many */
+	uint64_t reset_after; /* if has_reset: RST after echoing this many */
+	uint32_t chance;      /* of FAULT_CHANCE_ALL connections */
+	unsigned has_delay : 1, has_rate : 1, has_close : 1, has_reset : 1,
+		stall : 1, has_chance : 1;
+};
+
 struct conn_profile {
 	enum conn_transport transport;
 	enum conn_preamble preamble;
 	enum conn_behaviour behaviour;
+	struct fault_spec fault; /* CONN_BEHAVIOUR_FAULT's parameters */
 };
 
 /* config.c */
@@ -276,6 +291,16 @@ int conn_must_hold_back(uint64_t queued, uint64_t max_buffer);
 uint64_t conn_resume_mark(uint64_t max_buffer);
 size_t conn_read_budget(uint64_t queued, uint64_t max_buffer);
 int conn_drain_done(uint64_t silent_ms, int queued, int unread);
+
+/* fault.c: the listen parameters, pure; the connection side is in
+ * conn_int.h. */
+int fault_parse_param(struct fault_spec *f, const char *word, char *err,
+		      size_t errlen);
+int fault_check(const struct fault_spec *f, char *err, size_t errlen);
+int fault_active(const struct fault_spec *f);
+char *fault_format(const struct fault_spec *f, char *buf, size_t len);
+int fault_roll(uint64_t *state, uint32_t chance);
+uint64_t fault_rate_burst(uint64_t rate);
 
 /* iptable.c */
 int iptable_key(const struct sockaddr *sa, unsigned char key[17]);

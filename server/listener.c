@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -72,6 +73,7 @@ struct listener_set {
 	struct event *accept_resume; /* ends an accept back-off */
 	time_t accept_warned;	     /* last back-off warning, for rate limit */
 	time_t refuse_warned[2];     /* last refusal warning: total, per IP */
+	uint64_t rng;		     /* fault_roll()'s state: chance= */
 };
 
 /*
@@ -138,6 +140,10 @@ listener_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 	memset(&a.peer, 0, sizeof(a.peer));
 	memcpy(&a.peer, sa, a.peerlen);
 	a.profile = l->profile;
+	/* chance=: the faults are for a share of the connections only. */
+	if (a.profile.behaviour == CONN_BEHAVIOUR_FAULT &&
+	    !fault_roll(&srv->listen->rng, a.profile.fault.chance))
+		a.profile.behaviour = CONN_BEHAVIOUR_ECHO;
 	worker_assign(srv, &a);
 }
 
@@ -258,6 +264,20 @@ fail:
 	return -1;
 }
 
+/* Logs "WHAT NAME", and the faults its connections get, if any. */
+static void
+listener_say(const struct listener *l, const char *what)
+{
+	char faults[256];
+
+	if (l->profile.behaviour == CONN_BEHAVIOUR_FAULT)
+		log_info("%s %s with faults: %s", what, l->name,
+			 fault_format(&l->profile.fault, faults,
+				      sizeof(faults)));
+	else
+		log_info("%s %s", what, l->name);
+}
+
 static struct listener *
 listener_add(struct server *srv, int fd, const struct listen_conf *lc,
 	     char *err, size_t errlen)
@@ -301,7 +321,7 @@ listener_add(struct server *srv, int fd, const struct listen_conf *lc,
 	evconnlistener_set_error_cb(l->lev, listener_error_cb);
 	TAILQ_INSERT_TAIL(&ls->list, l, entry);
 	if (ls->announced)
-		log_info("listening on %s", l->name);
+		listener_say(l, "listening on");
 	return l;
 }
 
@@ -500,11 +520,14 @@ listener_open_activated(struct server *srv, int *fds, int n, char *err,
 {
 	/* systemd's sockets are plain echo, TCP or Unix stream as
 	 * echod.socket says; their files are systemd's to remove. */
-	const struct listen_conf lc = {.text = (char *)(uintptr_t) "",
-				       .kind = LISTEN_TCP,
-				       .profile = {CONN_TRANSPORT_PLAIN,
-						   CONN_PREAMBLE_NONE,
-						   CONN_BEHAVIOUR_ECHO}};
+	const struct listen_conf lc = {
+		.text = (char *)(uintptr_t) "",
+		.kind = LISTEN_TCP,
+		.profile = {
+			.transport = CONN_TRANSPORT_PLAIN,
+			.preamble = CONN_PREAMBLE_NONE,
+			.behaviour = CONN_BEHAVIOUR_ECHO,
+		}};
 	struct sockaddr_storage ss;
 	socklen_t len;
 	int i;
@@ -626,7 +649,7 @@ listener_announce(struct server *srv)
 	struct listener *l;
 
 	TAILQ_FOREACH (l, &srv->listen->list, entry)
-		log_info("listening on %s", l->name);
+		listener_say(l, "listening on");
 	srv->listen->announced = 1;
 }
 
@@ -641,6 +664,10 @@ listener_init(struct server *srv, char *err, size_t errlen)
 	}
 	TAILQ_INIT(&ls->list);
 	srv->listen = ls;
+	if (getrandom(&ls->rng, sizeof(ls->rng), GRND_NONBLOCK) !=
+	    (ssize_t)sizeof(ls->rng))
+		ls->rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+	ls->rng |= 1; /* xorshift's state is never 0 */
 	ls->accept_resume = evtimer_new(srv->base, listener_resume_cb, ls);
 	if (ls->accept_resume == NULL) {
 		snprintf(err, errlen, "cannot create accept timer");
@@ -666,15 +693,28 @@ listener_open_all(struct server *srv, char *err, size_t errlen)
 	return 0;
 }
 
-static int
+static const struct listen_conf *
 listener_in_config(const struct config *cfg, const char *text)
 {
 	int i;
 
 	for (i = 0; i < cfg->nlisten; i++)
 		if (strcmp(cfg->listen[i].text, text) == 0)
-			return 1;
-	return 0;
+			return &cfg->listen[i];
+	return NULL;
+}
+
+/* Do two profiles give connections the same? */
+static int
+listener_same_profile(const struct conn_profile *a,
+		      const struct conn_profile *b)
+{
+	char fa[256], fb[256];
+
+	return a->transport == b->transport && a->preamble == b->preamble &&
+	       a->behaviour == b->behaviour &&
+	       strcmp(fault_format(&a->fault, fa, sizeof(fa)),
+		      fault_format(&b->fault, fb, sizeof(fb))) == 0;
 }
 
 static int
@@ -710,10 +750,22 @@ listener_reconcile(struct server *srv, const struct config *ncfg, char *err,
 			goto undo;
 	}
 	for (l = TAILQ_FIRST(&ls->list); l != NULL; l = next) {
+		const struct listen_conf *lc =
+			listener_in_config(ncfg, l->text);
+
 		next = TAILQ_NEXT(l, entry);
-		if (!listener_in_config(ncfg, l->text)) {
+		if (lc == NULL) {
 			log_info("no longer listening on %s", l->name);
 			listener_free(ls, l);
+		} else if (!listener_same_profile(&l->profile, &lc->profile)) {
+			/* New connections get the new parameters; open
+			 * ones keep what they started with. */
+			l->profile = lc->profile;
+			if (l->profile.behaviour == CONN_BEHAVIOUR_FAULT)
+				listener_say(l, "new connections on");
+			else
+				log_info("new connections on %s: no faults",
+					 l->name);
 		}
 	}
 	return 0;

@@ -191,6 +191,46 @@ START_TEST(test_config_listen_rejects_unknown_parameter)
 }
 END_TEST
 
+START_TEST(test_config_listen_takes_fault_parameters)
+{
+	struct config cfg;
+	char err[512] = "";
+
+	ck_assert_int_eq(load(&cfg,
+			      "listen = 127.0.0.1:7  delay=100ms\trate=4k "
+			      "close_after=1m chance=0.5\n"
+			      "listen = 127.0.0.1:8\n"
+			      "listen = 127.0.0.1:9 delay=0\n",
+			      err, sizeof(err)),
+			 0);
+	ck_assert_int_eq(cfg.nlisten, 3);
+	/* The address alone is the identity a reload matches on. */
+	ck_assert_str_eq(cfg.listen[0].text, "127.0.0.1:7");
+	ck_assert_int_eq(cfg.listen[0].profile.behaviour, CONN_BEHAVIOUR_FAULT);
+	ck_assert_uint_eq(cfg.listen[0].profile.fault.delay_ms, 100);
+	ck_assert_uint_eq(cfg.listen[0].profile.fault.chance, 500000);
+	ck_assert_int_eq(cfg.listen[1].profile.behaviour, CONN_BEHAVIOUR_ECHO);
+	ck_assert_int_eq(cfg.listen[2].profile.behaviour, CONN_BEHAVIOUR_ECHO);
+	config_free(&cfg);
+	load_fails("listen = 127.0.0.1:7\nlisten = 127.0.0.1:7 stall\n",
+		   "2: 'listen' lists '127.0.0.1:7' twice");
+}
+END_TEST
+
+START_TEST(test_config_listen_rejects_bad_fault_parameters)
+{
+	load_fails("\nlisten = *:7 stall delay=1s\n",
+		   "2: 'listen' has parameters that do not fit: 'stall' "
+		   "never reads, so 'delay=' has nothing to act on");
+	load_fails("listen = *:7 delay=1x\n",
+		   "1: 'listen' has a bad parameter 'delay=1x': '1x' is not "
+		   "a duration (a number with ms, s, m or h)");
+	load_fails("listen = unix:/x reset_after=1k\n",
+		   "1: 'listen' has a parameter that does not fit: "
+		   "'reset_after=' needs TCP: a Unix socket has no reset");
+}
+END_TEST
+
 START_TEST(test_config_unix_mode_is_octal)
 {
 	load_fails("unix_mode = 0800\n",
@@ -380,6 +420,8 @@ config_suite(void)
 	tcase_add_test(tc, test_config_listen_unix_path);
 	tcase_add_test(tc, test_config_listen_rejects_bad_unix_paths);
 	tcase_add_test(tc, test_config_listen_rejects_unknown_parameter);
+	tcase_add_test(tc, test_config_listen_takes_fault_parameters);
+	tcase_add_test(tc, test_config_listen_rejects_bad_fault_parameters);
 	tcase_add_test(tc, test_config_unix_mode_is_octal);
 	tcase_add_test(tc, test_config_rejects_unknown_key);
 	tcase_add_test(tc, test_config_suggests_near_key);

@@ -1,0 +1,100 @@
+/*
+ * conn_int.h: what conn.c and fault.c share and no other file sees: the
+ * connection struct and the helpers of the echo path, inline where the
+ * plain path calls them. echod.h has the public side of a connection.
+ */
+#ifndef ECHOD_CONN_INT_H
+#define ECHOD_CONN_INT_H
+
+#include <sys/types.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+#include "echod.h"
+
+struct fault;
+
+struct conn {
+	TAILQ_ENTRY(conn) entry;
+	struct worker *w;
+	struct bufferevent *bev;
+	struct event rev; /* the read side: ours, not the bufferevent's */
+	int fd;
+	unsigned reading : 1;	  /* rev is added */
+	unsigned eof : 1;	  /* the peer has closed its sending side */
+	uint64_t last_active;	  /* conn_clock_ms() when a byte last moved */
+	uint64_t queued_total;	  /* bytes ever appended to the output */
+	uint64_t written_counted; /* of those, counted in bytes_out */
+	struct fault *fault;	  /* CONN_BEHAVIOUR_FAULT's state, or NULL */
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in sin;
+		struct sockaddr_in6 sin6;
+	} peer;
+};
+
+static inline uint64_t
+conn_max_buffer(const struct conn *c)
+{
+	return atomic_load_explicit(&c->w->srv->max_buffer,
+				    memory_order_relaxed);
+}
+
+/* Counters have one writer, this worker: no read-modify-write needed. */
+static inline void
+conn_count(_Atomic uint64_t *counter, size_t n)
+{
+	atomic_store_explicit(
+		counter,
+		atomic_load_explicit(counter, memory_order_relaxed) + n,
+		memory_order_relaxed);
+}
+
+static inline void
+conn_pause(struct conn *c)
+{
+	if (c->reading) {
+		event_del(&c->rev);
+		c->reading = 0;
+	}
+}
+
+static inline void
+conn_resume(struct conn *c)
+{
+	if (!c->reading && !c->eof) {
+		event_add(&c->rev, NULL);
+		c->reading = 1;
+	}
+}
+
+/* What it read: it is live, and counted. */
+static inline void
+conn_received(struct conn *c, size_t n)
+{
+	c->last_active = conn_clock_ms();
+	conn_count(&c->w->bytes_in, n);
+	if (log_enabled(LOG_LEVEL_DEBUG)) {
+		char name[ADDR_STRLEN];
+		log_debug("received %zu bytes from %s", n,
+			  addr_format(&c->peer.sa, name, sizeof(name)));
+	}
+}
+
+/* conn.c */
+void conn_fail(struct conn *c, const char *what, int err);
+void conn_count_written(struct conn *c);
+ssize_t conn_read_into(struct conn *c, struct evbuffer *buf, size_t want);
+void conn_hold_back(struct conn *c, uint64_t max);
+void conn_event_cb(struct bufferevent *bev, short what, void *arg);
+int conn_unsent(const struct conn *c);
+const char *conn_peer_name(const struct conn *c, char *buf, size_t len);
+
+/* fault.c: a connection with injected faults. */
+int fault_attach(struct conn *c, const struct fault_spec *spec);
+void fault_free(struct fault *f);
+size_t fault_pending(const struct fault *f);
+int fault_stalled(const struct fault *f);
+
+#endif
