@@ -11,9 +11,9 @@ set -eu
 cd "$(dirname "$0")"
 
 # Debian packages to build, run and test echod.
-PACKAGES="build-essential cmake pkg-config libevent-dev check python3
-  netcat-openbsd ncat socat util-linux procps systemd iproute2 clang
-  libclang-rt-14-dev valgrind mandoc"
+PACKAGES="build-essential cmake pkg-config libevent-dev libssl-dev openssl
+  check python3 netcat-openbsd ncat socat util-linux procps systemd iproute2
+  clang libclang-rt-14-dev valgrind mandoc"
 
 # Installs the Debian packages of $PACKAGES and of the arguments that are
 # missing.

@@ -27,6 +27,12 @@ enum {
 	OPTIONS_SERVER_PID,
 	OPTIONS_EXPECT_CLOSE, /* sequential mode only: not --load's */
 	OPTIONS_EXPECT_RESET,
+	OPTIONS_TLS, /* TLS: in the sequential mode */
+	OPTIONS_CA,
+	OPTIONS_INSECURE,
+	OPTIONS_SNI,
+	OPTIONS_CERT,
+	OPTIONS_KEY,
 };
 
 static const struct option options_long[] = {
@@ -50,6 +56,12 @@ static const struct option options_long[] = {
 	{"server-pid", required_argument, NULL, OPTIONS_SERVER_PID},
 	{"expect-close", required_argument, NULL, OPTIONS_EXPECT_CLOSE},
 	{"expect-reset", required_argument, NULL, OPTIONS_EXPECT_RESET},
+	{"tls", no_argument, NULL, OPTIONS_TLS},
+	{"ca", required_argument, NULL, OPTIONS_CA},
+	{"insecure", no_argument, NULL, OPTIONS_INSECURE},
+	{"sni", required_argument, NULL, OPTIONS_SNI},
+	{"cert", required_argument, NULL, OPTIONS_CERT},
+	{"key", required_argument, NULL, OPTIONS_KEY},
 	{NULL, 0, NULL, 0},
 };
 
@@ -180,6 +192,7 @@ options_set_port(struct client_options *o, const char *s, char *err,
 /* Which options were given, for the checks of combinations. */
 struct options_seen {
 	int count, message, window, rate, expect;
+	int tls_only;  /* the first option that needs --tls, or 0 */
 	int load_only; /* the first option that needs --load, or 0 */
 };
 
@@ -276,11 +289,35 @@ options_set(struct client_options *o, int c, const char *arg,
 						      : CLIENT_EXPECT_RESET;
 		seen->expect = c;
 		break;
+	case OPTIONS_TLS:
+		o->tls = 1;
+		break;
+	case OPTIONS_INSECURE:
+		o->tls_insecure = 1;
+		break;
+	case OPTIONS_CA:
+	case OPTIONS_SNI:
+	case OPTIONS_CERT:
+	case OPTIONS_KEY:
+		if (*arg == '\0')
+			return options_bad_value(c, "the value is empty", err,
+						 errlen);
+		if (c == OPTIONS_CA)
+			o->tls_ca = arg;
+		else if (c == OPTIONS_SNI)
+			o->tls_sni = arg;
+		else if (c == OPTIONS_CERT)
+			o->tls_cert = arg;
+		else
+			o->tls_key = arg;
+		break;
 	default:
 		break;
 	}
 	if (rc == -1)
 		return options_bad_value(c, why, err, errlen);
+	if (seen->tls_only == 0 && c > OPTIONS_TLS)
+		seen->tls_only = c;
 	if (seen->load_only == 0 && c != OPTIONS_LOAD &&
 	    (c == 'c' || c == 'd' ||
 	     (c > OPTIONS_LOAD && c < OPTIONS_EXPECT_CLOSE)))
@@ -299,6 +336,26 @@ options_check(struct client_options *o, const struct options_seen *seen,
 		snprintf(err, errlen,
 			 "options -m/--message and -s/--size "
 			 "cannot be combined");
+		return -1;
+	}
+	if (seen->tls_only != 0 && !o->tls) {
+		snprintf(err, errlen, "option %s needs --tls",
+			 options_name(seen->tls_only, name, sizeof(name)));
+		return -1;
+	}
+	if (o->tls_insecure && o->tls_ca != NULL) {
+		snprintf(err, errlen,
+			 "options --ca and --insecure cannot be combined");
+		return -1;
+	}
+	if (o->tls_key != NULL && o->tls_cert == NULL) {
+		snprintf(err, errlen, "option --key needs --cert");
+		return -1;
+	}
+	if (o->tls && o->load) {
+		snprintf(err, errlen,
+			 "options --tls and --load cannot be combined: TLS "
+			 "is in the sequential mode only");
 		return -1;
 	}
 	if (!o->load && seen->expect != 0 &&
@@ -504,6 +561,19 @@ client_options_usage(FILE *fp)
 		    "come back, then a close\n"
 		    "      --expect-reset N  pass only if exactly N bytes "
 		    "come back, then a reset\n");
+	fprintf(fp,
+		"      --tls             speak TLS, verifying the server's "
+		"certificate\n"
+		"      --ca FILE         CA certificates to trust "
+		"(default: the system's)\n"
+		"      --insecure        do not verify the server's "
+		"certificate\n"
+		"      --sni NAME        server name to send and verify "
+		"(default: HOST)\n"
+		"      --cert FILE       client certificate (PEM), for mutual "
+		"TLS\n"
+		"      --key FILE        its private key (default: in "
+		"--cert's file)\n");
 	fprintf(fp, "  -q, --quiet           print nothing on success\n"
 		    "  -h, --help            print this help and exit\n"
 		    "  -V, --version         print the version and exit\n");

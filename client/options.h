@@ -79,6 +79,14 @@ struct client_options {
 	enum client_expect expect; /* --expect-close, --expect-reset */
 	uint64_t expect_at;	   /* bytes echoed before that end */
 
+	/* --tls: the connections speak TLS. */
+	int tls;
+	const char *tls_ca;   /* --ca: CAs to verify with; NULL: system's */
+	int tls_insecure;     /* --insecure: no verification at all */
+	const char *tls_sni;  /* --sni: server name; NULL: the host's */
+	const char *tls_cert; /* --cert: client certificate (PEM) */
+	const char *tls_key;  /* --key: its key; NULL: in --cert's file */
+
 	/* --load: a verifying load generator instead of -n connections.
 	 * Its size is o->size, CLIENT_DEFAULT_LOAD_SIZE if not given. */
 	int load;

@@ -21,8 +21,10 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/util.h>
+#include <openssl/err.h>
 
 #include "client.h"
 #include "parse.h"
@@ -44,6 +46,7 @@ struct seq_conn {
 	const struct addr *addrs;
 	int naddrs;
 	struct event_base *base;
+	SSL_CTX *tls;	     /* --tls: the context, or NULL */
 	struct event *timer; /* the whole connection's deadline */
 	struct bufferevent *bev;
 	uint64_t index; /* 1-based, for messages */
@@ -319,6 +322,8 @@ seq_conn_read_rest(struct seq_conn *c)
 	int fd = (int)bufferevent_getfd(c->bev);
 	ssize_t n;
 
+	if (c->tls != NULL)
+		return 0; /* the socket holds records, not echo */
 	for (;;) {
 		n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
 		if (n > 0) {
@@ -381,6 +386,47 @@ seq_write_cb(struct bufferevent *bev, void *arg)
 	seq_conn_fill(c);
 }
 
+/* Did TLS fail, in the handshake or after? Then say why, and return 1. */
+static int
+seq_conn_tls_failed(struct seq_conn *c, short what)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+	unsigned long e = bufferevent_get_openssl_error(c->bev);
+	char why[512];
+
+	if ((what & BEV_EVENT_CONNECTED) || (c->connected && e == 0))
+		return 0;
+	if (!c->connected && e == 0 &&
+	    (SSL_get_verify_mode(ssl) == SSL_VERIFY_NONE ||
+	     SSL_get_verify_result(ssl) == X509_V_OK) &&
+	    !(what & BEV_EVENT_EOF))
+		return 0; /* no TLS yet: a failed connect */
+	while (bufferevent_get_openssl_error(c->bev) != 0)
+		;
+	/* libevent records a failed system call as OpenSSL's error code
+	 * itself (no library): the server's reason may be an alert still
+	 * unread in the socket, behind the write that failed. */
+	if (ERR_GET_LIB(e) == 0) {
+		unsigned char b;
+
+		ERR_clear_error();
+		if (SSL_read(ssl, &b, 1) <= 0 && ERR_peek_error() != 0)
+			e = ERR_get_error();
+		else if (e != 0)
+			e = 0;
+		ERR_clear_error();
+	}
+	client_tls_failure(ssl, e, why, sizeof(why));
+	if (!c->connected)
+		seq_conn_fail(c, "TLS handshake failed: %s", why);
+	else
+		seq_conn_fail(c,
+			      "TLS failed after echoing %" PRIu64 " of %" PRIu64
+			      " bytes: %s",
+			      c->received, c->total, why);
+	return 1;
+}
+
 static void
 seq_event_cb(struct bufferevent *bev, short what, void *arg)
 {
@@ -393,6 +439,8 @@ seq_event_cb(struct bufferevent *bev, short what, void *arg)
 		c->connect_errno = e;
 		return;
 	}
+	if (c->tls != NULL && seq_conn_tls_failed(c, what))
+		return;
 	if (!c->connected) {
 		if (what & BEV_EVENT_CONNECTED) {
 			c->connected = 1;
@@ -466,8 +514,24 @@ seq_conn_connect(struct seq_conn *c)
 
 	for (; c->addr < c->naddrs; c->addr++) {
 		a = &c->addrs[c->addr];
-		c->bev = bufferevent_socket_new(c->base, -1,
-						BEV_OPT_CLOSE_ON_FREE);
+		if (c->tls != NULL) {
+			SSL *ssl = client_tls_ssl(c->tls, c->o);
+
+			c->bev = ssl == NULL
+					 ? NULL
+					 : bufferevent_openssl_socket_new(
+						   c->base, -1, ssl,
+						   BUFFEREVENT_SSL_CONNECTING,
+						   BEV_OPT_CLOSE_ON_FREE);
+			if (c->bev == NULL && ssl != NULL)
+				SSL_free(ssl);
+			if (c->bev != NULL)
+				bufferevent_openssl_set_allow_dirty_shutdown(
+					c->bev, 1);
+		} else {
+			c->bev = bufferevent_socket_new(c->base, -1,
+							BEV_OPT_CLOSE_ON_FREE);
+		}
 		if (c->bev == NULL) {
 			seq_conn_fail(c, "cannot create a bufferevent");
 			return;
@@ -519,12 +583,19 @@ seq_run(struct event_base *base, const struct client_options *o,
 {
 	struct seq_conn c;
 	struct event *timer;
+	SSL_CTX *tls = NULL;
+	char err[512];
 	uint64_t i;
 	int rc = 0;
 
+	if (o->tls && (tls = client_tls_ctx(o, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "%s: %s\n", CLIENT_NAME, err);
+		return -1;
+	}
 	timer = evtimer_new(base, seq_timeout_cb, &c);
 	if (timer == NULL) {
 		fprintf(stderr, "%s: cannot create a timer\n", CLIENT_NAME);
+		SSL_CTX_free(tls);
 		return -1;
 	}
 	for (i = 1; i <= o->count && rc == 0; i++) {
@@ -533,10 +604,12 @@ seq_run(struct event_base *base, const struct client_options *o,
 		c.addrs = addrs;
 		c.naddrs = naddrs < CLIENT_ADDR_MAX ? naddrs : CLIENT_ADDR_MAX;
 		c.base = base;
+		c.tls = tls;
 		c.timer = timer;
 		c.index = i;
 		rc = seq_conn_run(&c);
 	}
 	event_free(timer);
+	SSL_CTX_free(tls);
 	return rc;
 }

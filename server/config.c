@@ -21,7 +21,13 @@
 #define KEY(name, shortopt, kind, flags, field, min, max, arg, help)           \
 	{                                                                      \
 		name, shortopt, kind, flags, offsetof(struct config, field),   \
-			min, max, arg, help                                    \
+			min, max, arg, help, NULL                              \
+	}
+/* A string key with a check of its own. */
+#define KEY_CHECKED(name, flags, field, arg, help, check)                      \
+	{                                                                      \
+		name, 0, CONFIG_STRING, flags, offsetof(struct config, field), \
+			0, 0, arg, help, check                                 \
 	}
 
 const struct config_key config_keys[] = {
@@ -48,6 +54,31 @@ const struct config_key config_keys[] = {
 	    "length of the listen queue (default 511)"),
 	KEY("unix_mode", 0, CONFIG_MODE, CONFIG_RELOAD, unix_mode, 0, 0777,
 	    "MODE", "permissions of Unix socket files, octal (default 0660)"),
+	KEY_CHECKED("tls_certificate", CONFIG_RELOAD, tls_certificate, "FILE",
+		    "certificate (PEM, chain first to last) for tls listeners",
+		    tls_path_check),
+	KEY_CHECKED("tls_certificate_key", CONFIG_RELOAD, tls_certificate_key,
+		    "FILE", "private key (PEM) of tls_certificate",
+		    tls_path_check),
+	KEY_CHECKED(
+		"tls_client_certificate", CONFIG_RELOAD, tls_client_certificate,
+		"FILE",
+		"CA certificates (PEM) that client certificates must chain to",
+		tls_path_check),
+	KEY("tls_verify_client", 0, CONFIG_CHOICE, CONFIG_RELOAD,
+	    tls_verify_client, 0, 0, "no|optional|yes",
+	    "ask tls clients for a certificate (default no)"),
+	KEY_CHECKED(
+		"tls_protocols", CONFIG_RELOAD, tls_protocols, "LIST",
+		"TLS versions allowed (default \"" ECHOD_DEFAULT_TLS_PROTOCOLS
+		"\")",
+		tls_protocols_check),
+	KEY("tls_ciphers", 0, CONFIG_STRING, CONFIG_RELOAD, tls_ciphers, 0, 0,
+	    "LIST", "OpenSSL cipher list for TLSv1.2 (default OpenSSL's)"),
+	KEY("handshake_timeout", 0, CONFIG_DURATION, CONFIG_RELOAD,
+	    handshake_timeout_ms, 1, ECHOD_MAX_DURATION_MS, "TIME",
+	    "close a tls connection not through its handshake by then "
+	    "(default 10s)"),
 	KEY("shutdown_timeout", 0, CONFIG_DURATION, CONFIG_RELOAD,
 	    shutdown_timeout_ms, 0, ECHOD_MAX_DURATION_MS, "TIME",
 	    "on SIGTERM, time given to connections to finish (default 10s)"),
@@ -81,6 +112,8 @@ config_init(struct config *cfg)
 	cfg->tcp_keepalive = 1;
 	cfg->backlog = ECHOD_DEFAULT_BACKLOG;
 	cfg->unix_mode = ECHOD_DEFAULT_UNIX_MODE;
+	cfg->tls_verify_client = TLS_VERIFY_NO;
+	cfg->handshake_timeout_ms = ECHOD_DEFAULT_HANDSHAKE_TIMEOUT_MS;
 	cfg->shutdown_timeout_ms = ECHOD_DEFAULT_SHUTDOWN_TIMEOUT_MS;
 	cfg->log_level = LOG_LEVEL_INFO;
 }
@@ -104,7 +137,15 @@ config_free(struct config *cfg)
 	free(cfg->pid_file);
 	free(cfg->user);
 	free(cfg->file);
+	free(cfg->tls_certificate);
+	free(cfg->tls_certificate_key);
+	free(cfg->tls_client_certificate);
+	free(cfg->tls_protocols);
+	free(cfg->tls_ciphers);
 	cfg->pid_file = cfg->user = cfg->file = NULL;
+	cfg->tls_certificate = cfg->tls_certificate_key = NULL;
+	cfg->tls_client_certificate = cfg->tls_protocols = NULL;
+	cfg->tls_ciphers = NULL;
 }
 
 const struct config_key *
@@ -121,7 +162,7 @@ config_key_find(const char *name)
 /*
  * Reads "ADDRESS [PARAMETER...]": the address (HOST:PORT, [IPv6]:PORT,
  * *:PORT or unix:/PATH) decides the kind, and parameters adjust what the
- * line's connections get (today the faults of fault.c). text gets the
+ * line's connections get (tls, and the faults of fault.c). text gets the
  * address: the line's identity across reloads.
  */
 static int
@@ -154,6 +195,16 @@ config_parse_listen(const char *value, struct listen_conf *lc, char *text,
 
 		if (*word == '\0')
 			continue;
+		if (strcmp(word, "tls") == 0) {
+			if (lc->profile.transport == CONN_TRANSPORT_TLS) {
+				snprintf(err, errlen,
+					 "has a bad parameter 'tls': it is "
+					 "given twice");
+				return -1;
+			}
+			lc->profile.transport = CONN_TRANSPORT_TLS;
+			continue;
+		}
 		rc = fault_parse_param(&lc->profile.fault, word, msg,
 				       sizeof(msg));
 		if (rc == -1) {
@@ -174,6 +225,14 @@ config_parse_listen(const char *value, struct listen_conf *lc, char *text,
 	}
 	if (fault_active(&lc->profile.fault))
 		lc->profile.behaviour = CONN_BEHAVIOUR_FAULT;
+	if (lc->profile.transport == CONN_TRANSPORT_TLS &&
+	    lc->profile.behaviour == CONN_BEHAVIOUR_FAULT) {
+		snprintf(err, errlen,
+			 "has parameters that do not fit: faults are not "
+			 "available on a tls listener yet; give them a plain "
+			 "one");
+		return -1;
+	}
 	/* The address alone is the line's identity: a reload that changes
 	 * only parameters keeps the socket and applies them to new
 	 * connections. */
@@ -335,6 +394,26 @@ config_set(struct config *cfg, const struct config_key *key, const char *value,
 		*(unsigned *)(void *)field = (unsigned)m;
 		return 0;
 	}
+	case CONFIG_CHOICE: {
+		const char *w = key->argname;
+		size_t n = strlen(value);
+		int i;
+
+		for (i = 0; w != NULL; i++) {
+			const char *bar = strchr(w, '|');
+			size_t len =
+				bar != NULL ? (size_t)(bar - w) : strlen(w);
+
+			if (len == n && strncmp(w, value, n) == 0) {
+				*(int *)(void *)field = i;
+				return 0;
+			}
+			w = bar != NULL ? bar + 1 : NULL;
+		}
+		snprintf(err, errlen, "must be one of %s, not '%s'",
+			 key->argname, value);
+		return -1;
+	}
 	case CONFIG_STRING: {
 		char **sp = (char **)(void *)field;
 		char *copy;
@@ -343,6 +422,8 @@ config_set(struct config *cfg, const struct config_key *key, const char *value,
 			snprintf(err, errlen, "must not be empty");
 			return -1;
 		}
+		if (key->check != NULL && key->check(value, err, errlen) == -1)
+			return -1;
 		if ((copy = strdup(value)) == NULL) {
 			snprintf(err, errlen, "out of memory");
 			return -1;
@@ -578,6 +659,7 @@ config_key_equal(const struct config_key *key, const struct config *a,
 		return *(const uint64_t *)fa == *(const uint64_t *)fb;
 	case CONFIG_BOOL:
 	case CONFIG_LEVEL:
+	case CONFIG_CHOICE:
 		return *(const int *)fa == *(const int *)fb;
 	case CONFIG_STRING:
 		sa = *(char *const *)fa;
@@ -609,6 +691,7 @@ config_key_swap(const struct config_key *key, struct config *a,
 		break;
 	case CONFIG_BOOL:
 	case CONFIG_LEVEL:
+	case CONFIG_CHOICE:
 		n = sizeof(int);
 		break;
 	case CONFIG_STRING:

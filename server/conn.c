@@ -319,7 +319,21 @@ conn_first_phase(struct conn *c, const struct conn_profile *p)
 	}
 	switch (p->transport) {
 	case CONN_TRANSPORT_PLAIN:
+		c->bev = bufferevent_socket_new(c->w->base, c->fd, 0);
+		if (c->bev == NULL) {
+			log_warnx("cannot create a bufferevent");
+			return -1;
+		}
+		bufferevent_setcb(c->bev, NULL, conn_write_cb, conn_event_cb,
+				  c);
+		bufferevent_setwatermark(
+			c->bev, EV_WRITE,
+			(size_t)conn_resume_mark(conn_max_buffer(c)), 0);
 		break;
+	case CONN_TRANSPORT_TLS:
+		/* Its bufferevent reads and writes: nothing of ours does.
+		 * (config.c refuses faults on a tls listener.) */
+		return tls_conn_start(c);
 	}
 	event_assign(&c->rev, c->w->base, c->fd, EV_READ | EV_PERSIST,
 		     conn_read_cb, c);
@@ -355,16 +369,6 @@ conn_new(struct worker *w, const struct accepted *a)
 	else if (a->peerlen <= sizeof(c->peer))
 		memcpy(&c->peer, &a->peer, a->peerlen);
 	c->last_active = conn_clock_ms();
-	c->bev = bufferevent_socket_new(w->base, c->fd, 0); /* conn_free() */
-	if (c->bev == NULL) {
-		log_warnx("cannot create a bufferevent");
-		free(c);
-		goto fail;
-	}
-	bufferevent_setcb(c->bev, NULL, conn_write_cb, conn_event_cb, c);
-	bufferevent_setwatermark(c->bev, EV_WRITE,
-				 (size_t)conn_resume_mark(conn_max_buffer(c)),
-				 0);
 	TAILQ_INSERT_TAIL(&w->conns, c, entry);
 	if (conn_first_phase(c, &a->profile) == -1) {
 		conn_free(c);
@@ -437,7 +441,8 @@ conn_free(struct conn *c)
 {
 	conn_pause(c);
 	TAILQ_REMOVE(&c->w->conns, c, entry);
-	conn_count_written(c);
+	if (c->bev != NULL)
+		conn_count_written(c);
 	/*
 	 * The socket is ours to close, at once: libevent 2.1 finalizes a
 	 * bufferevent (and would close its socket) only on a later pass of
@@ -449,7 +454,10 @@ conn_free(struct conn *c)
 	 */
 	if (c->fault != NULL)
 		fault_free(c->fault);
-	bufferevent_free(c->bev);
+	if (c->tls)
+		tls_conn_free(c);
+	else if (c->bev != NULL)
+		bufferevent_free(c->bev);
 	admission_release(c->w->srv->adm, c->fd, &c->peer.sa);
 	free(c);
 }

@@ -23,6 +23,8 @@ struct conn {
 	int fd;
 	unsigned reading : 1;	  /* rev is added */
 	unsigned eof : 1;	  /* the peer has closed its sending side */
+	unsigned tls : 1;	  /* bev is tls.c's, and owns both sides */
+	unsigned tls_open : 1;	  /* ... and its handshake is done */
 	uint64_t last_active;	  /* conn_clock_ms() when a byte last moved */
 	uint64_t queued_total;	  /* bytes ever appended to the output */
 	uint64_t written_counted; /* of those, counted in bytes_out */
@@ -90,6 +92,10 @@ void conn_hold_back(struct conn *c, uint64_t max);
 void conn_event_cb(struct bufferevent *bev, short what, void *arg);
 int conn_unsent(const struct conn *c);
 const char *conn_peer_name(const struct conn *c, char *buf, size_t len);
+
+/* tls.c: the TLS transport. */
+int tls_conn_start(struct conn *c);
+void tls_conn_free(struct conn *c);
 
 /* fault.c: a connection with injected faults. */
 int fault_attach(struct conn *c, const struct fault_spec *spec);

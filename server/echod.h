@@ -32,6 +32,8 @@
 /* Defaults and limits, named once. */
 #define ECHOD_DEFAULT_LISTEN "127.0.0.1:8888"
 #define ECHOD_DEFAULT_UNIX_MODE 0660
+#define ECHOD_DEFAULT_TLS_PROTOCOLS "TLSv1.2 TLSv1.3"
+#define ECHOD_DEFAULT_HANDSHAKE_TIMEOUT_MS 10000
 #define ECHOD_DEFAULT_MAX_BUFFER ((uint64_t)1024 * 1024)
 #define ECHOD_MIN_MAX_BUFFER 4096
 #define ECHOD_MAX_MAX_BUFFER ((uint64_t)1024 * 1024 * 1024)
@@ -93,7 +95,9 @@ _Noreturn void fatalx(int status, const char *fmt, ...)
  * conn.c's note. Today every listener is plain TCP echo.
  */
 enum conn_transport {
-	CONN_TRANSPORT_PLAIN /* read(2)/write(2) on the socket: the fast path */
+	CONN_TRANSPORT_PLAIN, /* read(2)/write(2) on the socket: the fast path
+			       */
+	CONN_TRANSPORT_TLS    /* an OpenSSL bufferevent: tls.c */
 };
 enum conn_preamble {
 	CONN_PREAMBLE_NONE /* echo from the first byte */
@@ -151,7 +155,14 @@ struct config {
 	uint64_t idle_timeout_ms;	 /* 0: never */
 	int tcp_keepalive;
 	unsigned backlog;
-	unsigned unix_mode; /* permissions of Unix socket files */
+	unsigned unix_mode;	      /* permissions of Unix socket files */
+	char *tls_certificate;	      /* PEM chain for tls listeners */
+	char *tls_certificate_key;    /* its private key, PEM */
+	char *tls_client_certificate; /* CAs client certificates chain to */
+	int tls_verify_client;	      /* enum tls_verify */
+	char *tls_protocols;	      /* NULL: ECHOD_DEFAULT_TLS_PROTOCOLS */
+	char *tls_ciphers;	      /* NULL: OpenSSL's default */
+	uint64_t handshake_timeout_ms;
 	uint64_t shutdown_timeout_ms;
 	int log_level;
 	int syslog;
@@ -170,7 +181,8 @@ enum config_kind {
 	CONFIG_BOOL,
 	CONFIG_LEVEL,
 	CONFIG_STRING,
-	CONFIG_MODE /* file permissions, in octal */
+	CONFIG_MODE,  /* file permissions, in octal */
+	CONFIG_CHOICE /* one word of argname's "a|b|c", stored as its index */
 };
 /* SIGHUP applies a change to the running daemon; without it, a change
  * waits for a restart and the reload says so. */
@@ -187,6 +199,8 @@ struct config_key {
 	uint64_t min, max;
 	const char *argname; /* for --help; NULL for flags */
 	const char *help;
+	/* A CONFIG_STRING's own check of its value, or NULL. */
+	int (*check)(const char *value, char *err, size_t errlen);
 };
 
 extern const struct config_key config_keys[];
@@ -276,6 +290,8 @@ void worker_stop_all(struct server *srv);
 void worker_assign(struct server *srv, const struct accepted *a);
 void worker_poke_all(struct server *srv);
 void worker_bytes(struct server *srv, uint64_t *in, uint64_t *out);
+void worker_tls(struct server *srv, uint64_t *handshakes, uint64_t *failures,
+		uint64_t *timeouts);
 unsigned worker_count(const struct server *srv);
 uint64_t worker_sweep_period(uint64_t idle_ms, int draining);
 
@@ -302,6 +318,19 @@ char *fault_format(const struct fault_spec *f, char *buf, size_t len);
 int fault_roll(uint64_t *state, uint32_t chance);
 uint64_t fault_rate_burst(uint64_t rate);
 
+/* tls.c */
+enum tls_verify { TLS_VERIFY_NO, TLS_VERIFY_OPTIONAL, TLS_VERIFY_YES };
+int tls_protocols_parse(const char *s, int *min, int *max, char *err,
+			size_t errlen);
+int tls_protocols_check(const char *value, char *err, size_t errlen);
+int tls_wanted(const struct config *cfg);
+int tls_path_check(const char *value, char *err, size_t errlen);
+int tls_check(const struct config *cfg, char *err, size_t errlen);
+int tls_prepare(const struct config *cfg, char *err, size_t errlen);
+void tls_commit(void);
+void tls_abort(void);
+void tls_shutdown(void);
+
 /* iptable.c */
 int iptable_key(const struct sockaddr *sa, unsigned char key[17]);
 int iptable_acquire(const struct sockaddr *sa, unsigned limit);
@@ -323,6 +352,8 @@ int mem_trim_due(struct mem_trim_policy *, uint64_t current);
 struct stats {
 	uint64_t conns_current, conns_total, conns_refused;
 	uint64_t bytes_in, bytes_out;
+	int tls; /* a tls listener is configured: the rest means something */
+	uint64_t tls_handshakes, tls_failures, tls_timeouts;
 };
 void stats_snapshot(struct server *srv, struct stats *st);
 char *stats_format(const struct stats *st, char *buf, size_t len);
@@ -376,6 +407,7 @@ struct server {
 	/* Settings every worker reads; SIGHUP may change them. */
 	_Atomic uint64_t max_buffer;
 	_Atomic uint64_t idle_timeout_ms;
+	_Atomic uint64_t handshake_timeout_ms;
 	_Atomic int draining;
 };
 
@@ -396,6 +428,9 @@ struct worker {
 	unsigned char *rbuf; /* ECHOD_READ_SLICE bytes of read space */
 	_Atomic uint64_t bytes_in;
 	_Atomic uint64_t bytes_out;
+	_Atomic uint64_t tls_handshakes; /* done */
+	_Atomic uint64_t tls_failures;	 /* failed or timed out */
+	_Atomic uint64_t tls_timeouts;	 /* of those, timed out */
 };
 
 #endif

@@ -26,7 +26,7 @@ check_config(const struct config *cfg, char *err, size_t errlen)
 	if (cfg->user != NULL &&
 	    daemon_user_check(cfg->user, err, errlen) == -1)
 		return -1;
-	return 0;
+	return tls_check(cfg, err, errlen);
 }
 
 int
@@ -84,6 +84,10 @@ main(int argc, char **argv)
 	if (cfg->user != NULL &&
 	    daemon_user_check(cfg->user, err, sizeof(err)) == -1)
 		fatalx(ECHOD_EXIT_CONFIG, "%s", err);
+	/* Certificates and keys are read now, before privileges go. */
+	if (tls_prepare(cfg, err, sizeof(err)) == -1)
+		fatalx(ECHOD_EXIT_CONFIG, "%s", err);
+	tls_commit();
 	/* Relative paths name files where echod started: a daemon moves to
 	 * "/", and a reload must find the same file. */
 	if (opts.config_file != NULL) {

@@ -64,6 +64,7 @@ server_publish(struct server *srv)
 	admission_configure(srv->adm, cfg);
 	atomic_store(&srv->max_buffer, cfg->max_buffer);
 	atomic_store(&srv->idle_timeout_ms, cfg->idle_timeout_ms);
+	atomic_store(&srv->handshake_timeout_ms, cfg->handshake_timeout_ms);
 }
 
 static void
@@ -164,12 +165,21 @@ server_reload(struct server *srv)
 	}
 	if ((ncfg->user != NULL &&
 	     daemon_user_check(ncfg->user, err, sizeof(err)) == -1) ||
-	    listener_check(ncfg, &conflict, err, sizeof(err)) == -1 ||
-	    listener_reconcile(srv, ncfg, err, sizeof(err)) == -1) {
+	    listener_check(ncfg, &conflict, err, sizeof(err)) == -1) {
 		config_free(ncfg);
 		free(ncfg);
 		goto fail;
 	}
+	/* Certificates are read again on every reload; a bad one leaves
+	 * the running one in use. */
+	if (tls_prepare(ncfg, err, sizeof(err)) == -1 ||
+	    listener_reconcile(srv, ncfg, err, sizeof(err)) == -1) {
+		tls_abort();
+		config_free(ncfg);
+		free(ncfg);
+		goto fail;
+	}
+	tls_commit();
 	server_keep_restart_keys(srv->cfg, ncfg);
 	config_free(srv->cfg);
 	free(srv->cfg);
@@ -386,4 +396,5 @@ server_free(struct server *srv)
 	srv->base = NULL;
 	admission_free(srv->adm);
 	srv->adm = NULL;
+	tls_shutdown();
 }

@@ -6,6 +6,7 @@
  */
 #include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "echod.h"
 
@@ -15,6 +16,9 @@ stats_snapshot(struct server *srv, struct stats *st)
 	admission_counts(srv->adm, &st->conns_current, &st->conns_total,
 			 &st->conns_refused);
 	worker_bytes(srv, &st->bytes_in, &st->bytes_out);
+	st->tls = tls_wanted(srv->cfg);
+	worker_tls(srv, &st->tls_handshakes, &st->tls_failures,
+		   &st->tls_timeouts);
 }
 
 char *
@@ -25,5 +29,14 @@ stats_format(const struct stats *st, char *buf, size_t len)
 		 " refused=%" PRIu64 "; bytes in=%" PRIu64 " out=%" PRIu64,
 		 st->conns_current, st->conns_total, st->conns_refused,
 		 st->bytes_in, st->bytes_out);
+	if (st->tls) {
+		size_t n = strlen(buf);
+
+		snprintf(buf + n, len - n,
+			 "; tls handshakes=%" PRIu64 " failed=%" PRIu64
+			 " timed_out=%" PRIu64,
+			 st->tls_handshakes, st->tls_failures,
+			 st->tls_timeouts);
+	}
 	return buf;
 }

@@ -228,6 +228,25 @@ worker_bytes(struct server *srv, uint64_t *in, uint64_t *out)
 }
 
 void
+worker_tls(struct server *srv, uint64_t *handshakes, uint64_t *failures,
+	   uint64_t *timeouts)
+{
+	unsigned i;
+
+	*handshakes = *failures = *timeouts = 0;
+	for (i = 0; srv->pool != NULL && i < srv->pool->n; i++) {
+		const struct worker *w = &srv->pool->w[i];
+
+		*handshakes += atomic_load_explicit(&w->tls_handshakes,
+						    memory_order_relaxed);
+		*failures += atomic_load_explicit(&w->tls_failures,
+						  memory_order_relaxed);
+		*timeouts += atomic_load_explicit(&w->tls_timeouts,
+						  memory_order_relaxed);
+	}
+}
+
+void
 worker_assign(struct server *srv, const struct accepted *a)
 {
 	struct worker_pool *pool = srv->pool;

@@ -51,11 +51,15 @@ DEFAULTS = {
     "unix_mode": "0660",
     "daemonize": "no",
     "syslog": "no",
+    "tls_verify_client": "no",
+    "tls_protocols": "TLSv1.2 TLSv1.3",
+    "handshake_timeout": "10s",
 }
-EXAMPLES = {"pid_file", "user"}
+EXAMPLES = {"pid_file", "user", "tls_certificate", "tls_certificate_key",
+            "tls_client_certificate", "tls_ciphers"}
 KEYS = set(ACTIVE) | set(DEFAULTS) | EXAMPLES
 
-LINE = re.compile(r"^(#?)([a-z_]+) = (\S+)$")
+LINE = re.compile(r"^(#?)([a-z_]+) = (\S+(?: \S+)*)$")
 
 
 def echod_path():

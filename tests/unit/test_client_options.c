@@ -672,6 +672,38 @@ START_TEST(test_options_expect_close_and_reset)
 }
 END_TEST
 
+START_TEST(test_options_tls)
+{
+	struct client_options o;
+
+	ck_assert_int_eq(parse(&o, (char *)NULL), 0);
+	ck_assert_int_eq(o.tls, 0);
+	ck_assert_int_eq(parse(&o, "--tls", "--ca", "ca.pem", "--sni", "x.test",
+			       "--cert", "c.pem", "--key", "k.pem",
+			       (char *)NULL),
+			 0);
+	ck_assert_int_eq(o.tls, 1);
+	ck_assert_str_eq(o.tls_ca, "ca.pem");
+	ck_assert_str_eq(o.tls_sni, "x.test");
+	ck_assert_str_eq(o.tls_cert, "c.pem");
+	ck_assert_str_eq(o.tls_key, "k.pem");
+	ck_assert_int_eq(parse(&o, "--tls", "--insecure", "-U", "/run/x.sock",
+			       (char *)NULL),
+			 0);
+	ck_assert_int_eq(o.tls_insecure, 1);
+	ck_usage_error("option --ca needs --tls", "--ca", "ca.pem");
+	ck_usage_error("option --insecure needs --tls", "--insecure");
+	ck_usage_error("options --ca and --insecure cannot be combined",
+		       "--tls", "--insecure", "--ca", "x");
+	ck_usage_error("option --key needs --cert", "--tls", "--key", "k.pem");
+	ck_usage_error("option --sni: the value is empty", "--tls", "--sni",
+		       "");
+	ck_usage_error("options --tls and --load cannot be combined: TLS is "
+		       "in the sequential mode only",
+		       "--tls", "--load");
+}
+END_TEST
+
 static Suite *
 client_options_suite(void)
 {
@@ -718,6 +750,7 @@ client_options_suite(void)
 	tcase_add_test(tc, test_options_load_rejects_sequential_options);
 	tcase_add_test(tc, test_options_window_and_rate_need_their_mode);
 	tcase_add_test(tc, test_options_expect_close_and_reset);
+	tcase_add_test(tc, test_options_tls);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("usage");

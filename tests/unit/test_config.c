@@ -231,6 +231,42 @@ START_TEST(test_config_listen_rejects_bad_fault_parameters)
 }
 END_TEST
 
+START_TEST(test_config_listen_tls)
+{
+	struct config cfg;
+	char err[512] = "";
+
+	ck_assert_int_eq(load(&cfg,
+			      "listen = *:8443 tls\n"
+			      "listen = unix:/run/x.sock tls\n"
+			      "tls_verify_client = optional\n"
+			      "tls_protocols = TLSv1.3\n",
+			      err, sizeof(err)),
+			 0);
+	ck_assert_int_eq(cfg.listen[0].profile.transport, CONN_TRANSPORT_TLS);
+	ck_assert_str_eq(cfg.listen[0].text, "*:8443");
+	ck_assert_int_eq(cfg.listen[1].profile.transport, CONN_TRANSPORT_TLS);
+	ck_assert_int_eq(cfg.tls_verify_client, TLS_VERIFY_OPTIONAL);
+	ck_assert_str_eq(cfg.tls_protocols, "TLSv1.3");
+	config_free(&cfg);
+	load_fails("listen = *:8443 tls tls\n",
+		   "1: 'listen' has a bad parameter 'tls': it is given twice");
+	load_fails("listen = *:8443 tls close_after=1\n",
+		   "1: 'listen' has parameters that do not fit: faults are "
+		   "not available on a tls listener yet; give them a plain "
+		   "one");
+	load_fails("tls_verify_client = maybe\n",
+		   "1: 'tls_verify_client' must be one of no|optional|yes, "
+		   "not 'maybe'");
+	load_fails("tls_protocols = TLSv1.2 SSLv3\n",
+		   "1: 'tls_protocols' names 'SSLv3': the versions are TLSv1.2 "
+		   "and TLSv1.3");
+	load_fails("\ntls_certificate = cert.pem\n",
+		   "2: 'tls_certificate' must be an absolute path, not "
+		   "'cert.pem'");
+}
+END_TEST
+
 START_TEST(test_config_unix_mode_is_octal)
 {
 	load_fails("unix_mode = 0800\n",
@@ -421,6 +457,7 @@ config_suite(void)
 	tcase_add_test(tc, test_config_listen_rejects_bad_unix_paths);
 	tcase_add_test(tc, test_config_listen_rejects_unknown_parameter);
 	tcase_add_test(tc, test_config_listen_takes_fault_parameters);
+	tcase_add_test(tc, test_config_listen_tls);
 	tcase_add_test(tc, test_config_listen_rejects_bad_fault_parameters);
 	tcase_add_test(tc, test_config_unix_mode_is_octal);
 	tcase_add_test(tc, test_config_rejects_unknown_key);

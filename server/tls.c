@@ -1,0 +1,561 @@
+/*
+ * tls.c: TLS for listeners with the tls parameter: the server's SSL_CTX,
+ * built from the tls_* keys (checked by --check-config, rebuilt on every
+ * SIGHUP so that new handshakes get the certificate on disk, while a bad
+ * new file leaves the old context serving), and the TLS transport of a
+ * connection.
+ *
+ * Design. A TLS connection is a libevent OpenSSL bufferevent that owns
+ * both sides of the socket: the handshake, then reads that decrypt into
+ * its input and writes that encrypt its output. Echo is
+ * evbuffer_add_buffer(output, input): the decrypted chains move, no byte
+ * is copied. Backpressure is a plain connection's: reading is disabled
+ * once max_buffer bytes wait in the output and enabled again from the
+ * write callback at half of that (the low watermark), so a slow TLS
+ * reader bounds memory exactly as a plain one does. A handshake not done
+ * within handshake_timeout (the bufferevent's read and write timeouts,
+ * cleared once it is done), or one that fails (a plaintext client, a
+ * garbage or truncated handshake, a certificate refused), closes that
+ * connection only; each is counted and logged at debug with the peer and
+ * OpenSSL's reason. On EOF (close_notify, or a bare FIN: a dirty shutdown
+ * is allowed) what is queued is written, then close_notify is sent and the
+ * socket closed; so it is when idle_timeout or a drain closes it.
+ *
+ * Threads: the context is swapped by the main thread and read by
+ * workers at accept, under tls_lock; each SSL holds its own reference on
+ * the context it came from, so an old context lives as long as the
+ * connections that use it. ALPN: the client's first protocol is accepted
+ * (an echo speaks them all); it and SNI stay recorded in the connection's
+ * SSL and are logged at debug with the handshake.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "conn_int.h"
+
+static pthread_mutex_t tls_lock = PTHREAD_MUTEX_INITIALIZER;
+static SSL_CTX *tls_current; /* under tls_lock */
+
+/* The versions tls_protocols may name, oldest first. */
+static const struct {
+	const char *name;
+	int version;
+} tls_versions[] = {
+	{"TLSv1.2", TLS1_2_VERSION},
+	{"TLSv1.3", TLS1_3_VERSION},
+};
+#define TLS_NVERSIONS (sizeof(tls_versions) / sizeof(tls_versions[0]))
+
+/*
+ * Reads "TLSv1.2 TLSv1.3" (any order, blank-separated) into the oldest
+ * and newest version named. OpenSSL takes a range, so the versions named
+ * must be consecutive.
+ */
+int
+tls_protocols_parse(const char *s, int *min, int *max, char *err, size_t errlen)
+{
+	char words[256], *w, *rest = words;
+	unsigned seen = 0, i, lo = TLS_NVERSIONS, hi = 0;
+
+	if (strlen(s) >= sizeof(words)) {
+		snprintf(err, errlen, "is too long");
+		return -1;
+	}
+	snprintf(words, sizeof(words), "%s", s);
+	while ((w = strsep(&rest, " \t,")) != NULL) {
+		if (*w == '\0')
+			continue;
+		for (i = 0; i < TLS_NVERSIONS; i++)
+			if (strcmp(w, tls_versions[i].name) == 0)
+				break;
+		if (i == TLS_NVERSIONS) {
+			snprintf(err, errlen,
+				 "names '%s': the versions are TLSv1.2 and "
+				 "TLSv1.3",
+				 w);
+			return -1;
+		}
+		seen |= 1u << i;
+		if (i < lo)
+			lo = i;
+		if (i > hi)
+			hi = i;
+	}
+	if (seen == 0) {
+		snprintf(err, errlen, "names no version");
+		return -1;
+	}
+	for (i = lo; i <= hi; i++) {
+		if (!(seen & (1u << i))) {
+			snprintf(err, errlen,
+				 "skips %s: the versions must be consecutive",
+				 tls_versions[i].name);
+			return -1;
+		}
+	}
+	*min = tls_versions[lo].version;
+	*max = tls_versions[hi].version;
+	return 0;
+}
+
+/* config.c's check of the certificate and key paths: absolute, so that
+ * a reload of a daemon (whose directory is /) reads the same files. */
+int
+tls_path_check(const char *value, char *err, size_t errlen)
+{
+	if (value[0] != '/') {
+		snprintf(err, errlen, "must be an absolute path, not '%s'",
+			 value);
+		return -1;
+	}
+	return 0;
+}
+
+/* config.c's check of tls_protocols. */
+int
+tls_protocols_check(const char *value, char *err, size_t errlen)
+{
+	int min, max;
+
+	return tls_protocols_parse(value, &min, &max, err, errlen);
+}
+
+/* Does cfg have a tls listener? */
+int
+tls_wanted(const struct config *cfg)
+{
+	int i;
+
+	for (i = 0; i < cfg->nlisten; i++)
+		if (cfg->listen[i].profile.transport == CONN_TRANSPORT_TLS)
+			return 1;
+	return 0;
+}
+
+/* OpenSSL's reason for the first error queued (the cause; later ones
+ * say where it surfaced), and the queue emptied. */
+static const char *
+tls_reason(char *buf, size_t len)
+{
+	unsigned long e = ERR_peek_error();
+
+	if (e == 0)
+		snprintf(buf, len, "%s",
+			 errno != 0 ? strerror(errno) : "unknown error");
+	else
+		ERR_error_string_n(e, buf, len);
+	ERR_clear_error();
+	return buf;
+}
+
+/* ALPN: take the client's first protocol. */
+static int
+tls_alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+	    const unsigned char *in, unsigned inlen, void *arg)
+{
+	(void)ssl;
+	(void)arg;
+	if (inlen < 2 || in[0] == 0 || in[0] > inlen - 1)
+		return SSL_TLSEXT_ERR_NOACK;
+	*out = in + 1;
+	*outlen = in[0];
+	return SSL_TLSEXT_ERR_OK;
+}
+
+/* Builds a server context from cfg's tls_* keys, or says why not. */
+static SSL_CTX *
+tls_ctx_new(const struct config *cfg, char *err, size_t errlen)
+{
+	const char *protocols = cfg->tls_protocols != NULL
+					? cfg->tls_protocols
+					: ECHOD_DEFAULT_TLS_PROTOCOLS;
+	char why[256];
+	SSL_CTX *ctx;
+	int min, max;
+
+	if (cfg->tls_certificate == NULL || cfg->tls_certificate_key == NULL) {
+		snprintf(err, errlen,
+			 "a tls listener needs tls_certificate and "
+			 "tls_certificate_key");
+		return NULL;
+	}
+	if (cfg->tls_verify_client != TLS_VERIFY_NO &&
+	    cfg->tls_client_certificate == NULL) {
+		snprintf(err, errlen,
+			 "tls_verify_client needs tls_client_certificate: the "
+			 "CAs client certificates must chain to");
+		return NULL;
+	}
+	if (tls_protocols_parse(protocols, &min, &max, why, sizeof(why)) ==
+	    -1) {
+		snprintf(err, errlen, "tls_protocols %s", why);
+		return NULL;
+	}
+	ERR_clear_error();
+	errno = 0;
+	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
+		snprintf(err, errlen, "cannot create a TLS context: %s",
+			 tls_reason(why, sizeof(why)));
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, min);
+	SSL_CTX_set_max_proto_version(ctx, max);
+	/* Client renegotiation is a cheap way to make a server work. */
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
+					 SSL_OP_CIPHER_SERVER_PREFERENCE);
+	/* An idle connection gives its record buffers back. */
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"echod", 5);
+	SSL_CTX_set_alpn_select_cb(ctx, tls_alpn_cb, NULL);
+	errno = 0;
+	if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_certificate) !=
+	    1) {
+		snprintf(err, errlen, "tls_certificate '%s': %s",
+			 cfg->tls_certificate, tls_reason(why, sizeof(why)));
+		goto fail;
+	}
+	errno = 0;
+	if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_certificate_key,
+					SSL_FILETYPE_PEM) != 1) {
+		snprintf(err, errlen, "tls_certificate_key '%s': %s",
+			 cfg->tls_certificate_key,
+			 tls_reason(why, sizeof(why)));
+		goto fail;
+	}
+	if (SSL_CTX_check_private_key(ctx) != 1) {
+		snprintf(err, errlen,
+			 "tls_certificate_key '%s' is not the key of "
+			 "tls_certificate '%s': %s",
+			 cfg->tls_certificate_key, cfg->tls_certificate,
+			 tls_reason(why, sizeof(why)));
+		goto fail;
+	}
+	if (cfg->tls_ciphers != NULL &&
+	    SSL_CTX_set_cipher_list(ctx, cfg->tls_ciphers) != 1) {
+		snprintf(err, errlen, "tls_ciphers '%s': %s", cfg->tls_ciphers,
+			 tls_reason(why, sizeof(why)));
+		goto fail;
+	}
+	if (cfg->tls_verify_client != TLS_VERIFY_NO) {
+		STACK_OF(X509_NAME) * names;
+
+		errno = 0;
+		if (SSL_CTX_load_verify_locations(
+			    ctx, cfg->tls_client_certificate, NULL) != 1 ||
+		    (names = SSL_load_client_CA_file(
+			     cfg->tls_client_certificate)) == NULL) {
+			snprintf(err, errlen, "tls_client_certificate '%s': %s",
+				 cfg->tls_client_certificate,
+				 tls_reason(why, sizeof(why)));
+			goto fail;
+		}
+		SSL_CTX_set_client_CA_list(ctx, names);
+		SSL_CTX_set_verify(
+			ctx,
+			SSL_VERIFY_PEER |
+				(cfg->tls_verify_client == TLS_VERIFY_YES
+					 ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT
+					 : 0),
+			NULL);
+	}
+	return ctx;
+fail:
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+/* --check-config: would cfg's TLS settings load? */
+int
+tls_check(const struct config *cfg, char *err, size_t errlen)
+{
+	SSL_CTX *ctx;
+
+	if (!tls_wanted(cfg))
+		return 0;
+	if ((ctx = tls_ctx_new(cfg, err, errlen)) == NULL)
+		return -1;
+	SSL_CTX_free(ctx);
+	return 0;
+}
+
+static SSL_CTX *tls_pending; /* main thread: built, not yet in use */
+
+/*
+ * At start and on every reload: (re)reads the certificates into a new
+ * context, put in use by tls_commit() once the rest of the configuration
+ * is in place too. On failure (or tls_abort()) nothing changes: the
+ * context in use stays.
+ */
+int
+tls_prepare(const struct config *cfg, char *err, size_t errlen)
+{
+	tls_abort();
+	if (tls_wanted(cfg) &&
+	    (tls_pending = tls_ctx_new(cfg, err, errlen)) == NULL)
+		return -1;
+	return 0;
+}
+
+void
+tls_commit(void)
+{
+	SSL_CTX *old;
+
+	pthread_mutex_lock(&tls_lock);
+	old = tls_current;
+	tls_current = tls_pending;
+	pthread_mutex_unlock(&tls_lock);
+	tls_pending = NULL;
+	if (old != NULL)
+		SSL_CTX_free(old); /* its connections hold their own refs */
+}
+
+void
+tls_abort(void)
+{
+	if (tls_pending != NULL)
+		SSL_CTX_free(tls_pending);
+	tls_pending = NULL;
+}
+
+void
+tls_shutdown(void)
+{
+	tls_abort();
+	pthread_mutex_lock(&tls_lock);
+	if (tls_current != NULL)
+		SSL_CTX_free(tls_current);
+	tls_current = NULL;
+	pthread_mutex_unlock(&tls_lock);
+}
+
+/* A new server-side SSL of the current context, or NULL. */
+static SSL *
+tls_ssl_new(void)
+{
+	SSL *ssl = NULL;
+
+	pthread_mutex_lock(&tls_lock);
+	if (tls_current != NULL)
+		ssl = SSL_new(tls_current);
+	pthread_mutex_unlock(&tls_lock);
+	return ssl;
+}
+
+static void
+tls_debug(const struct conn *c, const char *what, const char *detail)
+{
+	char name[ADDR_STRLEN];
+
+	if (log_enabled(LOG_LEVEL_DEBUG))
+		log_debug("%s: %s%s", conn_peer_name(c, name, sizeof(name)),
+			  what, detail);
+}
+
+/* The handshake is over: log what it agreed, and stop its clock. */
+static void
+tls_handshake_done(struct conn *c)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+
+	c->tls_open = 1;
+	bufferevent_set_timeouts(c->bev, NULL, NULL);
+	conn_count(&c->w->tls_handshakes, 1);
+	if (log_enabled(LOG_LEVEL_DEBUG)) {
+		const unsigned char *alpn = NULL;
+		unsigned alpnlen = 0;
+		const char *sni =
+			SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+		char what[256];
+
+		SSL_get0_alpn_selected(ssl, &alpn, &alpnlen);
+		snprintf(what, sizeof(what), "%s %s, sni %s, alpn %.*s",
+			 SSL_get_version(ssl), SSL_get_cipher_name(ssl),
+			 sni != NULL ? sni : "none",
+			 alpn != NULL ? (int)alpnlen : 4,
+			 alpn != NULL ? (const char *)alpn : "none");
+		tls_debug(c, "TLS handshake done: ", what);
+	}
+}
+
+/* Says why a handshake failed, counts it and closes the connection. */
+static void
+tls_handshake_failed(struct conn *c, const char *why)
+{
+	char reason[256];
+	unsigned long e;
+
+	conn_count(&c->w->tls_failures, 1);
+	if (why == NULL) {
+		e = bufferevent_get_openssl_error(c->bev);
+		if (e != 0)
+			ERR_error_string_n(e, reason, sizeof(reason));
+		else
+			snprintf(reason, sizeof(reason), "%s",
+				 EVUTIL_SOCKET_ERROR() != 0
+					 ? strerror(EVUTIL_SOCKET_ERROR())
+					 : "the peer closed the connection");
+		while (bufferevent_get_openssl_error(c->bev) != 0)
+			;
+		why = reason;
+	}
+	tls_debug(c, "TLS handshake failed: ", why);
+	conn_free(c);
+}
+
+/* Echo: what was decrypted moves to the output, chain by chain. */
+static void
+tls_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer *out = bufferevent_get_output(bev);
+	size_t n = evbuffer_get_length(in);
+	uint64_t max = conn_max_buffer(c);
+
+	if (n == 0)
+		return;
+	if (evbuffer_add_buffer(out, in) == -1) {
+		conn_fail(c, "queue echo", ENOMEM);
+		return;
+	}
+	c->queued_total += n;
+	conn_received(c, n);
+	if (conn_must_hold_back(evbuffer_get_length(out), max)) {
+		bufferevent_setwatermark(bev, EV_WRITE,
+					 (size_t)conn_resume_mark(max), 0);
+		bufferevent_disable(bev, EV_READ);
+	}
+}
+
+static void
+tls_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	c->last_active = conn_clock_ms();
+	conn_count_written(c);
+	if (c->eof) {
+		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+			conn_free(c);
+		return;
+	}
+	if (!(bufferevent_get_enabled(bev) & EV_READ))
+		bufferevent_enable(bev, EV_READ);
+}
+
+static void
+tls_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	if (what & BEV_EVENT_CONNECTED) {
+		tls_handshake_done(c);
+		return;
+	}
+	if (!c->tls_open) {
+		if (what & BEV_EVENT_TIMEOUT) {
+			conn_count(&c->w->tls_timeouts, 1);
+			conn_count(&c->w->tls_failures, 1);
+			tls_debug(c,
+				  "TLS handshake not done within "
+				  "handshake_timeout",
+				  "");
+			conn_free(c);
+			return;
+		}
+		tls_handshake_failed(
+			c, (what & BEV_EVENT_EOF)
+				   ? "the peer closed the connection mid-way"
+				   : NULL);
+		return;
+	}
+	if (what & BEV_EVENT_EOF) {
+		/* Half-close: echo what is queued, then close. */
+		c->eof = 1;
+		bufferevent_disable(bev, EV_READ);
+		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+			conn_free(c);
+		return;
+	}
+	if (what & BEV_EVENT_ERROR) {
+		unsigned long e = bufferevent_get_openssl_error(bev);
+		char reason[256];
+
+		/* After an error, no close_notify (OpenSSL forbids it). */
+		SSL_set_shutdown(bufferevent_openssl_get_ssl(bev),
+				 SSL_SENT_SHUTDOWN);
+		if (e != 0) {
+			ERR_error_string_n(e, reason, sizeof(reason));
+			tls_debug(c, "TLS: ", reason);
+			while (bufferevent_get_openssl_error(bev) != 0)
+				;
+			conn_free(c);
+			return;
+		}
+		conn_fail(c, (what & BEV_EVENT_READING) ? "read" : "write",
+			  EVUTIL_SOCKET_ERROR());
+		return;
+	}
+	conn_free(c);
+}
+
+/* Starts c's TLS: its bufferevent is an OpenSSL one, accepting. Returns
+ * -1 if it cannot (c is the caller's to free). */
+int
+tls_conn_start(struct conn *c)
+{
+	uint64_t ms = atomic_load_explicit(&c->w->srv->handshake_timeout_ms,
+					   memory_order_relaxed);
+	struct timeval tv = {(time_t)(ms / 1000),
+			     (suseconds_t)(ms % 1000 * 1000)};
+	SSL *ssl;
+
+	if ((ssl = tls_ssl_new()) == NULL) {
+		log_warnx("cannot start TLS on a connection: %s",
+			  "no TLS context");
+		return -1;
+	}
+	/* No BEV_OPT_CLOSE_ON_FREE: conn_free() closes the socket and
+	 * frees the SSL itself, at once. */
+	c->bev = bufferevent_openssl_socket_new(c->w->base, c->fd, ssl,
+						BUFFEREVENT_SSL_ACCEPTING, 0);
+	if (c->bev == NULL) {
+		SSL_free(ssl);
+		log_warnx("cannot create a TLS bufferevent");
+		return -1;
+	}
+	c->tls = 1;
+	bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+	bufferevent_setcb(c->bev, tls_read_cb, tls_write_cb, tls_event_cb, c);
+	bufferevent_setwatermark(c->bev, EV_WRITE,
+				 (size_t)conn_resume_mark(conn_max_buffer(c)),
+				 0);
+	/* Never more than one slice read ahead of the echo. */
+	bufferevent_setwatermark(c->bev, EV_READ, 0, ECHOD_READ_SLICE);
+	bufferevent_set_timeouts(c->bev, &tv, &tv);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	return 0;
+}
+
+/* conn_free()'s part: close_notify if the session is sound (after an
+ * EOF, or when idle or draining), then the bufferevent and its SSL. */
+void
+tls_conn_free(struct conn *c)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+
+	if (c->tls_open && SSL_shutdown(ssl) < 0)
+		ERR_clear_error(); /* best effort: the peer may be gone */
+	bufferevent_free(c->bev);
+	SSL_free(ssl);
+}
