@@ -517,12 +517,18 @@ seq_conn_connect(struct seq_conn *c)
 		if (c->tls != NULL) {
 			SSL *ssl = client_tls_ssl(c->tls, c->o);
 
-			c->bev = ssl == NULL
-					 ? NULL
-					 : bufferevent_openssl_socket_new(
-						   c->base, -1, ssl,
-						   BUFFEREVENT_SSL_CONNECTING,
-						   BEV_OPT_CLOSE_ON_FREE);
+			/* Deferred callbacks: an OpenSSL bufferevent
+			 * writes at once when seq_conn_fill() queues, and a
+			 * failed write would free the connection inside
+			 * it. */
+			c->bev =
+				ssl == NULL
+					? NULL
+					: bufferevent_openssl_socket_new(
+						  c->base, -1, ssl,
+						  BUFFEREVENT_SSL_CONNECTING,
+						  BEV_OPT_CLOSE_ON_FREE |
+							  BEV_OPT_DEFER_CALLBACKS);
 			if (c->bev == NULL && ssl != NULL)
 				SSL_free(ssl);
 			if (c->bev != NULL)

@@ -526,9 +526,13 @@ tls_conn_start(struct conn *c)
 		return -1;
 	}
 	/* No BEV_OPT_CLOSE_ON_FREE: conn_free() closes the socket and
-	 * frees the SSL itself, at once. */
+	 * frees the SSL itself, at once. Deferred callbacks: an OpenSSL
+	 * bufferevent writes as soon as the echo is queued, and a write that
+	 * fails would otherwise run the event callback, which frees the
+	 * connection, inside the read callback still using it. */
 	c->bev = bufferevent_openssl_socket_new(c->w->base, c->fd, ssl,
-						BUFFEREVENT_SSL_ACCEPTING, 0);
+						BUFFEREVENT_SSL_ACCEPTING,
+						BEV_OPT_DEFER_CALLBACKS);
 	if (c->bev == NULL) {
 		SSL_free(ssl);
 		log_warnx("cannot create a TLS bufferevent");
