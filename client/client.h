@@ -1,8 +1,8 @@
 /*
  * client.h: what echo-client's files share beyond the options: the limit
  * on resolved addresses and the prototypes of each mode, grouped by file
- * (seq.c, tls.c; the load mode's files and report.c share load.h). The options
- * are in options.h.
+ * (seq.c, tls.c, udp.c; the load mode's files and report.c share load.h). The
+ * options are in options.h.
  */
 #ifndef CLIENT_H
 #define CLIENT_H
@@ -19,6 +19,10 @@
 /* seq.c */
 int seq_run(struct event_base *base, const struct client_options *o,
 	    const struct addr *addrs, int naddrs);
+
+/* udp.c */
+int udp_run(const struct client_options *o, const struct addr *addrs,
+	    int naddrs);
 
 /* tls.c */
 SSL_CTX *client_tls_ctx(const struct client_options *o, char *err,

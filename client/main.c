@@ -73,6 +73,8 @@ main(int argc, char **argv)
 	}
 	if (o.load)
 		return main_finish(load_run(&o, addrs, naddrs));
+	if (o.udp)
+		return main_finish(udp_run(&o, addrs, naddrs));
 	if ((base = event_base_new()) == NULL) {
 		fprintf(stderr, "%s: cannot create an event base\n",
 			CLIENT_NAME);

@@ -13,7 +13,7 @@
 #include "options.h"
 #include "parse.h"
 
-#define OPTIONS_SHORT ":n:m:s:t:c:d:U:qhV"
+#define OPTIONS_SHORT ":n:m:s:t:c:d:U:uqhV"
 
 /* Long-only options: values past any character. */
 enum {
@@ -33,6 +33,7 @@ enum {
 	OPTIONS_SNI,
 	OPTIONS_CERT,
 	OPTIONS_KEY,
+	OPTIONS_RETRIES, /* with -u */
 };
 
 static const struct option options_long[] = {
@@ -42,6 +43,8 @@ static const struct option options_long[] = {
 	{"timeout", required_argument, NULL, 't'},
 	{"quiet", no_argument, NULL, 'q'},
 	{"unix", required_argument, NULL, 'U'},
+	{"udp", no_argument, NULL, 'u'},
+	{"retries", required_argument, NULL, OPTIONS_RETRIES},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
 	{"load", no_argument, NULL, OPTIONS_LOAD},
@@ -172,6 +175,7 @@ options_defaults(struct client_options *o)
 	o->duration_ms = CLIENT_DEFAULT_DURATION_MS;
 	o->warmup_ms = CLIENT_DEFAULT_WARMUP_MS;
 	o->window = CLIENT_DEFAULT_WINDOW;
+	o->retries = CLIENT_DEFAULT_RETRIES;
 }
 
 static int
@@ -191,7 +195,7 @@ options_set_port(struct client_options *o, const char *s, char *err,
 
 /* Which options were given, for the checks of combinations. */
 struct options_seen {
-	int count, message, window, rate, expect;
+	int count, message, window, rate, expect, retries;
 	int tls_only;  /* the first option that needs --tls, or 0 */
 	int load_only; /* the first option that needs --load, or 0 */
 };
@@ -292,6 +296,14 @@ options_set(struct client_options *o, int c, const char *arg,
 	case OPTIONS_TLS:
 		o->tls = 1;
 		break;
+	case 'u':
+		o->udp = 1;
+		break;
+	case OPTIONS_RETRIES:
+		rc = parse_uint(arg, 0, CLIENT_MAX_RETRIES, &o->retries, why,
+				sizeof(why));
+		seen->retries = 1;
+		break;
 	case OPTIONS_INSECURE:
 		o->tls_insecure = 1;
 		break;
@@ -316,7 +328,7 @@ options_set(struct client_options *o, int c, const char *arg,
 	}
 	if (rc == -1)
 		return options_bad_value(c, why, err, errlen);
-	if (seen->tls_only == 0 && c > OPTIONS_TLS)
+	if (seen->tls_only == 0 && c > OPTIONS_TLS && c < OPTIONS_RETRIES)
 		seen->tls_only = c;
 	if (seen->load_only == 0 && c != OPTIONS_LOAD &&
 	    (c == 'c' || c == 'd' ||
@@ -336,6 +348,36 @@ options_check(struct client_options *o, const struct options_seen *seen,
 		snprintf(err, errlen,
 			 "options -m/--message and -s/--size "
 			 "cannot be combined");
+		return -1;
+	}
+	if (seen->retries && !o->udp) {
+		snprintf(err, errlen, "option --retries needs -u/--udp");
+		return -1;
+	}
+	if (o->udp &&
+	    (o->tls || o->unix_path != NULL || o->load || seen->expect)) {
+		snprintf(err, errlen,
+			 "options -u/--udp and %s cannot be "
+			 "combined",
+			 o->tls			? "--tls"
+			 : o->unix_path != NULL ? "-U/--unix"
+			 : o->load		? "--load"
+				   : options_name(seen->expect, name,
+						  sizeof(name)));
+		return -1;
+	}
+	if (o->udp && o->size > CLIENT_MAX_DATAGRAM) {
+		snprintf(err, errlen,
+			 "option -s/--size: a datagram carries at most %d "
+			 "bytes",
+			 CLIENT_MAX_DATAGRAM);
+		return -1;
+	}
+	if (o->udp && o->size == 0 && o->message_len > CLIENT_MAX_DATAGRAM) {
+		snprintf(err, errlen,
+			 "option -m/--message: a datagram carries at most %d "
+			 "bytes",
+			 CLIENT_MAX_DATAGRAM);
 		return -1;
 	}
 	if (seen->tls_only != 0 && !o->tls) {
@@ -561,6 +603,12 @@ client_options_usage(FILE *fp)
 		    "come back, then a close\n"
 		    "      --expect-reset N  pass only if exactly N bytes "
 		    "come back, then a reset\n");
+	fprintf(fp, "  -u, --udp             send datagrams instead (UDP echo, "
+		    "RFC 862)\n");
+	fprintf(fp,
+		"      --retries N       -u: sends again after -t without a "
+		"reply (default %d)\n",
+		CLIENT_DEFAULT_RETRIES);
 	fprintf(fp,
 		"      --tls             speak TLS, verifying the server's "
 		"certificate\n"

@@ -26,8 +26,11 @@
 #define CLIENT_MAX_SIZE ((uint64_t)1 << 30)		   /* 1g */
 #define CLIENT_DEFAULT_TIMEOUT_MS ((uint64_t)10 * 1000)	   /* 10s */
 #define CLIENT_MAX_TIMEOUT_MS ((uint64_t)24 * 3600 * 1000) /* 24h */
-#define CLIENT_PORT_LEN 6	 /* "65535" and its NUL */
-#define CLIENT_UNIX_PATH_MAX 107 /* sun_path less its NUL */
+#define CLIENT_PORT_LEN 6	  /* "65535" and its NUL */
+#define CLIENT_UNIX_PATH_MAX 107  /* sun_path less its NUL */
+#define CLIENT_MAX_DATAGRAM 65507 /* a UDP datagram's payload, at most */
+#define CLIENT_DEFAULT_RETRIES 2  /* -u: sends after the first */
+#define CLIENT_MAX_RETRIES 100
 
 /* --load's defaults and limits. */
 #define CLIENT_DEFAULT_CONNECTIONS 10
@@ -78,6 +81,10 @@ struct client_options {
 	int quiet;
 	enum client_expect expect; /* --expect-close, --expect-reset */
 	uint64_t expect_at;	   /* bytes echoed before that end */
+
+	/* -u: datagrams instead of connections. */
+	int udp;
+	uint64_t retries; /* sends after the first, per datagram */
 
 	/* --tls: the connections speak TLS. */
 	int tls;

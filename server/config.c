@@ -79,6 +79,10 @@ const struct config_key config_keys[] = {
 	    handshake_timeout_ms, 1, ECHOD_MAX_DURATION_MS, "TIME",
 	    "close a tls connection not through its handshake by then "
 	    "(default 10s)"),
+	KEY("udp_rate_limit", 0, CONFIG_UINT, CONFIG_RELOAD, udp_rate_limit, 0,
+	    1000000000, "N",
+	    "datagrams per second answered per source address, 0 for no "
+	    "limit (default 1000)"),
 	KEY("shutdown_timeout", 0, CONFIG_DURATION, CONFIG_RELOAD,
 	    shutdown_timeout_ms, 0, ECHOD_MAX_DURATION_MS, "TIME",
 	    "on SIGTERM, time given to connections to finish (default 10s)"),
@@ -113,6 +117,7 @@ config_init(struct config *cfg)
 	cfg->backlog = ECHOD_DEFAULT_BACKLOG;
 	cfg->unix_mode = ECHOD_DEFAULT_UNIX_MODE;
 	cfg->tls_verify_client = TLS_VERIFY_NO;
+	cfg->udp_rate_limit = ECHOD_DEFAULT_UDP_RATE_LIMIT;
 	cfg->handshake_timeout_ms = ECHOD_DEFAULT_HANDSHAKE_TIMEOUT_MS;
 	cfg->shutdown_timeout_ms = ECHOD_DEFAULT_SHUTDOWN_TIMEOUT_MS;
 	cfg->log_level = LOG_LEVEL_INFO;
@@ -195,6 +200,16 @@ config_parse_listen(const char *value, struct listen_conf *lc, char *text,
 
 		if (*word == '\0')
 			continue;
+		if (strcmp(word, "udp") == 0) {
+			if (lc->kind == LISTEN_UDP) {
+				snprintf(err, errlen,
+					 "has a bad parameter 'udp': it is "
+					 "given twice");
+				return -1;
+			}
+			lc->kind = LISTEN_UDP;
+			continue;
+		}
 		if (strcmp(word, "tls") == 0) {
 			if (lc->profile.transport == CONN_TRANSPORT_TLS) {
 				snprintf(err, errlen,
@@ -225,6 +240,17 @@ config_parse_listen(const char *value, struct listen_conf *lc, char *text,
 	}
 	if (fault_active(&lc->profile.fault))
 		lc->profile.behaviour = CONN_BEHAVIOUR_FAULT;
+	if (lc->kind == LISTEN_UDP &&
+	    (lc->profile.transport == CONN_TRANSPORT_TLS ||
+	     lc->profile.behaviour == CONN_BEHAVIOUR_FAULT)) {
+		snprintf(err, errlen,
+			 "has parameters that do not fit: 'udp' echoes "
+			 "datagrams, with no %s",
+			 lc->profile.transport == CONN_TRANSPORT_TLS
+				 ? "TLS (DTLS is not served)"
+				 : "faults (they act on streams)");
+		return -1;
+	}
 	if (lc->profile.transport == CONN_TRANSPORT_TLS &&
 	    lc->profile.behaviour == CONN_BEHAVIOUR_FAULT) {
 		snprintf(err, errlen,
@@ -233,10 +259,11 @@ config_parse_listen(const char *value, struct listen_conf *lc, char *text,
 			 "one");
 		return -1;
 	}
-	/* The address alone is the line's identity: a reload that changes
-	 * only parameters keeps the socket and applies them to new
-	 * connections. */
-	snprintf(text, textlen, "%s", addr);
+	/* The address alone (and for UDP, that it is UDP) is the line's
+	 * identity: a reload that changes only parameters keeps the socket
+	 * and applies them to new connections. */
+	snprintf(text, textlen, "%s%s", addr,
+		 lc->kind == LISTEN_UDP ? " udp" : "");
 	if (strncmp(addr, "unix:", 5) == 0) {
 		const char *path = addr + 5;
 
@@ -254,6 +281,12 @@ config_parse_listen(const char *value, struct listen_conf *lc, char *text,
 				 addr, ECHOD_UNIX_PATH_MAX);
 			return -1;
 		}
+		if (lc->kind == LISTEN_UDP) {
+			snprintf(err, errlen,
+				 "has a parameter that does not fit: 'udp' "
+				 "needs an IP address, not a Unix socket");
+			return -1;
+		}
 		if (lc->profile.fault.has_reset) {
 			snprintf(err, errlen,
 				 "has a parameter that does not fit: "
@@ -263,13 +296,15 @@ config_parse_listen(const char *value, struct listen_conf *lc, char *text,
 		}
 		lc->kind = LISTEN_UNIX;
 		snprintf(lc->path, sizeof(lc->path), "%s", path);
+		snprintf(text, textlen, "%s", addr);
 		return 0;
 	}
 	if (addr_parse(addr, &lc->addr, msg, sizeof(msg)) == -1) {
 		snprintf(err, errlen, "has a bad address: %s", msg);
 		return -1;
 	}
-	lc->kind = LISTEN_TCP;
+	if (lc->kind != LISTEN_UDP)
+		lc->kind = LISTEN_TCP;
 	return 0;
 }
 

@@ -33,6 +33,7 @@
 #define ECHOD_DEFAULT_LISTEN "127.0.0.1:8888"
 #define ECHOD_DEFAULT_UNIX_MODE 0660
 #define ECHOD_DEFAULT_TLS_PROTOCOLS "TLSv1.2 TLSv1.3"
+#define ECHOD_DEFAULT_UDP_RATE_LIMIT 1000
 #define ECHOD_DEFAULT_HANDSHAKE_TIMEOUT_MS 10000
 #define ECHOD_DEFAULT_MAX_BUFFER ((uint64_t)1024 * 1024)
 #define ECHOD_MIN_MAX_BUFFER 4096
@@ -129,8 +130,9 @@ struct conn_profile {
 /* config.c */
 /* How a listener takes its peers; each kind is opened by listener.c. */
 enum listen_kind {
-	LISTEN_TCP, /* a TCP stream socket per resolved address */
-	LISTEN_UNIX /* a Unix stream socket at a path: "unix:/PATH" */
+	LISTEN_TCP,  /* a TCP stream socket per resolved address */
+	LISTEN_UNIX, /* a Unix stream socket at a path: "unix:/PATH" */
+	LISTEN_UDP   /* UDP echo, "ADDRESS udp": udp.c, no connections */
 };
 /* Longest path a Unix socket may have (sun_path less its NUL). */
 #define ECHOD_UNIX_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
@@ -156,6 +158,7 @@ struct config {
 	int tcp_keepalive;
 	unsigned backlog;
 	unsigned unix_mode;	      /* permissions of Unix socket files */
+	unsigned udp_rate_limit;      /* datagrams/s per source; 0: no limit */
 	char *tls_certificate;	      /* PEM chain for tls listeners */
 	char *tls_certificate_key;    /* its private key, PEM */
 	char *tls_client_certificate; /* CAs client certificates chain to */
@@ -275,6 +278,7 @@ int listener_open_all(struct server *srv, char *err, size_t errlen);
 int listener_reconcile(struct server *srv, const struct config *ncfg, char *err,
 		       size_t errlen);
 void listener_apply_options(struct server *srv);
+int listener_attach_workers(struct server *srv, char *err, size_t errlen);
 void listener_close_all(struct server *srv);
 void listener_free_all(struct server *srv);
 void listener_announce(struct server *srv);
@@ -293,6 +297,8 @@ void worker_bytes(struct server *srv, uint64_t *in, uint64_t *out);
 void worker_tls(struct server *srv, uint64_t *handshakes, uint64_t *failures,
 		uint64_t *timeouts);
 unsigned worker_count(const struct server *srv);
+struct worker *worker_get(struct server *srv, unsigned i);
+void worker_udp(struct server *srv, uint64_t counts[5]);
 uint64_t worker_sweep_period(uint64_t idle_ms, int draining);
 
 /* conn.c */
@@ -331,6 +337,23 @@ void tls_commit(void);
 void tls_abort(void);
 void tls_shutdown(void);
 
+/* udp.c */
+struct udp_endpoint;
+struct udp_rate_slot;
+struct udp_endpoint *udp_endpoint_open(struct server *srv,
+				       const struct sockaddr *sa,
+				       socklen_t salen, int v6only, char *err,
+				       size_t errlen);
+int udp_endpoint_attach(struct udp_endpoint *e, char *err, size_t errlen);
+void udp_endpoint_close(struct udp_endpoint *e);
+const char *udp_endpoint_name(const struct udp_endpoint *e);
+void udp_worker_free(struct worker *w);
+/* The policies it applies, pure. */
+int udp_port_refused(uint16_t port);
+int udp_rate_allow(struct udp_rate_slot *slots, size_t nslots,
+		   const unsigned char key[17], uint64_t now, uint32_t limit);
+size_t udp_rate_slot_size(void);
+
 /* iptable.c */
 int iptable_key(const struct sockaddr *sa, unsigned char key[17]);
 int iptable_acquire(const struct sockaddr *sa, unsigned limit);
@@ -354,6 +377,8 @@ struct stats {
 	uint64_t bytes_in, bytes_out;
 	int tls; /* a tls listener is configured: the rest means something */
 	uint64_t tls_handshakes, tls_failures, tls_timeouts;
+	int has_udp;	 /* a udp listener is configured */
+	uint64_t udp[5]; /* in, out, refused ports, rate limited, send full */
 };
 void stats_snapshot(struct server *srv, struct stats *st);
 char *stats_format(const struct stats *st, char *buf, size_t len);
@@ -408,6 +433,7 @@ struct server {
 	_Atomic uint64_t max_buffer;
 	_Atomic uint64_t idle_timeout_ms;
 	_Atomic uint64_t handshake_timeout_ms;
+	_Atomic uint64_t udp_rate_limit;
 	_Atomic int draining;
 };
 
@@ -428,9 +454,14 @@ struct worker {
 	unsigned char *rbuf; /* ECHOD_READ_SLICE bytes of read space */
 	_Atomic uint64_t bytes_in;
 	_Atomic uint64_t bytes_out;
-	_Atomic uint64_t tls_handshakes; /* done */
-	_Atomic uint64_t tls_failures;	 /* failed or timed out */
-	_Atomic uint64_t tls_timeouts;	 /* of those, timed out */
+	_Atomic uint64_t tls_handshakes;  /* done */
+	_Atomic uint64_t tls_failures;	  /* failed or timed out */
+	_Atomic uint64_t tls_timeouts;	  /* of those, timed out */
+	struct udp_batch *udp;		  /* udp.c's buffers, made on use */
+	_Atomic uint64_t udp_in, udp_out; /* datagrams */
+	_Atomic uint64_t udp_reflector;	  /* not answered: source port */
+	_Atomic uint64_t udp_limited;	  /* ... udp_rate_limit */
+	_Atomic uint64_t udp_full;	  /* ... no room to send */
 };
 
 #endif

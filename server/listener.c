@@ -57,7 +57,8 @@
 struct listener {
 	TAILQ_ENTRY(listener) entry;
 	struct server *srv;
-	struct evconnlistener *lev;
+	struct evconnlistener *lev;  /* a stream listener's; NULL for UDP */
+	struct udp_endpoint *udp;    /* a UDP listener's sockets, udp.c's */
 	char *text;		     /* the listen line, "" if systemd's */
 	char name[ADDR_STRLEN];	     /* the bound address */
 	int family;		     /* of the listening socket */
@@ -156,7 +157,8 @@ listener_resume_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	TAILQ_FOREACH (l, &ls->list, entry)
-		evconnlistener_enable(l->lev);
+		if (l->lev != NULL)
+			evconnlistener_enable(l->lev);
 }
 
 /*
@@ -190,7 +192,8 @@ listener_error_cb(struct evconnlistener *lev, void *arg)
 	/* Pause every listener; try again shortly, when descriptors may
 	 * have been freed. */
 	TAILQ_FOREACH (each, &ls->list, entry)
-		evconnlistener_disable(each->lev);
+		if (each->lev != NULL)
+			evconnlistener_disable(each->lev);
 	evtimer_add(ls->accept_resume, &tv);
 	now = time(NULL);
 	if (now != ls->accept_warned) {
@@ -270,7 +273,11 @@ listener_say(const struct listener *l, const char *what)
 {
 	char faults[256];
 
-	if (l->profile.behaviour == CONN_BEHAVIOUR_FAULT)
+	if (l->udp != NULL)
+		log_info("%s %s udp", what, l->name);
+	else if (l->profile.transport == CONN_TRANSPORT_TLS)
+		log_info("%s %s tls", what, l->name);
+	else if (l->profile.behaviour == CONN_BEHAVIOUR_FAULT)
 		log_info("%s %s with faults: %s", what, l->name,
 			 fault_format(&l->profile.fault, faults,
 				      sizeof(faults)));
@@ -329,7 +336,10 @@ static void
 listener_free(struct listener_set *ls, struct listener *l)
 {
 	TAILQ_REMOVE(&ls->list, l, entry);
-	evconnlistener_free(l->lev);
+	if (l->udp != NULL)
+		udp_endpoint_close(l->udp);
+	else
+		evconnlistener_free(l->lev);
 	if (l->path != NULL && unlink(l->path) == -1 && errno != ENOENT)
 		log_warn("%s: cannot remove the socket file", l->name);
 	free(l->path);
@@ -495,6 +505,83 @@ listener_bind_unix(const struct listen_conf *lc, const struct config *cfg,
 	return fd;
 }
 
+/* Adds a UDP endpoint as a listener; serving starts at once if the
+ * workers run (a reload), else with listener_attach_workers(). */
+static int
+listener_add_udp(struct server *srv, struct udp_endpoint *e,
+		 const struct listen_conf *lc, char *err, size_t errlen)
+{
+	struct listener_set *ls = srv->listen;
+	struct listener *l;
+
+	if ((l = calloc(1, sizeof(*l))) == NULL ||
+	    (l->text = strdup(lc->text)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		free(l);
+		udp_endpoint_close(e);
+		return -1;
+	}
+	l->srv = srv;
+	l->udp = e;
+	l->profile = lc->profile;
+	snprintf(l->name, sizeof(l->name), "%s", udp_endpoint_name(e));
+	TAILQ_INSERT_TAIL(&ls->list, l, entry);
+	if (srv->pool != NULL && udp_endpoint_attach(e, err, errlen) == -1)
+		return -1;
+	if (ls->announced)
+		listener_say(l, "listening on");
+	return 0;
+}
+
+/* Opens every UDP endpoint of one listen line. */
+static int
+listener_open_udp(struct server *srv, const struct listen_conf *lc, char *err,
+		  size_t errlen)
+{
+	struct addr addrs[LISTENER_MAX_PER_SPEC];
+	struct udp_endpoint *e;
+	int j, n;
+
+	if (lc->addr.wildcard) {
+		listener_wildcard(&lc->addr, AF_INET6, &addrs[0]);
+		e = udp_endpoint_open(srv, (struct sockaddr *)&addrs[0].ss,
+				      addrs[0].len, 0, err, errlen);
+		if (e == NULL && errno == EAFNOSUPPORT) {
+			listener_wildcard(&lc->addr, AF_INET, &addrs[0]);
+			e = udp_endpoint_open(srv,
+					      (struct sockaddr *)&addrs[0].ss,
+					      addrs[0].len, 0, err, errlen);
+		}
+		return e == NULL ? -1
+				 : listener_add_udp(srv, e, lc, err, errlen);
+	}
+	n = listener_resolve(&lc->addr, addrs, LISTENER_MAX_PER_SPEC, err,
+			     errlen);
+	if (n == -1)
+		return -1;
+	for (j = 0; j < n; j++) {
+		e = udp_endpoint_open(srv, (struct sockaddr *)&addrs[j].ss,
+				      addrs[j].len, 1, err, errlen);
+		if (e == NULL ||
+		    listener_add_udp(srv, e, lc, err, errlen) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/* Once the workers run: each UDP endpoint gets a socket per worker. */
+int
+listener_attach_workers(struct server *srv, char *err, size_t errlen)
+{
+	struct listener *l;
+
+	TAILQ_FOREACH (l, &srv->listen->list, entry)
+		if (l->udp != NULL &&
+		    udp_endpoint_attach(l->udp, err, errlen) == -1)
+			return -1;
+	return 0;
+}
+
 /* Opens one listen line's sockets, the way its kind opens them. */
 static int
 listener_open_conf(struct server *srv, const struct config *cfg,
@@ -509,6 +596,8 @@ listener_open_conf(struct server *srv, const struct config *cfg,
 		if ((fd = listener_bind_unix(lc, cfg, err, errlen)) == -1)
 			return -1;
 		return listener_add(srv, fd, lc, err, errlen) == NULL ? -1 : 0;
+	case LISTEN_UDP:
+		return listener_open_udp(srv, lc, err, errlen);
 	}
 	snprintf(err, errlen, "%s: unknown listener kind", lc->text);
 	return -1;
@@ -616,7 +705,10 @@ listener_check(const struct config *cfg, int *conflict, char *err,
 		if (n[i] == -1)
 			goto out;
 		for (j = 0; j < i; j++)
-			for (x = 0; x < n[i]; x++)
+			for (x = 0;
+			     cfg->listen[j].kind == cfg->listen[i].kind &&
+			     x < n[i];
+			     x++)
 				for (y = 0; y < n[j]; y++)
 					if (listener_clash(&addrs[i][x],
 							   &addrs[j][y]))
@@ -786,6 +878,8 @@ listener_apply_options(struct server *srv)
 	struct listener *l;
 
 	TAILQ_FOREACH (l, &srv->listen->list, entry) {
+		if (l->lev == NULL)
+			continue; /* UDP: no TCP options, no queue */
 		listener_set_options(evconnlistener_get_fd(l->lev), l->family,
 				     srv->cfg, l->name);
 		if (l->path != NULL &&

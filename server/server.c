@@ -65,6 +65,7 @@ server_publish(struct server *srv)
 	atomic_store(&srv->max_buffer, cfg->max_buffer);
 	atomic_store(&srv->idle_timeout_ms, cfg->idle_timeout_ms);
 	atomic_store(&srv->handshake_timeout_ms, cfg->handshake_timeout_ms);
+	atomic_store(&srv->udp_rate_limit, cfg->udp_rate_limit);
 }
 
 static void
@@ -202,7 +203,7 @@ static void
 server_signal(struct server *srv, int sig)
 {
 	struct stats st;
-	char buf[256];
+	char buf[512];
 
 	switch (sig) {
 	case SIGTERM:
@@ -332,7 +333,8 @@ server_start(struct server *srv, char *err, size_t errlen)
 {
 	uint64_t period_us;
 
-	if (worker_start_all(srv, err, errlen) == -1)
+	if (worker_start_all(srv, err, errlen) == -1 ||
+	    listener_attach_workers(srv, err, errlen) == -1)
 		return -1;
 	server_fit_nofile(srv);
 	srv->drain_timer = evtimer_new(srv->base, server_drain_cb, srv);

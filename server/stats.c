@@ -19,6 +19,11 @@ stats_snapshot(struct server *srv, struct stats *st)
 	st->tls = tls_wanted(srv->cfg);
 	worker_tls(srv, &st->tls_handshakes, &st->tls_failures,
 		   &st->tls_timeouts);
+	st->has_udp = 0;
+	for (int i = 0; i < srv->cfg->nlisten; i++)
+		if (srv->cfg->listen[i].kind == LISTEN_UDP)
+			st->has_udp = 1;
+	worker_udp(srv, st->udp);
 }
 
 char *
@@ -37,6 +42,16 @@ stats_format(const struct stats *st, char *buf, size_t len)
 			 " timed_out=%" PRIu64,
 			 st->tls_handshakes, st->tls_failures,
 			 st->tls_timeouts);
+	}
+	if (st->has_udp) {
+		size_t n = strlen(buf);
+
+		snprintf(buf + n, len - n,
+			 "; udp in=%" PRIu64 " out=%" PRIu64
+			 " refused_port=%" PRIu64 " rate_limited=%" PRIu64
+			 " send_full=%" PRIu64,
+			 st->udp[0], st->udp[1], st->udp[2], st->udp[3],
+			 st->udp[4]);
 	}
 	return buf;
 }

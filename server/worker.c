@@ -227,6 +227,36 @@ worker_bytes(struct server *srv, uint64_t *in, uint64_t *out)
 	}
 }
 
+struct worker *
+worker_get(struct server *srv, unsigned i)
+{
+	return &srv->pool->w[i];
+}
+
+/* Datagrams: in, out, and not answered for a refused port, the rate
+ * limit, or no room to send. */
+void
+worker_udp(struct server *srv, uint64_t counts[5])
+{
+	unsigned i;
+
+	memset(counts, 0, 5 * sizeof(counts[0]));
+	for (i = 0; srv->pool != NULL && i < srv->pool->n; i++) {
+		const struct worker *w = &srv->pool->w[i];
+
+		counts[0] +=
+			atomic_load_explicit(&w->udp_in, memory_order_relaxed);
+		counts[1] +=
+			atomic_load_explicit(&w->udp_out, memory_order_relaxed);
+		counts[2] += atomic_load_explicit(&w->udp_reflector,
+						  memory_order_relaxed);
+		counts[3] += atomic_load_explicit(&w->udp_limited,
+						  memory_order_relaxed);
+		counts[4] += atomic_load_explicit(&w->udp_full,
+						  memory_order_relaxed);
+	}
+}
+
 void
 worker_tls(struct server *srv, uint64_t *handshakes, uint64_t *failures,
 	   uint64_t *timeouts)
@@ -321,6 +351,7 @@ worker_stop_all(struct server *srv)
 		if (i != 0 && w->base != NULL)
 			event_base_free(w->base);
 		free(w->rbuf);
+		udp_worker_free(w);
 		pthread_mutex_destroy(&w->lock);
 	}
 	free(pool->w);

@@ -54,6 +54,7 @@ DEFAULTS = {
     "tls_verify_client": "no",
     "tls_protocols": "TLSv1.2 TLSv1.3",
     "handshake_timeout": "10s",
+    "udp_rate_limit": "1000",
 }
 EXAMPLES = {"pid_file", "user", "tls_certificate", "tls_certificate_key",
             "tls_client_certificate", "tls_ciphers"}

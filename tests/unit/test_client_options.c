@@ -704,6 +704,33 @@ START_TEST(test_options_tls)
 }
 END_TEST
 
+START_TEST(test_options_udp)
+{
+	struct client_options o;
+
+	ck_assert_int_eq(parse(&o, (char *)NULL), 0);
+	ck_assert_int_eq(o.udp, 0);
+	ck_assert_uint_eq(o.retries, 2);
+	ck_assert_int_eq(
+		parse(&o, "-u", "--retries", "0", "-s", "65507", (char *)NULL),
+		0);
+	ck_assert_int_eq(o.udp, 1);
+	ck_assert_uint_eq(o.retries, 0);
+	ck_usage_error("option -s/--size: a datagram carries at most 65507 "
+		       "bytes",
+		       "-u", "-s", "65508");
+	ck_usage_error("option --retries needs -u/--udp", "--retries", "1");
+	ck_usage_error("options -u/--udp and --tls cannot be combined", "-u",
+		       "--tls");
+	ck_usage_error("options -u/--udp and -U/--unix cannot be combined",
+		       "-u", "-U", "/x");
+	ck_usage_error("options -u/--udp and --load cannot be combined", "-u",
+		       "--load");
+	ck_usage_error("option --retries: '101' is out of range (0 to 100)",
+		       "-u", "--retries", "101");
+}
+END_TEST
+
 static Suite *
 client_options_suite(void)
 {
@@ -751,6 +778,7 @@ client_options_suite(void)
 	tcase_add_test(tc, test_options_window_and_rate_need_their_mode);
 	tcase_add_test(tc, test_options_expect_close_and_reset);
 	tcase_add_test(tc, test_options_tls);
+	tcase_add_test(tc, test_options_udp);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("usage");

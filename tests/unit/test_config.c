@@ -267,6 +267,35 @@ START_TEST(test_config_listen_tls)
 }
 END_TEST
 
+START_TEST(test_config_listen_udp)
+{
+	struct config cfg;
+	char err[512] = "";
+
+	ck_assert_int_eq(load(&cfg,
+			      "listen = 127.0.0.1:7\n"
+			      "listen = 127.0.0.1:7  udp\n"
+			      "udp_rate_limit = 0\n",
+			      err, sizeof(err)),
+			 0);
+	ck_assert_int_eq(cfg.nlisten, 2);
+	ck_assert_int_eq(cfg.listen[0].kind, LISTEN_TCP);
+	ck_assert_int_eq(cfg.listen[1].kind, LISTEN_UDP);
+	/* TCP and UDP on one address are two lines, not one twice. */
+	ck_assert_str_eq(cfg.listen[1].text, "127.0.0.1:7 udp");
+	ck_assert_uint_eq(cfg.udp_rate_limit, 0);
+	config_free(&cfg);
+	load_fails("listen = *:7 udp\nlisten = *:7 udp\n",
+		   "2: 'listen' lists '*:7 udp' twice");
+	load_fails("listen = unix:/run/x udp\n",
+		   "1: 'listen' has a parameter that does not fit: 'udp' needs "
+		   "an IP address, not a Unix socket");
+	load_fails("listen = *:7 udp stall\n",
+		   "1: 'listen' has parameters that do not fit: 'udp' echoes "
+		   "datagrams, with no faults (they act on streams)");
+}
+END_TEST
+
 START_TEST(test_config_unix_mode_is_octal)
 {
 	load_fails("unix_mode = 0800\n",
@@ -458,6 +487,7 @@ config_suite(void)
 	tcase_add_test(tc, test_config_listen_rejects_unknown_parameter);
 	tcase_add_test(tc, test_config_listen_takes_fault_parameters);
 	tcase_add_test(tc, test_config_listen_tls);
+	tcase_add_test(tc, test_config_listen_udp);
 	tcase_add_test(tc, test_config_listen_rejects_bad_fault_parameters);
 	tcase_add_test(tc, test_config_unix_mode_is_octal);
 	tcase_add_test(tc, test_config_rejects_unknown_key);

@@ -99,6 +99,25 @@ START_TEST(test_listener_check_accepts_distinct_addresses)
 }
 END_TEST
 
+START_TEST(test_listener_check_udp_clashes_with_udp_only)
+{
+	const char *const apart[] = {"127.0.0.1:7", "127.0.0.1:7 udp",
+				     "*:9 udp", "127.0.0.1:9"};
+	const char *const clash[] = {"127.0.0.1:7", "*:7 udp",
+				     "localhost:7 udp"};
+	char err[512] = "";
+	int conflict = -1;
+
+	/* TCP and UDP on one port are two services (RFC 862 has both). */
+	ck_assert_int_eq(check(apart, 4, &conflict, err, sizeof(err)), 0);
+	ck_assert_int_eq(check(clash, 3, &conflict, err, sizeof(err)), -1);
+	ck_assert_int_eq(conflict, 1);
+	ck_assert_str_eq(err, "echod.conf:5: listen 'localhost:7 udp' binds "
+			      "127.0.0.1:7, which '*:7 udp' also binds, listed "
+			      "at echod.conf:4");
+}
+END_TEST
+
 START_TEST(test_listener_check_names_the_command_line)
 {
 	struct config cfg;
@@ -149,6 +168,7 @@ listener_suite(void)
 	tcase_add_test(tc, test_listener_check_wildcard_clashes_with_its_port);
 	tcase_add_test(tc, test_listener_check_accepts_distinct_addresses);
 	tcase_add_test(tc, test_listener_check_names_the_command_line);
+	tcase_add_test(tc, test_listener_check_udp_clashes_with_udp_only);
 	tcase_add_test(
 		tc, test_listener_check_reports_a_host_that_does_not_resolve);
 	tcase_set_timeout(tc, 30);
