@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "load.h"
+#include "client.h"
 #include "load_int.h"
 
 #define LOAD_POLL_MS 50 /* the main thread's wake-ups */
@@ -335,6 +336,14 @@ load_run(const struct client_options *o, const struct addr *addrs, int naddrs)
 			   (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
 	if (load_raise_fd_limit(o->connections) == -1)
 		return -1;
+	if (o->tls) {
+		char err[512];
+
+		if ((l.tls = client_tls_ctx(o, err, sizeof(err))) == NULL) {
+			fprintf(stderr, "%s: %s\n", CLIENT_NAME, err);
+			return -1;
+		}
+	}
 	pthread_mutex_init(&l.lock, NULL);
 	pthread_cond_init(&l.cond, NULL);
 	atomic_init(&l.ready, 0);
@@ -365,6 +374,7 @@ out:
 	for (i = 0; i < ready; i++)
 		load_thread_free(&l.threads[i]);
 	free(l.threads);
+	SSL_CTX_free(l.tls);
 	pthread_cond_destroy(&l.cond);
 	pthread_mutex_destroy(&l.lock);
 	return rc;

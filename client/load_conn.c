@@ -16,6 +16,12 @@
  * scratch buffer just before send() and the echo is read into it and
  * checked with payload_verify() against the connection's expected
  * position. Bytes beyond what was sent count as a mismatch.
+ *
+ * With --tls, the same path runs through SSL_read() and SSL_write() on
+ * the socket (a connrate cycle is then a handshake too): OpenSSL's "want
+ * read" and "want write" are the socket's EAGAIN, and reading goes on
+ * until OpenSSL holds nothing more, since decrypted bytes it keeps would
+ * wake no event.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -30,6 +36,9 @@
 
 #include <event2/event.h>
 
+#include <openssl/err.h>
+
+#include "client.h"
 #include "load_int.h"
 
 #define LOAD_READS_PER_EVENT 4 /* full reads before yielding */
@@ -79,6 +88,10 @@ load_conn_close(struct load_conn *c)
 {
 	if (c->fd == -1)
 		return;
+	if (c->ssl != NULL) {
+		SSL_free(c->ssl);
+		c->ssl = NULL;
+	}
 	event_del(c->rev);
 	event_del(c->wev);
 	c->write_on = 0;
@@ -102,6 +115,22 @@ load_conn_retire(struct load_conn *c)
 	if (t->open == 0 &&
 	    (t->phase == LOAD_DRAINING || t->phase == LOAD_ECHOING))
 		load_thread_stop(t);
+}
+
+/* A TLS read or write failed: what OpenSSL says, as a reset. */
+static void
+load_conn_tls_fail(struct load_conn *c, const char *what, int e)
+{
+	char why[256];
+
+	if (ERR_peek_error() != 0)
+		ERR_error_string_n(ERR_peek_error(), why, sizeof(why));
+	else
+		snprintf(why, sizeof(why), "%s",
+			 e == SSL_ERROR_SYSCALL && errno != 0 ? strerror(errno)
+							      : "TLS error");
+	ERR_clear_error();
+	load_conn_fail(c, LOAD_ERR_RESET, "%s: %s", what, why);
 }
 
 void
@@ -149,7 +178,24 @@ load_conn_flush(struct load_conn *c)
 			n = (size_t)(c->goal - c->out.pos);
 		p = c->out;
 		payload_fill(&p, t->buf, n);
-		w = send(c->fd, t->buf, n, MSG_NOSIGNAL);
+		if (c->ssl != NULL) {
+			/* A retry sends the same bytes again: the stream's
+			 * position has not moved. */
+			int r = SSL_write(c->ssl, t->buf, (int)n);
+
+			if (r <= 0) {
+				int e = SSL_get_error(c->ssl, r);
+
+				if (e == SSL_ERROR_WANT_WRITE ||
+				    e == SSL_ERROR_WANT_READ)
+					break;
+				load_conn_tls_fail(c, "SSL_write", e);
+				return -1;
+			}
+			w = r;
+		} else {
+			w = send(c->fd, t->buf, n, MSG_NOSIGNAL);
+		}
 		if (w == -1) {
 			if (errno == EINTR)
 				continue;
@@ -216,6 +262,40 @@ load_conn_received(struct load_conn *c, const unsigned char *buf, size_t n)
 	return load_mode_echoed(c, ok);
 }
 
+static void load_conn_handshake(struct load_conn *c);
+
+/* The server's side of a TLS read: all OpenSSL holds, then EAGAIN. */
+static void
+load_conn_tls_read(struct load_conn *c)
+{
+	unsigned char *buf = c->t->buf;
+	int n, e;
+
+	for (;;) {
+		n = SSL_read(c->ssl, buf, LOAD_BUF_SIZE);
+		if (n > 0) {
+			if (load_conn_received(c, buf, (size_t)n) == -1)
+				return;
+			continue;
+		}
+		e = SSL_get_error(c->ssl, n);
+		if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+			return;
+		if (e == SSL_ERROR_ZERO_RETURN ||
+		    (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0 &&
+		     (n == 0 || errno == 0))) {
+			ERR_clear_error();
+			load_conn_fail(c, LOAD_ERR_EOF,
+				       "the server closed the connection with "
+				       "%" PRIu64 " bytes not echoed",
+				       c->goal - c->in.pos);
+			return;
+		}
+		load_conn_tls_fail(c, "SSL_read", e);
+		return;
+	}
+}
+
 static void
 load_conn_read_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -225,6 +305,14 @@ load_conn_read_cb(evutil_socket_t fd, short what, void *arg)
 	int i;
 
 	(void)what;
+	if (c->state == LOAD_CONN_HANDSHAKE) {
+		load_conn_handshake(c);
+		return;
+	}
+	if (c->ssl != NULL) {
+		load_conn_tls_read(c);
+		return;
+	}
 	for (i = 0; i < LOAD_READS_PER_EVENT; i++) {
 		n = recv(fd, buf, LOAD_BUF_SIZE, 0);
 		if (n > 0) {
@@ -249,15 +337,15 @@ load_conn_read_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* The connection is ready to echo: connected, and through TLS. */
 static void
-load_conn_connected(struct load_conn *c)
+load_conn_ready(struct load_conn *c)
 {
 	struct load_thread *t = c->t;
 
 	c->state = LOAD_CONN_OPEN;
 	c->progressed = 1;
 	load_conn_want_write(c, 0);
-	event_add(c->rev, NULL);
 	if (t->phase == LOAD_CONNECTING) {
 		t->established++;
 		load_thread_settle(t, c);
@@ -265,6 +353,59 @@ load_conn_connected(struct load_conn *c)
 	}
 	/* connrate: the cycle's message. */
 	load_conn_send(c, t->l->o->size);
+}
+
+/* One step of c's TLS handshake; ready when it is done. */
+static void
+load_conn_handshake(struct load_conn *c)
+{
+	int r = SSL_do_handshake(c->ssl), e;
+	char why[512], a[ADDR_STRLEN];
+
+	if (r == 1) {
+		load_conn_ready(c);
+		return;
+	}
+	e = SSL_get_error(c->ssl, r);
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+		load_conn_want_write(c, e == SSL_ERROR_WANT_WRITE);
+		c->progressed = 1;
+		return;
+	}
+	client_tls_failure(c->ssl, ERR_peek_error(), why, sizeof(why));
+	ERR_clear_error();
+	load_conn_error(
+		c, LOAD_ERR_CONNECT, "TLS handshake with %s failed: %s",
+		addr_format((const struct sockaddr *)&c->t->l->target.ss, a,
+			    sizeof(a)),
+		why);
+	load_conn_close(c);
+	load_conn_after(c, 1);
+}
+
+/* Connected: echo at once, or first a TLS handshake. */
+static void
+load_conn_connected(struct load_conn *c)
+{
+	struct load *l = c->t->l;
+
+	event_add(c->rev, NULL);
+	if (l->tls == NULL) {
+		load_conn_ready(c);
+		return;
+	}
+	if ((c->ssl = client_tls_ssl(l->tls, l->o)) == NULL ||
+	    SSL_set_fd(c->ssl, c->fd) != 1) {
+		load_conn_error(c, LOAD_ERR_CONNECT, "cannot start TLS");
+		load_conn_close(c);
+		load_conn_after(c, 1);
+		return;
+	}
+	SSL_set_mode(c->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE |
+				     SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_set_connect_state(c->ssl);
+	c->state = LOAD_CONN_HANDSHAKE;
+	load_conn_handshake(c);
 }
 
 static int
@@ -370,6 +511,10 @@ load_conn_write_cb(evutil_socket_t fd, short what, void *arg)
 	int e = 0;
 
 	(void)what;
+	if (c->state == LOAD_CONN_HANDSHAKE) {
+		load_conn_handshake(c);
+		return;
+	}
 	if (c->state != LOAD_CONN_CONNECTING) {
 		load_conn_flush(c);
 		return;
@@ -437,6 +582,7 @@ int
 load_conn_waiting(const struct load_conn *c)
 {
 	return c->state == LOAD_CONN_CONNECTING ||
+	       c->state == LOAD_CONN_HANDSHAKE ||
 	       (c->state == LOAD_CONN_OPEN && c->in.pos < c->goal);
 }
 

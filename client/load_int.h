@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include <event2/event.h>
+#include <openssl/ssl.h>
 
 #include "addr.h"
 #include "load.h"
@@ -39,6 +40,7 @@ enum load_phase {
 enum load_conn_state {
 	LOAD_CONN_CLOSED,
 	LOAD_CONN_CONNECTING,
+	LOAD_CONN_HANDSHAKE, /* --tls: connected, handshaking */
 	LOAD_CONN_OPEN,
 };
 
@@ -57,6 +59,7 @@ struct load_conn {
 	struct load_thread *t;
 	uint64_t id; /* 0 .. connections-1, over all threads */
 	int fd;
+	SSL *ssl; /* --tls: the connection's TLS, or NULL */
 	enum load_conn_state state;
 	int active;	  /* still part of the run, counted in t->open */
 	int settled;	  /* its connect phase is over */
@@ -106,6 +109,7 @@ struct load {
 	const struct client_options *o;
 	struct addr target;
 	int spread_sources;   /* connrate to 127.x: bind 127.0.0.2-254 */
+	SSL_CTX *tls;	      /* --tls: every connection's context */
 	uint64_t interval_ns; /* --rate: between one connection's sends */
 	struct load_thread *threads;
 	unsigned nthreads;

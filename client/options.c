@@ -394,12 +394,6 @@ options_check(struct client_options *o, const struct options_seen *seen,
 		snprintf(err, errlen, "option --key needs --cert");
 		return -1;
 	}
-	if (o->tls && o->load) {
-		snprintf(err, errlen,
-			 "options --tls and --load cannot be combined: TLS "
-			 "is in the sequential mode only");
-		return -1;
-	}
 	if (!o->load && seen->expect != 0 &&
 	    o->expect_at > (o->size != 0 ? o->size : o->message_len)) {
 		snprintf(err, errlen,

@@ -11,6 +11,7 @@ listener without a usable certificate is a config error naming the file
 and OpenSSL's reason. Certificates are made by `openssl` into a temporary
 directory."""
 
+import json
 import os
 import selectors
 import shutil
@@ -265,6 +266,49 @@ class Clients(TLSTestCase):
         recv_exactly(s, 1)
         server.wait_log(r"TLS handshake done: TLSv1\.3 \S+, sni localhost, "
                         r"alpn echo-test")
+        server.stop_cleanly(self)
+
+
+class Load(TLSTestCase):
+    """echo-client --load --tls: every mode verifies every byte over TLS;
+    connrate makes a handshake per cycle."""
+
+    def load(self, server, mode, *args):
+        host, port = server.address
+        r = run_client(["--tls", "--ca", cert("ca"), "--load", "--mode",
+                        mode, "-d", "1", "--warmup", "0.2", "--json"] +
+                       list(args) + [host, port], timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return json.loads(r.stdout)
+
+    def test_every_mode(self):
+        server = self.start_tls()
+        res = self.load(server, "pingpong", "-c", "8")
+        self.assertEqual(res["errors"], 0)
+        self.assertGreater(res["messages"], 100)
+        res = self.load(server, "stream", "-c", "4", "-s", "16k")
+        self.assertEqual(res["errors"], 0)
+        self.assertGreater(res["bytes"], 1 << 20)
+        res = self.load(server, "connrate", "-c", "4")
+        self.assertEqual(res["errors"], 0)
+        self.assertGreater(res["connects"], 20)
+        res = self.load(server, "hold", "-c", "100")
+        self.assertEqual((res["established"], res["echoed"]), (100, 100))
+        # connrate's cycles were handshakes.
+        mark = len(server.stderr_lines())
+        server.send_signal(signal.SIGUSR1)
+        m = server.wait_log(r"tls handshakes=(\d+) failed=(\d+)", start=mark)
+        self.assertGreater(int(m.group(1)), res["established"] + 20)
+        server.stop_cleanly(self)
+
+    def test_a_failed_handshake_is_a_connect_error(self):
+        server = self.start_tls()
+        host, port = server.address
+        r = run_client(["--tls", "--load", "--mode", "pingpong", "-c", "2",
+                        "-d", "1", "-t", "2s", host, port], timeout=60)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(b"TLS handshake with 127.0.0.1:", r.stderr)
+        self.assertIn(b"unable to get local issuer certificate", r.stderr)
         server.stop_cleanly(self)
 
 

@@ -698,9 +698,11 @@ START_TEST(test_options_tls)
 	ck_usage_error("option --key needs --cert", "--tls", "--key", "k.pem");
 	ck_usage_error("option --sni: the value is empty", "--tls", "--sni",
 		       "");
-	ck_usage_error("options --tls and --load cannot be combined: TLS is "
-		       "in the sequential mode only",
-		       "--tls", "--load");
+	ck_assert_int_eq(parse(&o, "--tls", "--insecure", "--load", "--mode",
+			       "connrate", (char *)NULL),
+			 0);
+	ck_assert_int_eq(o.tls, 1);
+	ck_assert_int_eq(o.load, 1);
 }
 END_TEST
 
