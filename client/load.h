@@ -20,6 +20,7 @@ enum load_error {
 	LOAD_ERR_EOF,	   /* the server closed before echoing everything */
 	LOAD_ERR_TIMEOUT,  /* no progress within -t, or unanswered at end */
 	LOAD_ERR_CONNECT,  /* a connection that could not be made */
+	LOAD_ERR_LOST,	   /* -u: a datagram with no reply within -t */
 	LOAD_NERRORS,
 };
 

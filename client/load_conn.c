@@ -22,6 +22,11 @@
  * read" and "want write" are the socket's EAGAIN, and reading goes on
  * until OpenSSL holds nothing more, since decrypted bytes it keeps would
  * wake no event.
+ *
+ * With -u (pingpong only), a connection is a connected UDP socket and a
+ * message one datagram; a reply is one recv(). A datagram unanswered for
+ * -t is counted lost (load_mode_lost()), not failed, and the next goes;
+ * its echo, should it come late, is recognised and dropped.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -235,6 +240,22 @@ load_expected_byte(uint64_t seed, uint64_t pos)
 	return b;
 }
 
+/* -u: is buf the late echo of the datagram given up as lost? */
+static int
+load_conn_late(struct load_conn *c, const unsigned char *buf, size_t n)
+{
+	struct payload p = c->in;
+	size_t bad;
+
+	if (c->late_len == 0 || n != c->late_len)
+		return 0;
+	p.pos = c->late_pos;
+	if (payload_verify(&p, buf, n, &bad) == -1)
+		return 0;
+	c->late_len = 0;
+	return 1;
+}
+
 /* Verifies n bytes read from c. -1 if c stopped (failed or done). */
 static int
 load_conn_received(struct load_conn *c, const unsigned char *buf, size_t n)
@@ -315,6 +336,21 @@ load_conn_read_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	for (i = 0; i < LOAD_READS_PER_EVENT; i++) {
 		n = recv(fd, buf, LOAD_BUF_SIZE, 0);
+		if (n >= 0 && c->t->l->o->udp) {
+			/* One datagram: a whole reply, or a late one. */
+			if (load_conn_late(c, buf, (size_t)n))
+				continue;
+			if (n == 0 || (uint64_t)n != c->goal - c->in.pos) {
+				load_conn_fail(c, LOAD_ERR_MISMATCH,
+					       "a %zd-byte reply to a %" PRIu64
+					       "-byte datagram",
+					       n, c->goal - c->in.pos);
+				return;
+			}
+			if (load_conn_received(c, buf, (size_t)n) == -1)
+				return;
+			continue;
+		}
 		if (n > 0) {
 			if (load_conn_received(c, buf, (size_t)n) == -1 ||
 			    (size_t)n < LOAD_BUF_SIZE)
@@ -473,13 +509,17 @@ load_conn_connect(struct load_conn *c)
 
 	c->attempts++;
 	c->stalled = 0;
-	fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	fd = socket(a->ss.ss_family,
+		    (t->l->o->udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK |
+			    SOCK_CLOEXEC,
 		    0);
 	if (fd == -1) {
 		load_conn_connect_failed(c, errno);
 		return;
 	}
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (!t->l->o->udp)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+				 sizeof(one));
 	if (t->l->spread_sources && load_conn_bind_source(c, fd) == -1) {
 		int e = errno;
 		close(fd);

@@ -76,6 +76,8 @@ struct load_conn {
 	uint64_t connect_start; /* ns: first attempt of this connect */
 	unsigned attempts;	/* connect attempts so far */
 	uint64_t cycle;		/* connrate: cycles started */
+	uint64_t late_pos;	/* -u: the last datagram given up as lost */
+	size_t late_len;	/* ... its size, 0 once its echo came late */
 };
 
 struct load_thread {
@@ -185,5 +187,6 @@ void load_mode_start(struct load_conn *c, uint64_t now);
 int load_mode_echoed(struct load_conn *c, size_t n);
 int load_mode_pace(struct load_conn *c, uint64_t now);
 void load_mode_cycle(struct load_conn *c);
+void load_mode_lost(struct load_conn *c);
 
 #endif

@@ -4,6 +4,7 @@
  * echo: pingpong's next message (paced with --rate), stream's refill of
  * the window, connrate's next cycle, the end of hold's one echo.
  */
+#include <inttypes.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -60,6 +61,31 @@ load_stream_fill(struct load_conn *c)
 	while (c->goal + o->size - c->in.pos <= o->window)
 		c->goal += o->size;
 	return load_conn_flush(c);
+}
+
+/* -u pingpong: the message in flight went unanswered for -t. It counts
+ * as lost, its echo is no longer expected (a late one is recognised and
+ * dropped), and the next message goes. */
+void
+load_mode_lost(struct load_conn *c)
+{
+	struct load_thread *t = c->t;
+
+	load_conn_error(c, LOAD_ERR_LOST,
+			"no reply within %" PRIu64 " ms to a %" PRIu64
+			"-byte datagram",
+			t->l->o->timeout_ms, c->goal - c->in.pos);
+	c->late_pos = c->in.pos;
+	c->late_len = (size_t)(c->goal - c->in.pos);
+	c->in.pos = c->goal;
+	if (t->phase >= LOAD_DRAINING) {
+		load_conn_retire(c);
+		return;
+	}
+	if (t->l->o->rate != 0)
+		load_mode_pace(c, load_now());
+	else
+		load_pingpong_next(c, load_now());
 }
 
 /* connrate: a new connection with a seed of its own. */

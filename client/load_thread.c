@@ -112,6 +112,8 @@ load_thread_tick_cb(evutil_socket_t fd, short what, void *arg)
 			continue;
 		if (c->state == LOAD_CONN_CONNECTING)
 			load_conn_connect_failed(c, ETIMEDOUT);
+		else if (t->l->o->udp)
+			load_mode_lost(c);
 		else
 			load_conn_fail(c, LOAD_ERR_TIMEOUT,
 				       "no progress for %" PRIu64

@@ -354,16 +354,22 @@ options_check(struct client_options *o, const struct options_seen *seen,
 		snprintf(err, errlen, "option --retries needs -u/--udp");
 		return -1;
 	}
-	if (o->udp &&
-	    (o->tls || o->unix_path != NULL || o->load || seen->expect)) {
+	if (o->udp && (o->tls || o->unix_path != NULL || seen->expect)) {
 		snprintf(err, errlen,
 			 "options -u/--udp and %s cannot be "
 			 "combined",
-			 o->tls			? "--tls"
-			 : o->unix_path != NULL ? "-U/--unix"
-			 : o->load		? "--load"
-				   : options_name(seen->expect, name,
-						  sizeof(name)));
+			 o->tls ? "--tls"
+			 : o->unix_path != NULL
+				 ? "-U/--unix"
+				 : options_name(seen->expect, name,
+						sizeof(name)));
+		return -1;
+	}
+	if (o->udp && o->load && o->mode != CLIENT_MODE_PINGPONG) {
+		snprintf(err, errlen,
+			 "option -u/--udp: --load runs --mode pingpong only "
+			 "(datagrams have no stream, connection or idle "
+			 "hold)");
 		return -1;
 	}
 	if (o->udp && o->size > CLIENT_MAX_DATAGRAM) {

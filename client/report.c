@@ -15,7 +15,7 @@
 static const char *const report_error_names[LOAD_NERRORS] = {
 	[LOAD_ERR_MISMATCH] = "mismatch", [LOAD_ERR_RESET] = "reset",
 	[LOAD_ERR_EOF] = "eof",		  [LOAD_ERR_TIMEOUT] = "timeout",
-	[LOAD_ERR_CONNECT] = "connect",
+	[LOAD_ERR_CONNECT] = "connect",	  [LOAD_ERR_LOST] = "lost",
 };
 
 const char *

@@ -8,6 +8,7 @@ replies per source and second, and 0 lifts it; a reload opens and closes
 UDP listeners; echo-client -u verifies replies, and tells a lost
 datagram from a corrupted one. Counted in SIGUSR1's line."""
 
+import json
 import os
 import shutil
 import signal
@@ -229,6 +230,67 @@ class Client(UDPTestCase):
         self.assertEqual(r.returncode, 1)
         self.assertIn(b"the reply differs: 19 bytes for the 19 sent, first "
                       b"difference at byte offset 3", r.stderr)
+
+    def load(self, server, *args):
+        host, port = server.address
+        r = run_client(["-u", "--load", "-d", "1", "--warmup", "0.2",
+                        "--json"] + list(args) + [host, port], timeout=120)
+        return r, json.loads(r.stdout)
+
+    def test_load_pingpong(self):
+        server = self.start_udp("--udp-rate-limit", "0")
+        r, res = self.load(server, "-c", "8", "-s", "1200")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(res["errors"], 0)
+        self.assertGreater(res["messages"], 100)
+        self.assertEqual(res["bytes"], res["messages"] * 1200)
+        server.stop_cleanly(self)
+
+    def test_load_counts_loss_apart_from_corruption(self):
+        # 50 replies a second to one source: most datagrams go unanswered.
+        server = self.start_udp("--udp-rate-limit", "50")
+        r, res = self.load(server, "-c", "4", "-t", "100ms")
+        self.assertEqual(r.returncode, 1)
+        detail = res["error_detail"]
+        self.assertGreater(detail["lost"], 0)
+        self.assertEqual(detail["mismatch"], 0)
+        self.assertGreater(res["messages"], 0)
+        self.assertIn(b"lost: no reply within 100 ms", r.stderr)
+        server.stop_cleanly(self)
+
+    def test_load_drops_a_late_echo(self):
+        """The first datagram's echo comes after -t: it counts as lost,
+        and when it does come it is not taken for the next one's."""
+        srv = self.socket(bind=("127.0.0.1", 0))
+        srv.settimeout(0.2)
+        stop = threading.Event()
+
+        def serve():
+            first = True
+            while not stop.is_set():
+                try:
+                    data, peer = srv.recvfrom(70000)
+                except socket.timeout:
+                    continue
+                if first:
+                    first = False
+                    threading.Timer(0.4, srv.sendto, (data, peer)).start()
+                else:
+                    srv.sendto(data, peer)
+        t = threading.Thread(target=serve)
+        t.start()
+        try:
+            host, port = srv.getsockname()
+            r = run_client(["-u", "--load", "-c", "1", "-d", "1",
+                            "--warmup", "0", "-t", "150ms", "--json", host,
+                            port], timeout=60)
+        finally:
+            stop.set()
+            t.join(10)
+        res = json.loads(r.stdout)
+        self.assertEqual(res["error_detail"]["lost"], 1, r.stderr)
+        self.assertEqual(res["error_detail"]["mismatch"], 0, r.stderr)
+        self.assertGreater(res["messages"], 10)
 
     def test_usage(self):
         r = run_client(["-u", "-s", "65508"])

@@ -726,8 +726,10 @@ START_TEST(test_options_udp)
 		       "--tls");
 	ck_usage_error("options -u/--udp and -U/--unix cannot be combined",
 		       "-u", "-U", "/x");
-	ck_usage_error("options -u/--udp and --load cannot be combined", "-u",
-		       "--load");
+	ck_assert_int_eq(parse(&o, "-u", "--load", (char *)NULL), 0);
+	ck_usage_error("option -u/--udp: --load runs --mode pingpong only "
+		       "(datagrams have no stream, connection or idle hold)",
+		       "-u", "--load", "--mode", "stream");
 	ck_usage_error("option --retries: '101' is out of range (0 to 100)",
 		       "-u", "--retries", "101");
 }
