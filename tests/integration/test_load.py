@@ -17,7 +17,7 @@ import echodtest
 from echodtest import EchodTestCase, cpu_seconds, run_client, stats
 
 EX_USAGE = 64
-ERROR_KINDS = ["mismatch", "reset", "eof", "timeout", "connect"]
+ERROR_KINDS = ["mismatch", "reset", "eof", "timeout", "connect", "lost"]
 RATE_KEY = {"pingpong": "msgs_per_s", "stream": "mib_per_s",
             "connrate": "conns_per_s"}
 # Small runs of each mode; -d/--warmup are added by the tests.
