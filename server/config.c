@@ -88,6 +88,12 @@ const struct config_key config_keys[] = {
 	    "on SIGTERM, time given to connections to finish (default 10s)"),
 	KEY("log_level", 0, CONFIG_LEVEL, CONFIG_RELOAD, log_level, 0, 0,
 	    "LEVEL", "error, warn, info or debug (default info)"),
+	KEY("log_connections", 0, CONFIG_BOOL, CONFIG_RELOAD, log_connections,
+	    0, 0, "yes|no",
+	    "log each closed connection: client, times, bytes, why "
+	    "(default no)"),
+	KEY("log_format", 0, CONFIG_CHOICE, CONFIG_RELOAD, log_format, 0, 0,
+	    "text|json", "log lines as text or as JSON objects (default text)"),
 	KEY("syslog", 0, CONFIG_BOOL, CONFIG_FLAG, syslog, 0, 0, NULL,
 	    "log to syslog instead of standard error"),
 	KEY("daemonize", 'd', CONFIG_BOOL, CONFIG_FLAG, daemonize, 0, 0, NULL,

@@ -126,7 +126,7 @@ conn_fail(struct conn *c, const char *what, int err)
 			  addr_format(&c->peer.sa, name, sizeof(name)), what,
 			  strerror(err));
 	}
-	conn_free(c);
+	conn_free(c, CONN_END_ERROR);
 }
 
 /*
@@ -141,6 +141,7 @@ conn_count_written(struct conn *c)
 	uint64_t written = c->queued_total - queued;
 
 	conn_count(&c->w->bytes_out, (size_t)(written - c->written_counted));
+	c->bytes_out += written - c->written_counted;
 	c->written_counted = written;
 }
 
@@ -165,6 +166,7 @@ conn_echo_direct(struct conn *c, struct evbuffer *out, size_t n)
 		wn = 0;
 	}
 	conn_count(&c->w->bytes_out, (size_t)wn);
+	c->bytes_out += (uint64_t)wn;
 	if ((size_t)wn < n) {
 		/* The peer fell behind: queue the rest; the bufferevent
 		 * writes it when the socket drains. */
@@ -270,7 +272,7 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
 		c->eof = 1;
 		conn_pause(c);
 		if (evbuffer_get_length(out) == 0)
-			conn_free(c);
+			conn_free(c, CONN_END_EOF);
 		return;
 	}
 	if (errno != EAGAIN)
@@ -288,7 +290,7 @@ conn_write_cb(struct bufferevent *bev, void *arg)
 	conn_count_written(c);
 	if (c->eof) {
 		if (queued == 0)
-			conn_free(c);
+			conn_free(c, CONN_END_EOF);
 		return;
 	}
 	conn_resume(c);
@@ -304,7 +306,7 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_ERROR)
 		conn_fail(c, "write", err);
 	else
-		conn_free(c);
+		conn_free(c, CONN_END_ERROR);
 }
 
 /* Starts a connection of this profile reading (or not). A new layer's
@@ -368,10 +370,10 @@ conn_new(struct worker *w, const struct accepted *a)
 		c->peer.sa.sa_family = AF_UNIX;
 	else if (a->peerlen <= sizeof(c->peer))
 		memcpy(&c->peer, &a->peer, a->peerlen);
-	c->last_active = conn_clock_ms();
+	c->last_active = c->started = conn_clock_ms();
 	TAILQ_INSERT_TAIL(&w->conns, c, entry);
 	if (conn_first_phase(c, &a->profile) == -1) {
-		conn_free(c);
+		conn_free(c, CONN_END_ERROR);
 		return NULL;
 	}
 	return c;
@@ -422,7 +424,7 @@ conn_sweep(struct conn *c, uint64_t now_ms, uint64_t idle_ms, int draining)
 				  addr_format(&c->peer.sa, name, sizeof(name)),
 				  (unsigned long long)silent);
 		}
-		conn_free(c);
+		conn_free(c, CONN_END_IDLE);
 		return 1;
 	}
 	/* A stalled connection never reads: what waits is not owed. */
@@ -430,19 +432,63 @@ conn_sweep(struct conn *c, uint64_t now_ms, uint64_t idle_ms, int draining)
 	    ((c->fault != NULL && fault_stalled(c->fault)) ||
 	     (ioctl(c->fd, FIONREAD, &unread) == 0 &&
 	      conn_drain_done(silent, 0, unread > 0)))) {
-		conn_free(c);
+		conn_free(c, CONN_END_SHUTDOWN);
 		return 1;
 	}
 	return 0;
 }
 
+const char *
+conn_end_name(enum conn_end why)
+{
+	static const char *const names[CONN_NEND] = {
+		[CONN_END_EOF] = "eof",	    [CONN_END_IDLE] = "idle",
+		[CONN_END_ERROR] = "error", [CONN_END_SHUTDOWN] = "shutdown",
+		[CONN_END_FAULT] = "fault", [CONN_END_HANDSHAKE] = "handshake",
+	};
+
+	return (unsigned)why < CONN_NEND ? names[why] : "?";
+}
+
+/* log_connections: one line as the connection closes; all the work is
+ * here, none on the echo path but two additions. */
+static void
+conn_log_closed(const struct conn *c, enum conn_end why)
+{
+	struct sockaddr_storage local;
+	socklen_t len = sizeof(local);
+	char peer[ADDR_STRLEN], here[ADDR_STRLEN];
+	struct log_field f[6];
+
+	conn_peer_name(c, peer, sizeof(peer));
+	if (getsockname(c->fd, (struct sockaddr *)&local, &len) == 0)
+		addr_format((const struct sockaddr *)&local, here,
+			    sizeof(here));
+	else
+		snprintf(here, sizeof(here), "?");
+	f[0] = (struct log_field){"client", LOG_FIELD_STR, peer, 0};
+	f[1] = (struct log_field){"local", LOG_FIELD_STR, here, 0};
+	f[2] = (struct log_field){"duration_s", LOG_FIELD_MS_AS_S, NULL,
+				  conn_clock_ms() - c->started};
+	f[3] = (struct log_field){"bytes_in", LOG_FIELD_UINT, NULL,
+				  c->bytes_in};
+	f[4] = (struct log_field){"bytes_out", LOG_FIELD_UINT, NULL,
+				  c->bytes_out};
+	f[5] = (struct log_field){"reason", LOG_FIELD_STR, conn_end_name(why),
+				  0};
+	log_fields(LOG_LEVEL_INFO, f, 6, "connection closed");
+}
+
 void
-conn_free(struct conn *c)
+conn_free(struct conn *c, enum conn_end why)
 {
 	conn_pause(c);
 	TAILQ_REMOVE(&c->w->conns, c, entry);
 	if (c->bev != NULL)
 		conn_count_written(c);
+	if (atomic_load_explicit(&c->w->srv->log_connections,
+				 memory_order_relaxed))
+		conn_log_closed(c, why);
 	/*
 	 * The socket is ours to close, at once: libevent 2.1 finalizes a
 	 * bufferevent (and would close its socket) only on a later pass of

@@ -26,6 +26,9 @@ struct conn {
 	unsigned tls : 1;	  /* bev is tls.c's, and owns both sides */
 	unsigned tls_open : 1;	  /* ... and its handshake is done */
 	uint64_t last_active;	  /* conn_clock_ms() when a byte last moved */
+	uint64_t started;	  /* conn_clock_ms() at accept */
+	uint64_t bytes_in;	  /* read from the peer */
+	uint64_t bytes_out;	  /* written to it */
 	uint64_t queued_total;	  /* bytes ever appended to the output */
 	uint64_t written_counted; /* of those, counted in bytes_out */
 	struct fault *fault;	  /* CONN_BEHAVIOUR_FAULT's state, or NULL */
@@ -76,6 +79,7 @@ static inline void
 conn_received(struct conn *c, size_t n)
 {
 	c->last_active = conn_clock_ms();
+	c->bytes_in += n;
 	conn_count(&c->w->bytes_in, n);
 	if (log_enabled(LOG_LEVEL_DEBUG)) {
 		char name[ADDR_STRLEN];

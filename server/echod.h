@@ -74,6 +74,17 @@ extern _Atomic int log_level_current;
 void log_init(int level);
 void log_to_syslog(void);
 void log_set_level(int level);
+void log_set_json(int json);
+/* A typed field of a structured line (the connection log). */
+enum log_field_kind { LOG_FIELD_STR, LOG_FIELD_UINT, LOG_FIELD_MS_AS_S };
+struct log_field {
+	const char *key;
+	enum log_field_kind kind;
+	const char *str; /* LOG_FIELD_STR */
+	uint64_t num;	 /* the others */
+};
+void log_fields(int level, const struct log_field *fields, size_t n,
+		const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 int log_level_parse(const char *s, int *level);
 const char *log_level_name(int level);
 #define log_enabled(l)                                                         \
@@ -159,6 +170,8 @@ struct config {
 	unsigned backlog;
 	unsigned unix_mode;	      /* permissions of Unix socket files */
 	unsigned udp_rate_limit;      /* datagrams/s per source; 0: no limit */
+	int log_connections;	      /* a line per closed connection */
+	int log_format;		      /* 0: text, 1: json */
 	char *tls_certificate;	      /* PEM chain for tls listeners */
 	char *tls_certificate_key;    /* its private key, PEM */
 	char *tls_client_certificate; /* CAs client certificates chain to */
@@ -303,8 +316,19 @@ uint64_t worker_sweep_period(uint64_t idle_ms, int draining);
 
 /* conn.c */
 struct conn;
+/* Why a connection ended: the connection log's reason. */
+enum conn_end {
+	CONN_END_EOF,	    /* the peer closed, and all was echoed */
+	CONN_END_IDLE,	    /* idle_timeout */
+	CONN_END_ERROR,	    /* a reset, or an error reading or writing */
+	CONN_END_SHUTDOWN,  /* the drain, or the end of shutdown_timeout */
+	CONN_END_FAULT,	    /* close_after, reset_after */
+	CONN_END_HANDSHAKE, /* a TLS handshake failed or timed out */
+	CONN_NEND
+};
+const char *conn_end_name(enum conn_end why);
 struct conn *conn_new(struct worker *w, const struct accepted *a);
-void conn_free(struct conn *c);
+void conn_free(struct conn *c, enum conn_end why);
 int conn_sweep(struct conn *c, uint64_t now_ms, uint64_t idle_ms, int draining);
 uint64_t conn_clock_ms(void);
 struct conn *conn_next(struct conn *c);
@@ -434,6 +458,7 @@ struct server {
 	_Atomic uint64_t idle_timeout_ms;
 	_Atomic uint64_t handshake_timeout_ms;
 	_Atomic uint64_t udp_rate_limit;
+	_Atomic int log_connections;
 	_Atomic int draining;
 };
 

@@ -478,7 +478,7 @@ fault_reset_check(struct fault *f)
 	fault_debug(f, "reset_after reached: resetting");
 	if (setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)) == -1)
 		log_warn("setsockopt SO_LINGER");
-	conn_free(c);
+	conn_free(c, CONN_END_FAULT);
 	return 1;
 }
 
@@ -496,7 +496,7 @@ fault_end(struct fault *f)
 	fault_debug(f, "close_after reached: closing");
 	f->phase = FAULT_LINGERING;
 	if (c->eof || shutdown(c->fd, SHUT_WR) == -1) {
-		conn_free(c);
+		conn_free(c, CONN_END_FAULT);
 		return 1;
 	}
 	conn_resume(c); /* to read and drop until the peer closes */
@@ -515,7 +515,7 @@ fault_progress(struct fault *f)
 	if (f->admitted == f->limit)
 		return fault_end(f);
 	if (c->eof) {
-		conn_free(c);
+		conn_free(c, CONN_END_EOF);
 		return 1;
 	}
 	return 0;
@@ -571,7 +571,7 @@ fault_read_cb(evutil_socket_t fd, short what, void *arg)
 		c->eof = 1;
 		conn_pause(c);
 		if (f->phase == FAULT_LINGERING)
-			conn_free(c);
+			conn_free(c, CONN_END_FAULT);
 		else
 			fault_progress(f);
 		return;
@@ -611,7 +611,7 @@ fault_timer_cb(evutil_socket_t fd, short what, void *arg)
 		break;
 	case FAULT_LINGERING:
 		fault_debug(f, "still sending after close_after: closing");
-		conn_free(f->c);
+		conn_free(f->c, CONN_END_FAULT);
 		break;
 	case FAULT_RESETTING:
 		fault_reset_check(f);
@@ -628,7 +628,7 @@ fault_stall_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	fault_debug(c->fault, "closed while stalled");
-	conn_free(c);
+	conn_free(c, CONN_END_EOF);
 }
 
 /* Gives c the faults of spec: called once, by conn_new(), before c

@@ -5,6 +5,11 @@
  * with "<N>" priority prefixes that journald reads; or syslog), and
  * libevent's own messages routed in. A line on standard error is one
  * write(2), so lines from different threads never interleave.
+ *
+ * log_format = json writes each line as one JSON object: ts, level, msg,
+ * and for log_fields() lines (the connection log) their fields, typed;
+ * under systemd the object follows the "<N>" prefix, so the journal keeps
+ * its priority. In text, those fields follow the message as key=value.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -21,8 +26,10 @@
 #include "echod.h"
 
 #define LOG_LINE_MAX 1024
+#define LOG_MSG_MAX 768
 
 _Atomic int log_level_current = LOG_LEVEL_INFO;
+static _Atomic int log_json; /* log_format = json */
 
 static const char *const log_names[] = {"error", "warn", "info", "debug"};
 static const int log_priorities[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
@@ -55,18 +62,136 @@ log_stderr_is_journal(void)
 	       (unsigned long long)st.st_ino == ino;
 }
 
+/* Appends s to buf as the inside of a JSON string; returns the new
+ * length (buf is cut short, never overrun). */
+static size_t
+log_json_escape(char *buf, size_t len, size_t at, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	for (; *s != '\0' && at + 7 < len; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\') {
+			buf[at++] = '\\';
+			buf[at++] = (char)ch;
+		} else if (ch < 0x20 || ch >= 0x7f) {
+			/* Control bytes, and any byte not ASCII: a name or a
+			 * path need not be UTF-8, and JSON must be. */
+			memcpy(buf + at, "\\u00", 4);
+			buf[at + 4] = hex[ch >> 4];
+			buf[at + 5] = hex[ch & 15];
+			at += 6;
+		} else {
+			buf[at++] = (char)ch;
+		}
+	}
+	buf[at] = '\0';
+	return at;
+}
+
+/* Appends a field: ,"key":value (JSON) or " key=value" (text). */
+static size_t
+log_put_field(char *buf, size_t len, size_t at, int json,
+	      const struct log_field *f)
+{
+	char num[32];
+	const char *v = num;
+	int n;
+
+	switch (f->kind) {
+	case LOG_FIELD_STR:
+		v = f->str;
+		break;
+	case LOG_FIELD_UINT:
+		snprintf(num, sizeof(num), "%llu", (unsigned long long)f->num);
+		break;
+	case LOG_FIELD_MS_AS_S:
+		snprintf(num, sizeof(num), "%llu.%03llu",
+			 (unsigned long long)(f->num / 1000),
+			 (unsigned long long)(f->num % 1000));
+		break;
+	}
+	if (at + 4 >= len)
+		return at;
+	if (!json) {
+		n = snprintf(buf + at, len - at, " %s=%s", f->key, v);
+		return n > 0 && (size_t)n < len - at ? at + (size_t)n : at;
+	}
+	n = snprintf(buf + at, len - at, ",\"%s\":", f->key);
+	if (n <= 0 || (size_t)n >= len - at)
+		return at;
+	at += (size_t)n;
+	if (f->kind != LOG_FIELD_STR) {
+		n = snprintf(buf + at, len - at, "%s", v);
+		return n > 0 && (size_t)n < len - at ? at + (size_t)n : at;
+	}
+	if (at + 2 >= len)
+		return at;
+	buf[at++] = '"';
+	at = log_json_escape(buf, len - 1, at, v);
+	buf[at++] = '"';
+	buf[at] = '\0';
+	return at;
+}
+
 static void log_vwrite(int level, const char *fmt, va_list ap,
-		       const char *suffix)
-	__attribute__((format(printf, 2, 0)));
+		       const char *suffix, const struct log_field *fields,
+		       size_t nfields) __attribute__((format(printf, 2, 0)));
 
 static void
-log_vwrite(int level, const char *fmt, va_list ap, const char *suffix)
+log_vwrite(int level, const char *fmt, va_list ap, const char *suffix,
+	   const struct log_field *fields, size_t nfields)
 {
-	char line[LOG_LINE_MAX];
+	char line[LOG_LINE_MAX], msg[LOG_MSG_MAX];
 	struct timespec ts;
 	struct tm tm;
 	int target = atomic_load(&log_target);
+	int json = atomic_load(&log_json);
 	int n, m;
+	size_t i;
+
+	if (json) {
+		size_t at;
+
+		vsnprintf(msg, sizeof(msg), fmt, ap);
+		if (suffix != NULL) {
+			size_t k = strlen(msg);
+			snprintf(msg + k, sizeof(msg) - k, ": %s", suffix);
+		}
+		clock_gettime(CLOCK_REALTIME, &ts);
+		gmtime_r(&ts.tv_sec, &tm);
+		n = 0;
+		if (target == LOG_TO_JOURNAL)
+			n = snprintf(line, sizeof(line), "<%d>",
+				     log_priorities[level]);
+		m = snprintf(line + n, sizeof(line) - (size_t)n,
+			     "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\","
+			     "\"level\":\"%s\",\"msg\":\"",
+			     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+			     tm.tm_hour, tm.tm_min, tm.tm_sec,
+			     ts.tv_nsec / 1000000L, log_names[level]);
+		at = (size_t)n + (size_t)(m > 0 ? m : 0);
+		/* Room is kept for the closing '"}' and the newline. */
+		at = log_json_escape(line, sizeof(line) - 4, at, msg);
+		line[at++] = '"';
+		line[at] = '\0';
+		for (i = 0; i < nfields; i++)
+			at = log_put_field(line, sizeof(line) - 3, at, 1,
+					   &fields[i]);
+		line[at++] = '}';
+		if (target == LOG_TO_SYSLOG) {
+			line[at] = '\0';
+			syslog(log_priorities[level], "%s", line);
+			if (log_exiting)
+				dprintf(STDERR_FILENO, "%s\n", line);
+			return;
+		}
+		line[at++] = '\n';
+		if (write(STDERR_FILENO, line, at) < 0)
+			return;
+		return;
+	}
 
 	if (target == LOG_TO_JOURNAL) {
 		/* journald stamps the time and the pid itself. */
@@ -100,6 +225,9 @@ log_vwrite(int level, const char *fmt, va_list ap, const char *suffix)
 		if ((size_t)n >= sizeof(line) - 1)
 			n = (int)sizeof(line) - 2;
 	}
+	for (i = 0; i < nfields; i++)
+		n = (int)log_put_field(line, sizeof(line) - 1, (size_t)n, 0,
+				       &fields[i]);
 	if (target == LOG_TO_SYSLOG) {
 		line[n] = '\0';
 		syslog(log_priorities[level], "%s", line);
@@ -163,6 +291,28 @@ log_set_level(int level)
 	atomic_store(&log_level_current, level);
 }
 
+void
+log_set_json(int json)
+{
+	atomic_store(&log_json, json);
+}
+
+/* A line with typed fields after its message: the connection log. */
+void
+log_fields(int level, const struct log_field *fields, size_t n, const char *fmt,
+	   ...)
+{
+	va_list ap;
+	int saved = errno;
+
+	if (!log_enabled(level))
+		return;
+	va_start(ap, fmt);
+	log_vwrite(level, fmt, ap, NULL, fields, n);
+	va_end(ap);
+	errno = saved;
+}
+
 int
 log_level_parse(const char *s, int *level)
 {
@@ -191,7 +341,7 @@ log_level_name(int level)
 		if (!log_enabled(level))                                       \
 			return;                                                \
 		va_start(ap, fmt);                                             \
-		log_vwrite(level, fmt, ap, suffix_expr);                       \
+		log_vwrite(level, fmt, ap, suffix_expr, NULL, 0);              \
 		va_end(ap);                                                    \
 		errno = saved;                                                 \
 	}
@@ -210,7 +360,7 @@ fatal(int status, const char *fmt, ...)
 
 	va_start(ap, fmt);
 	log_exiting = 1;
-	log_vwrite(LOG_LEVEL_ERROR, fmt, ap, strerror(saved));
+	log_vwrite(LOG_LEVEL_ERROR, fmt, ap, strerror(saved), NULL, 0);
 	va_end(ap);
 	exit(status);
 }
@@ -222,7 +372,7 @@ fatalx(int status, const char *fmt, ...)
 
 	va_start(ap, fmt);
 	log_exiting = 1;
-	log_vwrite(LOG_LEVEL_ERROR, fmt, ap, NULL);
+	log_vwrite(LOG_LEVEL_ERROR, fmt, ap, NULL, NULL, 0);
 	va_end(ap);
 	exit(status);
 }

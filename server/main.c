@@ -69,6 +69,7 @@ main(int argc, char **argv)
 	}
 
 	log_init(cfg->log_level);
+	log_set_json(cfg->log_format == 1);
 	if (cfg->syslog)
 		log_to_syslog();
 	/* Two lines naming one address is the file's fault, not the

@@ -61,6 +61,8 @@ server_publish(struct server *srv)
 	const struct config *cfg = srv->cfg;
 
 	log_set_level(cfg->log_level);
+	log_set_json(cfg->log_format == 1);
+	atomic_store(&srv->log_connections, cfg->log_connections);
 	admission_configure(srv->adm, cfg);
 	atomic_store(&srv->max_buffer, cfg->max_buffer);
 	atomic_store(&srv->idle_timeout_ms, cfg->idle_timeout_ms);

@@ -409,7 +409,7 @@ tls_handshake_failed(struct conn *c, const char *why)
 		why = reason;
 	}
 	tls_debug(c, "TLS handshake failed: ", why);
-	conn_free(c);
+	conn_free(c, CONN_END_HANDSHAKE);
 }
 
 /* Echo: what was decrypted moves to the output, chain by chain. */
@@ -446,7 +446,7 @@ tls_write_cb(struct bufferevent *bev, void *arg)
 	conn_count_written(c);
 	if (c->eof) {
 		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-			conn_free(c);
+			conn_free(c, CONN_END_EOF);
 		return;
 	}
 	if (!(bufferevent_get_enabled(bev) & EV_READ))
@@ -470,7 +470,7 @@ tls_event_cb(struct bufferevent *bev, short what, void *arg)
 				  "TLS handshake not done within "
 				  "handshake_timeout",
 				  "");
-			conn_free(c);
+			conn_free(c, CONN_END_HANDSHAKE);
 			return;
 		}
 		tls_handshake_failed(
@@ -484,7 +484,7 @@ tls_event_cb(struct bufferevent *bev, short what, void *arg)
 		c->eof = 1;
 		bufferevent_disable(bev, EV_READ);
 		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-			conn_free(c);
+			conn_free(c, CONN_END_EOF);
 		return;
 	}
 	if (what & BEV_EVENT_ERROR) {
@@ -499,14 +499,14 @@ tls_event_cb(struct bufferevent *bev, short what, void *arg)
 			tls_debug(c, "TLS: ", reason);
 			while (bufferevent_get_openssl_error(bev) != 0)
 				;
-			conn_free(c);
+			conn_free(c, CONN_END_ERROR);
 			return;
 		}
 		conn_fail(c, (what & BEV_EVENT_READING) ? "read" : "write",
 			  EVUTIL_SOCKET_ERROR());
 		return;
 	}
-	conn_free(c);
+	conn_free(c, CONN_END_ERROR);
 }
 
 /* Starts c's TLS: its bufferevent is an OpenSSL one, accepting. Returns

@@ -341,7 +341,7 @@ worker_stop_all(struct server *srv)
 				(const struct sockaddr *)&w->queue[j].peer);
 		free(w->queue);
 		while ((c = TAILQ_FIRST(&w->conns)) != NULL)
-			conn_free(c);
+			conn_free(c, CONN_END_SHUTDOWN);
 		if (w->notify != NULL)
 			event_free(w->notify);
 		if (w->control != NULL)

@@ -29,7 +29,7 @@ WRAPPER = shlex.split(os.environ.get("ECHOD_WRAPPER", ""))
 TIMEOUT_SCALE = float(os.environ.get("ECHOD_TIMEOUT_SCALE",
                                      "10" if WRAPPER else "1"))
 
-LISTEN_RE = re.compile(r"listening on (\S+)")
+LISTEN_RE = re.compile(r"listening on ([^\s\"]+)")
 # The line SIGUSR1 makes echod log; its fields are stats()'s keys.
 STATS_RE = (r"stats: connections current=(\d+) total=(\d+) refused=(\d+); "
             r"bytes in=(\d+) out=(\d+)")

@@ -55,6 +55,8 @@ DEFAULTS = {
     "tls_protocols": "TLSv1.2 TLSv1.3",
     "handshake_timeout": "10s",
     "udp_rate_limit": "1000",
+    "log_connections": "no",
+    "log_format": "text",
 }
 EXAMPLES = {"pid_file", "user", "tls_certificate", "tls_certificate_key",
             "tls_client_certificate", "tls_ciphers"}

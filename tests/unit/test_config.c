@@ -296,6 +296,26 @@ START_TEST(test_config_listen_udp)
 }
 END_TEST
 
+START_TEST(test_config_log_connections_and_format)
+{
+	struct config cfg;
+	char err[512] = "";
+
+	config_init(&cfg);
+	ck_assert_int_eq(cfg.log_connections, 0);
+	ck_assert_int_eq(cfg.log_format, 0);
+	ck_assert_int_eq(load(&cfg,
+			      "log_connections = yes\nlog_format = json\n", err,
+			      sizeof(err)),
+			 0);
+	ck_assert_int_eq(cfg.log_connections, 1);
+	ck_assert_int_eq(cfg.log_format, 1);
+	config_free(&cfg);
+	load_fails("log_format = xml\n",
+		   "1: 'log_format' must be one of text|json, not 'xml'");
+}
+END_TEST
+
 START_TEST(test_config_unix_mode_is_octal)
 {
 	load_fails("unix_mode = 0800\n",
@@ -488,6 +508,7 @@ config_suite(void)
 	tcase_add_test(tc, test_config_listen_takes_fault_parameters);
 	tcase_add_test(tc, test_config_listen_tls);
 	tcase_add_test(tc, test_config_listen_udp);
+	tcase_add_test(tc, test_config_log_connections_and_format);
 	tcase_add_test(tc, test_config_listen_rejects_bad_fault_parameters);
 	tcase_add_test(tc, test_config_unix_mode_is_octal);
 	tcase_add_test(tc, test_config_rejects_unknown_key);
