@@ -134,6 +134,17 @@ class Rate(FaultTestCase):
         server.stop_cleanly(self)
 
 
+    def test_echo_client_verifies_a_trickle(self):
+        server = self.start_faulty("rate=8k")
+        t0 = time.monotonic()
+        r = self.client(server, "-n", "1", "-s", "16k")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(b"Received: 16384 bytes, verified", r.stdout)
+        # 16 KiB at 8 KiB/s, less the first burst of 409 bytes.
+        self.assertGreaterEqual(time.monotonic() - t0, 1.9)
+        server.stop_cleanly(self)
+
+
 class CloseAfter(FaultTestCase):
 
     def test_nc_sees_exactly_the_bytes_then_eof(self):
@@ -272,6 +283,15 @@ class Stall(FaultTestCase):
         server.stop_cleanly(self)
 
 
+    def test_echo_client_times_out_on_a_stall(self):
+        server = self.start_faulty("stall")
+        r = self.client(server, "-n", "1", "-t", "500ms")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(b"timed out after 500ms (received 0 of 19 bytes)",
+                      r.stderr)
+        server.stop_cleanly(self)
+
+
 class Chance(FaultTestCase):
 
     def test_faults_go_to_their_share_of_connections(self):
@@ -285,6 +305,19 @@ class Chance(FaultTestCase):
         # Binomial(1000, 0.5): 350..650 is over 9 standard deviations.
         self.assertGreater(faulty, 350)
         self.assertLess(faulty, 650)
+        server.stop_cleanly(self)
+
+    def test_echo_client_sees_chance_0_and_1(self):
+        server = self.start_echod(listen=("127.0.0.1:0 close_after=0 "
+                                          "chance=0",
+                                          "127.0.0.1:0 close_after=0 "
+                                          "chance=1"))
+        never, always = server.addresses
+        r = run_client(["-n", "50", never[0], never[1]], timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = run_client(["-n", "50", "--expect-close", "0", always[0],
+                        always[1]], timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
         server.stop_cleanly(self)
 
 
