@@ -140,7 +140,7 @@ conn_count_written(struct conn *c)
 	size_t queued = evbuffer_get_length(bufferevent_get_output(c->bev));
 	uint64_t written = c->queued_total - queued;
 
-	conn_count(&c->w->bytes_out, (size_t)(written - c->written_counted));
+	counter_add(&c->w->bytes_out, (size_t)(written - c->written_counted));
 	c->bytes_out += written - c->written_counted;
 	c->written_counted = written;
 }
@@ -165,7 +165,7 @@ conn_echo_direct(struct conn *c, struct evbuffer *out, size_t n)
 		}
 		wn = 0;
 	}
-	conn_count(&c->w->bytes_out, (size_t)wn);
+	counter_add(&c->w->bytes_out, (size_t)wn);
 	c->bytes_out += (uint64_t)wn;
 	if ((size_t)wn < n) {
 		/* The peer fell behind: queue the rest; the bufferevent

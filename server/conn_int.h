@@ -46,16 +46,6 @@ conn_max_buffer(const struct conn *c)
 				    memory_order_relaxed);
 }
 
-/* Counters have one writer, this worker: no read-modify-write needed. */
-static inline void
-conn_count(_Atomic uint64_t *counter, size_t n)
-{
-	atomic_store_explicit(
-		counter,
-		atomic_load_explicit(counter, memory_order_relaxed) + n,
-		memory_order_relaxed);
-}
-
 static inline void
 conn_pause(struct conn *c)
 {
@@ -80,7 +70,7 @@ conn_received(struct conn *c, size_t n)
 {
 	c->last_active = conn_clock_ms();
 	c->bytes_in += n;
-	conn_count(&c->w->bytes_in, n);
+	counter_add(&c->w->bytes_in, n);
 	if (log_enabled(LOG_LEVEL_DEBUG)) {
 		char name[ADDR_STRLEN];
 		log_debug("received %zu bytes from %s", n,

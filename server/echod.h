@@ -63,6 +63,17 @@
 #define ECHOD_NOFILE_RESERVE 64
 #define ECHOD_NOFILE_PER_WORKER 2
 
+/* A counter with one writer (its worker) and readers elsewhere: a
+ * relaxed load and store, no read-modify-write on the echo path. */
+static inline void
+counter_add(_Atomic uint64_t *counter, uint64_t n)
+{
+	atomic_store_explicit(
+		counter,
+		atomic_load_explicit(counter, memory_order_relaxed) + n,
+		memory_order_relaxed);
+}
+
 /* log.c */
 enum log_level {
 	LOG_LEVEL_ERROR,
@@ -380,6 +391,7 @@ size_t udp_rate_slot_size(void);
 
 /* iptable.c */
 int iptable_key(const struct sockaddr *sa, unsigned char key[17]);
+uint32_t iptable_key_hash(const unsigned char key[17]);
 int iptable_acquire(const struct sockaddr *sa, unsigned limit);
 void iptable_release(const struct sockaddr *sa);
 unsigned iptable_count(const struct sockaddr *sa);

@@ -49,15 +49,22 @@ iptable_key(const struct sockaddr *sa, unsigned char key[17])
 	return -1;
 }
 
-static unsigned
-iptable_hash(const unsigned char key[17])
+/* FNV-1a of an iptable_key(): udp.c's rate table hashes with it too. */
+uint32_t
+iptable_key_hash(const unsigned char key[17])
 {
-	unsigned h = 2166136261u; /* FNV-1a */
+	uint32_t h = 2166136261u;
 	int i;
 
 	for (i = 0; i < 17; i++)
 		h = (h ^ key[i]) * 16777619u;
-	return h % IPTABLE_BUCKETS;
+	return h;
+}
+
+static unsigned
+iptable_hash(const unsigned char key[17])
+{
+	return iptable_key_hash(key) % IPTABLE_BUCKETS;
 }
 
 int

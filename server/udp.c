@@ -123,17 +123,6 @@ udp_port_of(const struct sockaddr_storage *ss)
 	return ntohs(((const struct sockaddr_in *)(const void *)ss)->sin_port);
 }
 
-static uint32_t
-udp_hash(const unsigned char key[17])
-{
-	uint32_t h = 2166136261u; /* FNV-1a */
-	int i;
-
-	for (i = 0; i < 17; i++)
-		h = (h ^ key[i]) * 16777619u;
-	return h;
-}
-
 /*
  * Counts one datagram of the source with key in second now; may it be
  * answered, with at most limit per second? Pure but for the table it is
@@ -143,7 +132,7 @@ int
 udp_rate_allow(struct udp_rate_slot *slots, size_t nslots,
 	       const unsigned char key[17], uint64_t now, uint32_t limit)
 {
-	size_t first = udp_hash(key) % nslots, i, victim = first;
+	size_t first = iptable_key_hash(key) % nslots, i, victim = first;
 	struct udp_rate_slot *s;
 
 	for (i = 0; i < UDP_RATE_PROBES && i < nslots; i++) {
@@ -181,16 +170,6 @@ udp_now_s(void)
 
 	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
 	return (uint64_t)ts.tv_sec + 1; /* never 0: 0 marks a free slot */
-}
-
-/* Counters have one writer, this worker. */
-static void
-udp_count(_Atomic uint64_t *counter, uint64_t n)
-{
-	atomic_store_explicit(
-		counter,
-		atomic_load_explicit(counter, memory_order_relaxed) + n,
-		memory_order_relaxed);
 }
 
 /* The reply's control message: send from the address it came to. */
@@ -335,13 +314,13 @@ udp_serve_batch(struct udp_socket *us, struct udp_batch *b)
 		full++;
 		sent++;
 	}
-	udp_count(&w->bytes_in, in_bytes);
-	udp_count(&w->bytes_out, out_bytes);
-	udp_count(&w->udp_in, (uint64_t)n);
-	udp_count(&w->udp_out, (uint64_t)delivered);
-	udp_count(&w->udp_reflector, reflect);
-	udp_count(&w->udp_limited, limited);
-	udp_count(&w->udp_full, full);
+	counter_add(&w->bytes_in, in_bytes);
+	counter_add(&w->bytes_out, out_bytes);
+	counter_add(&w->udp_in, (uint64_t)n);
+	counter_add(&w->udp_out, (uint64_t)delivered);
+	counter_add(&w->udp_reflector, reflect);
+	counter_add(&w->udp_limited, limited);
+	counter_add(&w->udp_full, full);
 	if (log_enabled(LOG_LEVEL_DEBUG)) {
 		char name[ADDR_STRLEN];
 
