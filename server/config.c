@@ -94,6 +94,9 @@ const struct config_key config_keys[] = {
 	    "(default no)"),
 	KEY("log_format", 0, CONFIG_CHOICE, CONFIG_RELOAD, log_format, 0, 0,
 	    "text|json", "log lines as text or as JSON objects (default text)"),
+	KEY_CHECKED("admin_listen", CONFIG_RELOAD, admin_listen, "HOST:PORT",
+		    "serve /metrics and /healthz over HTTP there (default off)",
+		    admin_check),
 	KEY("syslog", 0, CONFIG_BOOL, CONFIG_FLAG, syslog, 0, 0, NULL,
 	    "log to syslog instead of standard error"),
 	KEY("daemonize", 'd', CONFIG_BOOL, CONFIG_FLAG, daemonize, 0, 0, NULL,
@@ -153,6 +156,8 @@ config_free(struct config *cfg)
 	free(cfg->tls_client_certificate);
 	free(cfg->tls_protocols);
 	free(cfg->tls_ciphers);
+	free(cfg->admin_listen);
+	cfg->admin_listen = NULL;
 	cfg->pid_file = cfg->user = cfg->file = NULL;
 	cfg->tls_certificate = cfg->tls_certificate_key = NULL;
 	cfg->tls_client_certificate = cfg->tls_protocols = NULL;

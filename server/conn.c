@@ -61,6 +61,9 @@
 
 #include "conn_int.h"
 
+static void conn_count_end(struct worker *w, unsigned slot, enum conn_end why,
+			   uint64_t lived);
+
 static void conn_read_cb(evutil_socket_t fd, short what, void *arg);
 
 uint64_t
@@ -140,7 +143,8 @@ conn_count_written(struct conn *c)
 	size_t queued = evbuffer_get_length(bufferevent_get_output(c->bev));
 	uint64_t written = c->queued_total - queued;
 
-	counter_add(&c->w->bytes_out, (size_t)(written - c->written_counted));
+	counter_add(&c->w->lc[c->slot][LC_BYTES_OUT],
+		    written - c->written_counted);
 	c->bytes_out += written - c->written_counted;
 	c->written_counted = written;
 }
@@ -165,7 +169,7 @@ conn_echo_direct(struct conn *c, struct evbuffer *out, size_t n)
 		}
 		wn = 0;
 	}
-	counter_add(&c->w->bytes_out, (size_t)wn);
+	counter_add(&c->w->lc[c->slot][LC_BYTES_OUT], (uint64_t)wn);
 	c->bytes_out += (uint64_t)wn;
 	if ((size_t)wn < n) {
 		/* The peer fell behind: queue the rest; the bufferevent
@@ -228,6 +232,8 @@ conn_hold_back(struct conn *c, uint64_t max)
 {
 	bufferevent_setwatermark(c->bev, EV_WRITE,
 				 (size_t)conn_resume_mark(max), 0);
+	if (c->reading)
+		counter_add(&c->w->wc[WC_PAUSES], 1);
 	conn_pause(c);
 }
 
@@ -364,6 +370,7 @@ conn_new(struct worker *w, const struct accepted *a)
 	}
 	c->w = w;
 	c->fd = a->fd;
+	c->slot = a->slot & 0xff;
 	/* A Unix peer keeps only its family: its path (usually none)
 	 * would not fit, and says nothing about who it is. */
 	if (a->peer.ss_family == AF_UNIX)
@@ -378,6 +385,7 @@ conn_new(struct worker *w, const struct accepted *a)
 	}
 	return c;
 fail:
+	conn_count_end(w, a->slot, CONN_END_ERROR, 0);
 	admission_release(w->srv->adm, a->fd,
 			  (const struct sockaddr *)&a->peer);
 	return NULL;
@@ -453,12 +461,12 @@ conn_end_name(enum conn_end why)
 /* log_connections: one line as the connection closes; all the work is
  * here, none on the echo path but two additions. */
 static void
-conn_log_closed(const struct conn *c, enum conn_end why)
+conn_log_closed(const struct conn *c, enum conn_end why, uint64_t lived)
 {
 	struct sockaddr_storage local;
 	socklen_t len = sizeof(local);
 	char peer[ADDR_STRLEN], here[ADDR_STRLEN];
-	struct log_field f[6];
+	struct log_field f[7];
 
 	conn_peer_name(c, peer, sizeof(peer));
 	if (getsockname(c->fd, (struct sockaddr *)&local, &len) == 0)
@@ -467,28 +475,45 @@ conn_log_closed(const struct conn *c, enum conn_end why)
 	else
 		snprintf(here, sizeof(here), "?");
 	f[0] = (struct log_field){"client", LOG_FIELD_STR, peer, 0};
-	f[1] = (struct log_field){"local", LOG_FIELD_STR, here, 0};
-	f[2] = (struct log_field){"duration_s", LOG_FIELD_MS_AS_S, NULL,
-				  conn_clock_ms() - c->started};
-	f[3] = (struct log_field){"bytes_in", LOG_FIELD_UINT, NULL,
+	f[1] = (struct log_field){
+		"listener", LOG_FIELD_STR,
+		metrics_slot_name(c->w->srv->metrics, c->slot), 0};
+	f[2] = (struct log_field){"local", LOG_FIELD_STR, here, 0};
+	f[3] = (struct log_field){"duration_s", LOG_FIELD_MS_AS_S, NULL, lived};
+	f[4] = (struct log_field){"bytes_in", LOG_FIELD_UINT, NULL,
 				  c->bytes_in};
-	f[4] = (struct log_field){"bytes_out", LOG_FIELD_UINT, NULL,
+	f[5] = (struct log_field){"bytes_out", LOG_FIELD_UINT, NULL,
 				  c->bytes_out};
-	f[5] = (struct log_field){"reason", LOG_FIELD_STR, conn_end_name(why),
+	f[6] = (struct log_field){"reason", LOG_FIELD_STR, conn_end_name(why),
 				  0};
-	log_fields(LOG_LEVEL_INFO, f, 6, "connection closed");
+	log_fields(LOG_LEVEL_INFO, f, 7, "connection closed");
+}
+
+/* A connection's end, in its worker's counters: one line's work at
+ * close, none on the echo path. */
+static void
+conn_count_end(struct worker *w, unsigned slot, enum conn_end why,
+	       uint64_t lived)
+{
+	counter_add(&w->wc[WC_CLOSED + why], 1);
+	counter_add(&w->lc[slot][LC_CLOSED], 1);
+	counter_add(&w->wc[WC_DURATION + metrics_duration_bucket(lived)], 1);
+	counter_add(&w->wc[WC_DURATION_MS], lived);
 }
 
 void
 conn_free(struct conn *c, enum conn_end why)
 {
+	uint64_t lived = conn_clock_ms() - c->started;
+
 	conn_pause(c);
 	TAILQ_REMOVE(&c->w->conns, c, entry);
 	if (c->bev != NULL)
 		conn_count_written(c);
+	conn_count_end(c->w, c->slot, why, lived);
 	if (atomic_load_explicit(&c->w->srv->log_connections,
 				 memory_order_relaxed))
-		conn_log_closed(c, why);
+		conn_log_closed(c, why, lived);
 	/*
 	 * The socket is ours to close, at once: libevent 2.1 finalizes a
 	 * bufferevent (and would close its socket) only on a later pass of

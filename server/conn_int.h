@@ -25,6 +25,7 @@ struct conn {
 	unsigned eof : 1;	  /* the peer has closed its sending side */
 	unsigned tls : 1;	  /* bev is tls.c's, and owns both sides */
 	unsigned tls_open : 1;	  /* ... and its handshake is done */
+	unsigned slot : 8;	  /* its listener's counters (lc[slot]) */
 	uint64_t last_active;	  /* conn_clock_ms() when a byte last moved */
 	uint64_t started;	  /* conn_clock_ms() at accept */
 	uint64_t bytes_in;	  /* read from the peer */
@@ -70,7 +71,7 @@ conn_received(struct conn *c, size_t n)
 {
 	c->last_active = conn_clock_ms();
 	c->bytes_in += n;
-	counter_add(&c->w->bytes_in, n);
+	counter_add(&c->w->lc[c->slot][LC_BYTES_IN], n);
 	if (log_enabled(LOG_LEVEL_DEBUG)) {
 		char name[ADDR_STRLEN];
 		log_debug("received %zu bytes from %s", n,

@@ -62,6 +62,14 @@
  * and per worker thread. */
 #define ECHOD_NOFILE_RESERVE 64
 #define ECHOD_NOFILE_PER_WORKER 2
+/* Listen lines that get counters of their own (metrics.c's slots): one
+ * per distinct address over the process's life, the last shared by any
+ * beyond. */
+#define ECHOD_MAX_SLOTS 128
+/* The admin endpoint's own limits (admin.c). */
+#define ECHOD_ADMIN_MAX_CONNECTIONS 16
+#define ECHOD_ADMIN_TIMEOUT_S 10
+#define ECHOD_ADMIN_MAX_HEADERS 8192
 
 /* A counter with one writer (its worker) and readers elsewhere: a
  * relaxed load and store, no read-modify-write on the echo path. */
@@ -182,6 +190,7 @@ struct config {
 	unsigned unix_mode;	      /* permissions of Unix socket files */
 	unsigned udp_rate_limit;      /* datagrams/s per source; 0: no limit */
 	int log_connections;	      /* a line per closed connection */
+	char *admin_listen;	      /* HOST:PORT of /metrics, or NULL */
 	int log_format;		      /* 0: text, 1: json */
 	char *tls_certificate;	      /* PEM chain for tls listeners */
 	char *tls_certificate_key;    /* its private key, PEM */
@@ -290,6 +299,7 @@ void admission_counts(const struct admission *adm, uint64_t *current,
 /* An admitted socket on its way from the listener to a worker. */
 struct accepted {
 	int fd;
+	unsigned slot; /* its listener's counters: metrics.c */
 	socklen_t peerlen;
 	struct sockaddr_storage peer;
 	struct conn_profile profile;
@@ -308,6 +318,8 @@ void listener_free_all(struct server *srv);
 void listener_announce(struct server *srv);
 int listener_check(const struct config *cfg, int *conflict, char *err,
 		   size_t errlen);
+unsigned listener_slots(struct server *srv, unsigned *slots, int *udp,
+			unsigned max);
 /* The policies it applies, pure. */
 int listener_accept_error_pauses(int err);
 
@@ -317,12 +329,8 @@ int worker_start_all(struct server *srv, char *err, size_t errlen);
 void worker_stop_all(struct server *srv);
 void worker_assign(struct server *srv, const struct accepted *a);
 void worker_poke_all(struct server *srv);
-void worker_bytes(struct server *srv, uint64_t *in, uint64_t *out);
-void worker_tls(struct server *srv, uint64_t *handshakes, uint64_t *failures,
-		uint64_t *timeouts);
 unsigned worker_count(const struct server *srv);
 struct worker *worker_get(struct server *srv, unsigned i);
-void worker_udp(struct server *srv, uint64_t counts[5]);
 uint64_t worker_sweep_period(uint64_t idle_ms, int draining);
 
 /* conn.c */
@@ -377,8 +385,8 @@ struct udp_endpoint;
 struct udp_rate_slot;
 struct udp_endpoint *udp_endpoint_open(struct server *srv,
 				       const struct sockaddr *sa,
-				       socklen_t salen, int v6only, char *err,
-				       size_t errlen);
+				       socklen_t salen, int v6only,
+				       unsigned slot, char *err, size_t errlen);
 int udp_endpoint_attach(struct udp_endpoint *e, char *err, size_t errlen);
 void udp_endpoint_close(struct udp_endpoint *e);
 const char *udp_endpoint_name(const struct udp_endpoint *e);
@@ -406,6 +414,87 @@ void mem_init(void);
 void mem_trim(void);
 void mem_trim_note(struct mem_trim_policy *, uint64_t current);
 int mem_trim_due(struct mem_trim_policy *, uint64_t current);
+
+/*
+ * The counters. Each worker keeps its own and is their only writer
+ * (counter_add(): a relaxed load and store); metrics.c sums them when
+ * asked, on the main loop. Per worker: wc[] below; per worker and
+ * listener: lc[slot][] below, the slot being metrics.c's for the listen
+ * line. Totals over listeners are sums of the slots, so the echo path
+ * counts each byte once.
+ */
+#define METRICS_DURATION_BUCKETS 14 /* metrics_duration_le_ms[], +Inf */
+enum worker_counter {
+	WC_CLOSED,			   /* + enum conn_end: closed, by why */
+	WC_PAUSES = WC_CLOSED + CONN_NEND, /* backpressure: reading paused */
+	WC_TLS_HANDSHAKES,		   /* done */
+	WC_TLS_FAILURES,		   /* failed or timed out */
+	WC_TLS_TIMEOUTS,		   /* of those, timed out */
+	WC_DURATION_MS, /* closed connections' lives, summed */
+	WC_DURATION,	/* + bucket: closed, by duration */
+	WC_N = WC_DURATION + METRICS_DURATION_BUCKETS
+};
+enum listener_counter {
+	LC_BYTES_IN,
+	LC_BYTES_OUT,
+	LC_CLOSED,	     /* connections */
+	LC_DGRAMS_IN,	     /* UDP datagrams received */
+	LC_DGRAMS_OUT,	     /* ... echoed */
+	LC_DGRAMS_REFLECTOR, /* ... not answered: source port refused */
+	LC_DGRAMS_LIMITED,   /* ... udp_rate_limit */
+	LC_DGRAMS_FULL,	     /* ... no room to send */
+	LC_N
+};
+/* Why a connection was refused at accept. */
+enum refuse_reason { REFUSE_MAX_CONNECTIONS, REFUSE_MAX_PER_IP, REFUSE_N };
+
+/* metrics.c: the counters' names and sums, Prometheus's text format. */
+struct metrics;
+struct evbuffer;
+/* Everything one scrape reports, summed; pure input of metrics_render(). */
+struct metrics_view {
+	double start_time; /* Unix time echod started */
+	uint64_t active;   /* connections open */
+	uint64_t accepted; /* since start */
+	uint64_t refused[REFUSE_N];
+	uint64_t reloads[2];	 /* failed, succeeded */
+	int draining;		 /* 1 once SIGTERM began the drain */
+	uint64_t wc[WC_N];	 /* summed over workers */
+	uint64_t lc_total[LC_N]; /* summed over workers and listeners */
+	unsigned nlisteners;	 /* listeners open: the entries below */
+	struct metrics_listener {
+		const char *name; /* its listen line's address */
+		int udp;	  /* datagrams, not connections */
+		uint64_t accepted, refused, lc[LC_N];
+	} listener[ECHOD_MAX_LISTEN];
+	/* The process: -1 where /proc could not say. */
+	double cpu_seconds, process_start_time;
+	int64_t open_fds, max_fds, resident_bytes, virtual_bytes;
+};
+extern const uint64_t metrics_duration_le_ms[METRICS_DURATION_BUCKETS - 1];
+unsigned metrics_duration_bucket(uint64_t ms);
+char *metrics_escape(const char *s, char *buf, size_t len);
+int metrics_render(const struct metrics_view *v, struct evbuffer *out);
+struct metrics *metrics_new(void);
+void metrics_free(struct metrics *m);
+unsigned metrics_slot(struct metrics *m, const char *name);
+const char *metrics_slot_name(const struct metrics *m, unsigned slot);
+void metrics_accepted(struct metrics *m, unsigned slot);
+void metrics_refused(struct metrics *m, unsigned slot, enum refuse_reason why);
+void metrics_reloaded(struct metrics *m, int ok);
+/* Sums every worker's counters into wc[] and lc[][] (zeroed first). */
+void metrics_sum(struct server *srv, uint64_t wc[WC_N], uint64_t (*lc)[LC_N]);
+void metrics_collect(struct server *srv, struct metrics_view *v);
+
+/* admin.c: admin_listen, the HTTP endpoint of /metrics and /healthz. */
+int admin_check(const char *value, char *err, size_t errlen);
+int admin_open(struct server *srv, const struct config *cfg, char *err,
+	       size_t errlen);
+int admin_prepare(struct server *srv, const struct config *ncfg, char *err,
+		  size_t errlen);
+void admin_commit(struct server *srv);
+void admin_abort(struct server *srv);
+void admin_close(struct server *srv);
 
 /* stats.c */
 struct stats {
@@ -455,6 +544,8 @@ struct server {
 	struct listener_set *listen; /* listener.c's */
 	struct worker_pool *pool;    /* worker.c's */
 	struct admission *adm;	     /* admission.c's */
+	struct metrics *metrics;     /* metrics.c's: slots, main counters */
+	struct admin *admin;	     /* admin.c's, or NULL */
 	int signal_fd;		     /* signalfd of the signals we take */
 	struct event *signal_ev;
 	struct event *drain_timer;    /* while stopping: are we done? */
@@ -488,17 +579,11 @@ struct worker {
 	struct accepted *queue;
 	size_t queue_len, queue_cap;
 	TAILQ_HEAD(, conn) conns;
-	unsigned char *rbuf; /* ECHOD_READ_SLICE bytes of read space */
-	_Atomic uint64_t bytes_in;
-	_Atomic uint64_t bytes_out;
-	_Atomic uint64_t tls_handshakes;  /* done */
-	_Atomic uint64_t tls_failures;	  /* failed or timed out */
-	_Atomic uint64_t tls_timeouts;	  /* of those, timed out */
-	struct udp_batch *udp;		  /* udp.c's buffers, made on use */
-	_Atomic uint64_t udp_in, udp_out; /* datagrams */
-	_Atomic uint64_t udp_reflector;	  /* not answered: source port */
-	_Atomic uint64_t udp_limited;	  /* ... udp_rate_limit */
-	_Atomic uint64_t udp_full;	  /* ... no room to send */
+	unsigned char *rbuf;   /* ECHOD_READ_SLICE bytes of read space */
+	struct udp_batch *udp; /* udp.c's buffers, made on use */
+	/* Its counters, this worker their only writer (see above). */
+	_Atomic uint64_t wc[WC_N];
+	_Atomic uint64_t lc[ECHOD_MAX_SLOTS][LC_N];
 };
 
 #endif

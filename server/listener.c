@@ -64,6 +64,7 @@ struct listener {
 	int family;		     /* of the listening socket */
 	char *path;		     /* a Unix socket file we made, or NULL */
 	struct conn_profile profile; /* what its connections get */
+	unsigned slot;		     /* its counters: metrics_slot() */
 };
 
 /* Every listener, and the accept policy's own state: main thread only. */
@@ -127,14 +128,18 @@ listener_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 	case ADMIT_OK:
 		break;
 	case ADMIT_FULL:
+		metrics_refused(srv->metrics, l->slot, REFUSE_MAX_CONNECTIONS);
 		listener_refuse(srv, l, fd, sa, 0);
 		return;
 	case ADMIT_FULL_PER_IP:
+		metrics_refused(srv->metrics, l->slot, REFUSE_MAX_PER_IP);
 		listener_refuse(srv, l, fd, sa, 1);
 		return;
 	}
+	metrics_accepted(srv->metrics, l->slot);
 	mem_trim_note(&srv->trim, n);
 	a.fd = fd;
+	a.slot = l->slot;
 	a.peerlen = salen > 0 && (size_t)salen <= sizeof(a.peer)
 			    ? (socklen_t)salen
 			    : 0;
@@ -307,6 +312,9 @@ listener_add(struct server *srv, int fd, const struct listen_conf *lc,
 		addr_format((struct sockaddr *)&ss, l->name, sizeof(l->name));
 		l->family = ss.ss_family;
 	}
+	/* systemd's sockets have no listen line: their address names them. */
+	l->slot = metrics_slot(srv->metrics,
+			       lc->text[0] != '\0' ? lc->text : l->name);
 	if (lc->kind == LISTEN_UNIX && (l->path = strdup(lc->path)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		close(fd);
@@ -523,6 +531,7 @@ listener_add_udp(struct server *srv, struct udp_endpoint *e,
 	}
 	l->srv = srv;
 	l->udp = e;
+	l->slot = metrics_slot(srv->metrics, lc->text);
 	l->profile = lc->profile;
 	snprintf(l->name, sizeof(l->name), "%s", udp_endpoint_name(e));
 	TAILQ_INSERT_TAIL(&ls->list, l, entry);
@@ -541,16 +550,17 @@ listener_open_udp(struct server *srv, const struct listen_conf *lc, char *err,
 	struct addr addrs[LISTENER_MAX_PER_SPEC];
 	struct udp_endpoint *e;
 	int j, n;
+	unsigned slot = metrics_slot(srv->metrics, lc->text);
 
 	if (lc->addr.wildcard) {
 		listener_wildcard(&lc->addr, AF_INET6, &addrs[0]);
 		e = udp_endpoint_open(srv, (struct sockaddr *)&addrs[0].ss,
-				      addrs[0].len, 0, err, errlen);
+				      addrs[0].len, 0, slot, err, errlen);
 		if (e == NULL && errno == EAFNOSUPPORT) {
 			listener_wildcard(&lc->addr, AF_INET, &addrs[0]);
-			e = udp_endpoint_open(srv,
-					      (struct sockaddr *)&addrs[0].ss,
-					      addrs[0].len, 0, err, errlen);
+			e = udp_endpoint_open(
+				srv, (struct sockaddr *)&addrs[0].ss,
+				addrs[0].len, 0, slot, err, errlen);
 		}
 		return e == NULL ? -1
 				 : listener_add_udp(srv, e, lc, err, errlen);
@@ -561,7 +571,7 @@ listener_open_udp(struct server *srv, const struct listen_conf *lc, char *err,
 		return -1;
 	for (j = 0; j < n; j++) {
 		e = udp_endpoint_open(srv, (struct sockaddr *)&addrs[j].ss,
-				      addrs[j].len, 1, err, errlen);
+				      addrs[j].len, 1, slot, err, errlen);
 		if (e == NULL ||
 		    listener_add_udp(srv, e, lc, err, errlen) == -1)
 			return -1;
@@ -869,6 +879,27 @@ undo:
 			listener_free(ls, l);
 	}
 	return -1;
+}
+
+/* The counter slots of the open listeners, each once, and whether each
+ * is UDP; at most max. */
+unsigned
+listener_slots(struct server *srv, unsigned *slots, int *udp, unsigned max)
+{
+	const struct listener *l;
+	unsigned n = 0, i;
+
+	if (srv->listen == NULL)
+		return 0;
+	TAILQ_FOREACH (l, &srv->listen->list, entry) {
+		for (i = 0; i < n && slots[i] != l->slot; i++)
+			;
+		if (i < n || n == max)
+			continue;
+		slots[n] = l->slot;
+		udp[n++] = l->udp != NULL;
+	}
+	return n;
 }
 
 /* Re-applies inherited socket options and the backlog after a reload. */

@@ -3,7 +3,8 @@
  * listeners and workers, the signals (SIGTERM/SIGINT stop gracefully and a
  * second one at once, SIGHUP reloads, SIGUSR1 logs statistics), the
  * reload itself, and systemd's watchdog and status. Connections are
- * worker.c's and conn.c's; sockets are listener.c's.
+ * worker.c's and conn.c's; sockets are listener.c's; the admin endpoint
+ * is admin.c's, on this loop.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -176,13 +177,16 @@ server_reload(struct server *srv)
 	/* Certificates are read again on every reload; a bad one leaves
 	 * the running one in use. */
 	if (tls_prepare(ncfg, err, sizeof(err)) == -1 ||
+	    admin_prepare(srv, ncfg, err, sizeof(err)) == -1 ||
 	    listener_reconcile(srv, ncfg, err, sizeof(err)) == -1) {
 		tls_abort();
+		admin_abort(srv);
 		config_free(ncfg);
 		free(ncfg);
 		goto fail;
 	}
 	tls_commit();
+	admin_commit(srv);
 	server_keep_restart_keys(srv->cfg, ncfg);
 	config_free(srv->cfg);
 	free(srv->cfg);
@@ -193,9 +197,11 @@ server_reload(struct server *srv)
 	worker_poke_all(srv);
 	log_info("configuration reloaded%s%s", ncfg->file ? " from " : "",
 		 ncfg->file ? ncfg->file : "");
+	metrics_reloaded(srv->metrics, 1);
 	goto done;
 fail:
 	log_warnx("reload failed, keeping the running configuration: %s", err);
+	metrics_reloaded(srv->metrics, 0);
 done:
 	systemd_notify("READY=1");
 	server_status(srv);
@@ -314,7 +320,8 @@ server_init(struct server *srv, const struct options *opts, struct config *cfg,
 	srv->signal_fd = -1;
 	srv->opts = opts;
 	srv->cfg = cfg;
-	if ((srv->adm = admission_new()) == NULL) {
+	if ((srv->adm = admission_new()) == NULL ||
+	    (srv->metrics = metrics_new()) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
@@ -327,7 +334,9 @@ server_init(struct server *srv, const struct options *opts, struct config *cfg,
 	server_publish(srv);
 	if (server_signals_init(srv, err, errlen) == -1)
 		return -1;
-	return listener_open_all(srv, err, errlen);
+	if (listener_open_all(srv, err, errlen) == -1)
+		return -1;
+	return admin_open(srv, cfg, err, errlen);
 }
 
 int
@@ -379,6 +388,7 @@ server_run(struct server *srv)
 void
 server_free(struct server *srv)
 {
+	admin_close(srv);
 	listener_free_all(srv);
 	worker_stop_all(srv);
 	/* The signals stay blocked: one sent now finds echod on its way
@@ -400,5 +410,7 @@ server_free(struct server *srv)
 	srv->base = NULL;
 	admission_free(srv->adm);
 	srv->adm = NULL;
+	metrics_free(srv->metrics);
+	srv->metrics = NULL;
 	tls_shutdown();
 }

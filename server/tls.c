@@ -369,7 +369,7 @@ tls_handshake_done(struct conn *c)
 
 	c->tls_open = 1;
 	bufferevent_set_timeouts(c->bev, NULL, NULL);
-	counter_add(&c->w->tls_handshakes, 1);
+	counter_add(&c->w->wc[WC_TLS_HANDSHAKES], 1);
 	if (log_enabled(LOG_LEVEL_DEBUG)) {
 		const unsigned char *alpn = NULL;
 		unsigned alpnlen = 0;
@@ -394,7 +394,7 @@ tls_handshake_failed(struct conn *c, const char *why)
 	char reason[256];
 	unsigned long e;
 
-	counter_add(&c->w->tls_failures, 1);
+	counter_add(&c->w->wc[WC_TLS_FAILURES], 1);
 	if (why == NULL) {
 		e = bufferevent_get_openssl_error(c->bev);
 		if (e != 0)
@@ -464,8 +464,8 @@ tls_event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 	if (!c->tls_open) {
 		if (what & BEV_EVENT_TIMEOUT) {
-			counter_add(&c->w->tls_timeouts, 1);
-			counter_add(&c->w->tls_failures, 1);
+			counter_add(&c->w->wc[WC_TLS_TIMEOUTS], 1);
+			counter_add(&c->w->wc[WC_TLS_FAILURES], 1);
 			tls_debug(c,
 				  "TLS handshake not done within "
 				  "handshake_timeout",

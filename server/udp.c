@@ -83,7 +83,8 @@ struct udp_endpoint {
 	socklen_t addrlen;
 	int v6only;
 	char name[ADDR_STRLEN];
-	unsigned n; /* sockets; sock[0] is opened at once */
+	unsigned slot; /* its listen line's counters */
+	unsigned n;    /* sockets; sock[0] is opened at once */
 	struct udp_socket *sock;
 };
 
@@ -243,6 +244,7 @@ udp_serve_batch(struct udp_socket *us, struct udp_batch *b)
 	unsigned char key[17];
 	int n, i, m = 0, sent = 0, delivered = 0;
 	unsigned reflect = 0, limited = 0, full = 0;
+	_Atomic uint64_t *lc;
 
 	for (i = 0; i < UDP_BATCH; i++) {
 		struct msghdr *h = &b->in[i].msg_hdr;
@@ -314,13 +316,14 @@ udp_serve_batch(struct udp_socket *us, struct udp_batch *b)
 		full++;
 		sent++;
 	}
-	counter_add(&w->bytes_in, in_bytes);
-	counter_add(&w->bytes_out, out_bytes);
-	counter_add(&w->udp_in, (uint64_t)n);
-	counter_add(&w->udp_out, (uint64_t)delivered);
-	counter_add(&w->udp_reflector, reflect);
-	counter_add(&w->udp_limited, limited);
-	counter_add(&w->udp_full, full);
+	lc = w->lc[us->e->slot];
+	counter_add(&lc[LC_BYTES_IN], in_bytes);
+	counter_add(&lc[LC_BYTES_OUT], out_bytes);
+	counter_add(&lc[LC_DGRAMS_IN], (uint64_t)n);
+	counter_add(&lc[LC_DGRAMS_OUT], (uint64_t)delivered);
+	counter_add(&lc[LC_DGRAMS_REFLECTOR], reflect);
+	counter_add(&lc[LC_DGRAMS_LIMITED], limited);
+	counter_add(&lc[LC_DGRAMS_FULL], full);
 	if (log_enabled(LOG_LEVEL_DEBUG)) {
 		char name[ADDR_STRLEN];
 
@@ -399,7 +402,8 @@ fail:
  */
 struct udp_endpoint *
 udp_endpoint_open(struct server *srv, const struct sockaddr *sa,
-		  socklen_t salen, int v6only, char *err, size_t errlen)
+		  socklen_t salen, int v6only, unsigned slot, char *err,
+		  size_t errlen)
 {
 	struct udp_endpoint *e;
 
@@ -409,6 +413,7 @@ udp_endpoint_open(struct server *srv, const struct sockaddr *sa,
 		return NULL;
 	}
 	e->srv = srv;
+	e->slot = slot;
 	memcpy(&e->addr, sa, salen);
 	e->addrlen = salen;
 	e->v6only = v6only;

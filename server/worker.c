@@ -211,69 +211,10 @@ worker_count(const struct server *srv)
 	return srv->pool != NULL ? srv->pool->n : 0;
 }
 
-/* Bytes every worker has read and echoed, summed. */
-void
-worker_bytes(struct server *srv, uint64_t *in, uint64_t *out)
-{
-	unsigned i;
-
-	*in = *out = 0;
-	for (i = 0; srv->pool != NULL && i < srv->pool->n; i++) {
-		const struct worker *w = &srv->pool->w[i];
-
-		*in += atomic_load_explicit(&w->bytes_in, memory_order_relaxed);
-		*out += atomic_load_explicit(&w->bytes_out,
-					     memory_order_relaxed);
-	}
-}
-
 struct worker *
 worker_get(struct server *srv, unsigned i)
 {
 	return &srv->pool->w[i];
-}
-
-/* Datagrams: in, out, and not answered for a refused port, the rate
- * limit, or no room to send. */
-void
-worker_udp(struct server *srv, uint64_t counts[5])
-{
-	unsigned i;
-
-	memset(counts, 0, 5 * sizeof(counts[0]));
-	for (i = 0; srv->pool != NULL && i < srv->pool->n; i++) {
-		const struct worker *w = &srv->pool->w[i];
-
-		counts[0] +=
-			atomic_load_explicit(&w->udp_in, memory_order_relaxed);
-		counts[1] +=
-			atomic_load_explicit(&w->udp_out, memory_order_relaxed);
-		counts[2] += atomic_load_explicit(&w->udp_reflector,
-						  memory_order_relaxed);
-		counts[3] += atomic_load_explicit(&w->udp_limited,
-						  memory_order_relaxed);
-		counts[4] += atomic_load_explicit(&w->udp_full,
-						  memory_order_relaxed);
-	}
-}
-
-void
-worker_tls(struct server *srv, uint64_t *handshakes, uint64_t *failures,
-	   uint64_t *timeouts)
-{
-	unsigned i;
-
-	*handshakes = *failures = *timeouts = 0;
-	for (i = 0; srv->pool != NULL && i < srv->pool->n; i++) {
-		const struct worker *w = &srv->pool->w[i];
-
-		*handshakes += atomic_load_explicit(&w->tls_handshakes,
-						    memory_order_relaxed);
-		*failures += atomic_load_explicit(&w->tls_failures,
-						  memory_order_relaxed);
-		*timeouts += atomic_load_explicit(&w->tls_timeouts,
-						  memory_order_relaxed);
-	}
 }
 
 void

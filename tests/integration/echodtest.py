@@ -492,6 +492,107 @@ def stats(server):
                     map(int, m.groups())))
 
 
+ADMIN_RE = re.compile(r"admin endpoint on (\S+) \(")
+
+
+def admin_address(server, timeout=10, start=0):
+    """The (host, port) of echod's admin endpoint, from its log."""
+    return split_address(server.wait_log(ADMIN_RE, timeout=timeout,
+                                         start=start).group(1))
+
+
+def http(address, path, method="GET", headers=None, timeout=10):
+    """One HTTP request; returns (status, headers dict, body bytes)."""
+    import http.client
+    conn = http.client.HTTPConnection(address[0], address[1],
+                                      timeout=timeout)
+    try:
+        conn.request(method, path, headers=headers or {})
+        r = conn.getresponse()
+        return r.status, dict(r.getheaders()), r.read()
+    finally:
+        conn.close()
+
+
+_SAMPLE_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$')
+_LABEL_RE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)"'
+                       r'(,|$)')
+
+
+def parse_metrics(text):
+    """Parses Prometheus's text format 0.0.4 strictly: every line a HELP,
+    a TYPE or a sample; each family typed once, before its samples, its
+    samples together; no series twice; histogram buckets cumulative and
+    ending at +Inf with _count equal to it. Returns {(name, ((label,
+    value), ...)): float} with labels sorted."""
+    assert text.endswith("\n"), "the exposition ends with a newline"
+    types, out, done = {}, {}, set()
+    current = None
+    for line in text.split("\n")[:-1]:
+        if line.startswith("# HELP "):
+            name = line.split(" ", 3)[2]
+            assert name not in done, f"{name}: HELP after its samples"
+            continue
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split(" ")
+            assert name not in types, f"{name}: typed twice"
+            assert kind in ("counter", "gauge", "histogram", "summary",
+                            "untyped"), line
+            types[name] = kind
+            if current is not None:
+                done.add(current)
+            current = name
+            continue
+        assert not line.startswith("#") and line, f"bad line: {line!r}"
+        m = _SAMPLE_RE.match(line)
+        assert m, f"bad sample line: {line!r}"
+        name, labels, value = m.group(1), m.group(3), m.group(4)
+        family = name
+        for suffix in ("_bucket", "_sum", "_count"):
+            if name.endswith(suffix) and \
+                    types.get(name[:-len(suffix)]) == "histogram":
+                family = name[:-len(suffix)]
+        assert family == current, f"{name}: not under its own TYPE line"
+        pairs = []
+        if labels:
+            pos = 0
+            while pos < len(labels):
+                lm = _LABEL_RE.match(labels, pos)
+                assert lm, f"bad labels in {line!r}"
+                pairs.append((lm.group(1), lm.group(2)))
+                pos = lm.end()
+        key = (name, tuple(sorted(pairs)))
+        assert key not in out, f"series twice: {line!r}"
+        v = float(value)
+        if types[family] == "counter":
+            assert name.endswith("_total") and v >= 0, line
+        out[key] = v
+    for name, kind in types.items():
+        if kind != "histogram":
+            continue
+        buckets = sorted(((float(dict(k[1])["le"]), v)
+                          for k, v in out.items()
+                          if k[0] == name + "_bucket"))
+        assert buckets and buckets[-1][0] == float("inf"), name
+        counts = [v for _, v in buckets]
+        assert counts == sorted(counts), f"{name}: buckets not cumulative"
+        assert out[(name + "_count", ())] == counts[-1], name
+    return out
+
+
+def scrape(address):
+    """GET /metrics, checked and parsed (parse_metrics)."""
+    status, headers, body = http(address, "/metrics")
+    assert status == 200, (status, body)
+    assert headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    return parse_metrics(body.decode())
+
+
+def metric(samples, name, **labels):
+    """One series' value from scrape(); KeyError if it is not there."""
+    return samples[(name, tuple(sorted(labels.items())))]
+
+
 def ss(*args):
     """What `ss -H ARGS` prints: sockets as the kernel reports them."""
     r = subprocess.run(["ss", "-H"] + list(args), capture_output=True,

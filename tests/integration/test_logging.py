@@ -105,7 +105,8 @@ class ConnectionLog(EchodTestCase):
         recv_exactly(quiet, 3)
         lines = self.closed_lines(server, 2)
         self.assertRegex(lines[0], rf"info: connection closed client="
-                         rf"127\.0\.0\.1:{port} local=127\.0\.0\.1:"
+                         rf"127\.0\.0\.1:{port} listener=127\.0\.0\.1:0 "
+                         rf"local=127\.0\.0\.1:"
                          rf"{server.port} duration_s=\d+\.\d{{3}} "
                          rf"bytes_in=100000 bytes_out=100000 reason=eof$")
         self.assertRegex(lines[1], r"bytes_in=3 bytes_out=3 reason=idle$")
@@ -139,6 +140,7 @@ class ConnectionLog(EchodTestCase):
         self.assertEqual(c["level"], "info")
         self.assertEqual(c["client"], f"127.0.0.1:{port}")
         self.assertEqual(c["local"], f"127.0.0.1:{server.port}")
+        self.assertEqual(c["listener"], "127.0.0.1:0")
         self.assertEqual((c["bytes_in"], c["bytes_out"]), (10, 10))
         self.assertEqual(c["reason"], "eof")
         self.assertIsInstance(c["duration_s"], float)

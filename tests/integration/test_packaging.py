@@ -59,7 +59,7 @@ DEFAULTS = {
     "log_format": "text",
 }
 EXAMPLES = {"pid_file", "user", "tls_certificate", "tls_certificate_key",
-            "tls_client_certificate", "tls_ciphers"}
+            "tls_client_certificate", "tls_ciphers", "admin_listen"}
 KEYS = set(ACTIVE) | set(DEFAULTS) | EXAMPLES
 
 LINE = re.compile(r"^(#?)([a-z_]+) = (\S+(?: \S+)*)$")
