@@ -149,8 +149,12 @@ class MetricsTest(EchodTestCase):
             for i in range(4):
                 u.sendto(b"d" * (i + 1), (host, port))
                 self.assertEqual(u.recvfrom(100)[0], b"d" * (i + 1))
-        m = scrape(admin)
         label = {"listener": "127.0.0.1:0 udp"}
+        # A batch is counted once its replies are sent: poll.
+        wait_for(lambda: metric(scrape(admin),
+                                "echod_udp_datagrams_sent_total",
+                                **label) == 4, 10, "four datagrams counted")
+        m = scrape(admin)
         self.assertEqual(metric(m, "echod_udp_datagrams_received_total",
                                 **label), 4)
         self.assertEqual(metric(m, "echod_udp_datagrams_sent_total",
