@@ -25,6 +25,7 @@ struct conn {
 	unsigned eof : 1;	  /* the peer has closed its sending side */
 	unsigned tls : 1;	  /* bev is tls.c's, and owns both sides */
 	unsigned tls_open : 1;	  /* ... and its handshake is done */
+	unsigned tls_large : 1;	  /* ... and it reads in large chains */
 	unsigned slot : 8;	  /* its listener's counters (lc[slot]) */
 	uint64_t last_active;	  /* conn_clock_ms() when a byte last moved */
 	uint64_t started;	  /* conn_clock_ms() at accept */

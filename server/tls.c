@@ -53,6 +53,12 @@ static const struct {
 	{"TLSv1.2", TLS1_2_VERSION},
 	{"TLSv1.3", TLS1_3_VERSION},
 };
+/* The read watermarks of a TLS connection (tls_read_cb()): small, what
+ * an evbuffer chain of 1 KiB holds less its header; large, a slice, more
+ * than a pass of the loop reads (a record or two), so that a stream never
+ * stops at it: each stop and start is an epoll_ctl(2) pair. */
+#define TLS_READ_SMALL ((size_t)1024 - 128)
+#define TLS_READ_LARGE ECHOD_READ_SLICE
 #define TLS_NVERSIONS (sizeof(tls_versions) / sizeof(tls_versions[0]))
 
 /*
@@ -412,18 +418,62 @@ tls_handshake_failed(struct conn *c, const char *why)
 	conn_free(c, CONN_END_HANDSHAKE);
 }
 
-/* Echo: what was decrypted moves to the output, chain by chain. */
+/*
+ * Bytes OpenSSL has decrypted that the bufferevent left in the SSL: its
+ * read stops at the read watermark, possibly in the middle of a record,
+ * and libevent 2.1 reads the rest only when the socket is readable again,
+ * which it may never be (the peer waits for its echo). They are read here
+ * into the input, to be echoed with the rest. Returns -1 if c was freed.
+ */
+static int
+tls_take_pending(struct conn *c, struct evbuffer *in)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+	struct evbuffer_iovec v;
+	int pending, n;
+
+	while ((pending = SSL_pending(ssl)) > 0) {
+		if (evbuffer_reserve_space(in, (ev_ssize_t)pending, &v, 1) !=
+		    1) {
+			conn_fail(c, "queue echo", ENOMEM);
+			return -1;
+		}
+		n = SSL_read(ssl, v.iov_base, pending);
+		if (n <= 0)
+			break; /* cannot be, with pending bytes: leave them */
+		v.iov_len = (size_t)n;
+		evbuffer_commit_space(in, &v, 1);
+	}
+	return 0;
+}
+
+/*
+ * Echo. The OpenSSL bufferevent reads into a fresh chain as large as the
+ * read watermark allows, and with deferred callbacks every connection
+ * read in one pass of the loop holds its chain until the callbacks run:
+ * many peers each sending a few bytes at once would hold a large chain
+ * each. So a connection reads into small chains until one fills (the
+ * peer streams), then into large ones, and back when reads are small
+ * again.
+ */
 static void
 tls_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
 	struct evbuffer *out = bufferevent_get_output(bev);
-	size_t n = evbuffer_get_length(in);
 	uint64_t max = conn_max_buffer(c);
+	size_t n;
 
-	if (n == 0)
+	if (tls_take_pending(c, in) == -1 || (n = evbuffer_get_length(in)) == 0)
 		return;
+	if (n >= TLS_READ_SMALL && !c->tls_large) {
+		c->tls_large = 1;
+		bufferevent_setwatermark(bev, EV_READ, 0, TLS_READ_LARGE);
+	} else if (n < TLS_READ_SMALL / 4 && c->tls_large) {
+		c->tls_large = 0;
+		bufferevent_setwatermark(bev, EV_READ, 0, TLS_READ_SMALL);
+	}
 	if (evbuffer_add_buffer(out, in) == -1) {
 		conn_fail(c, "queue echo", ENOMEM);
 		return;
@@ -544,8 +594,8 @@ tls_conn_start(struct conn *c)
 	bufferevent_setwatermark(c->bev, EV_WRITE,
 				 (size_t)conn_resume_mark(conn_max_buffer(c)),
 				 0);
-	/* Never more than one slice read ahead of the echo. */
-	bufferevent_setwatermark(c->bev, EV_READ, 0, ECHOD_READ_SLICE);
+	/* Small reads until the peer streams: see tls_read_cb(). */
+	bufferevent_setwatermark(c->bev, EV_READ, 0, TLS_READ_SMALL);
 	bufferevent_set_timeouts(c->bev, &tv, &tv);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	return 0;

@@ -160,6 +160,36 @@ class Clients(TLSTestCase):
         self.assertBytesEqual(tls_pump(s, payload), payload)
         server.stop_cleanly(self)
 
+    def test_pingpong_of_every_size_across_records(self):
+        """Each message is echoed whole before the next is sent, so no
+        later bytes arrive to wake a read: a size that stops a read in the
+        middle of a record (the read watermarks) must still come back."""
+        server = self.start_tls()
+        s = self.tls_connect(server.address)
+        s.settimeout(scaled(10))
+        # Each item is sent as these writes (so as these records), then
+        # waited for: 1000 + 65536 stops a 64 KiB read 1000 bytes short
+        # of its last record.
+        for i, sizes in enumerate([[1], [64], [895], [896], [897], [1000],
+                                   [2000], [4096], [16383], [16384],
+                                   [16385], [20000], [65535], [65536],
+                                   [70000], [1000, 65000], [1000, 65536],
+                                   [100, 3, 5000],
+                                   [3]]):
+            payload = random_payload(sum(sizes), seed=i)
+            n, at = len(payload), 0
+            for k in sizes:
+                s.sendall(payload[at:at + k])
+                at += k
+            got = b""
+            while len(got) < n:
+                chunk = s.recv(n - len(got))
+                self.assertTrue(chunk, f"EOF after {len(got)} of {n}")
+                got += chunk
+            self.assertBytesEqual(got, payload, f"{n}-byte echo")
+        s.close()
+        server.stop_cleanly(self)
+
     def test_openssl_s_client(self):
         server = self.start_tls()
         host, port = server.address
