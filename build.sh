@@ -13,7 +13,8 @@ cd "$(dirname "$0")"
 # Debian packages to build, run and test echod.
 PACKAGES="build-essential cmake pkg-config libevent-dev libssl-dev openssl
   check python3 netcat-openbsd ncat socat util-linux procps systemd iproute2
-  clang libclang-rt-14-dev valgrind mandoc prometheus"
+  clang libclang-rt-14-dev valgrind mandoc prometheus haproxy nginx
+  libnginx-mod-stream"
 
 # Installs the Debian packages of $PACKAGES and of the arguments that are
 # missing.

@@ -1,7 +1,8 @@
 /*
  * client.h: what echo-client's files share beyond the options: the limit
  * on resolved addresses and the prototypes of each mode, grouped by file
- * (seq.c, tls.c, udp.c; the load mode's files and report.c share load.h). The
+ * (seq.c, tls.c, udp.c, proxy.c; the load mode's files and report.c share
+ * load.h). The
  * options are in options.h.
  */
 #ifndef CLIENT_H
@@ -30,5 +31,9 @@ SSL_CTX *client_tls_ctx(const struct client_options *o, char *err,
 SSL *client_tls_ssl(SSL_CTX *ctx, const struct client_options *o);
 const char *client_tls_failure(SSL *ssl, unsigned long e, char *buf,
 			       size_t len);
+
+/* proxy.c */
+int client_proxy_send(const struct client_options *o, int fd, char *err,
+		      size_t errlen);
 
 #endif

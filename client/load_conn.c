@@ -424,7 +424,15 @@ static void
 load_conn_connected(struct load_conn *c)
 {
 	struct load *l = c->t->l;
+	char err[256];
 
+	if (l->o->proxy != 0 &&
+	    client_proxy_send(l->o, c->fd, err, sizeof(err)) == -1) {
+		load_conn_error(c, LOAD_ERR_CONNECT, "%s", err);
+		load_conn_close(c);
+		load_conn_after(c, 1);
+		return;
+	}
 	event_add(c->rev, NULL);
 	if (l->tls == NULL) {
 		load_conn_ready(c);

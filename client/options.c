@@ -34,6 +34,8 @@ enum {
 	OPTIONS_CERT,
 	OPTIONS_KEY,
 	OPTIONS_RETRIES, /* with -u */
+	OPTIONS_PROXY,
+	OPTIONS_PROXY_SOURCE, /* with --proxy */
 };
 
 static const struct option options_long[] = {
@@ -65,6 +67,8 @@ static const struct option options_long[] = {
 	{"sni", required_argument, NULL, OPTIONS_SNI},
 	{"cert", required_argument, NULL, OPTIONS_CERT},
 	{"key", required_argument, NULL, OPTIONS_KEY},
+	{"proxy", required_argument, NULL, OPTIONS_PROXY},
+	{"proxy-source", required_argument, NULL, OPTIONS_PROXY_SOURCE},
 	{NULL, 0, NULL, 0},
 };
 
@@ -193,9 +197,31 @@ options_set_port(struct client_options *o, const char *s, char *err,
 	return 0;
 }
 
+/* --proxy-source: a numeric IPv4 or [IPv6] address and a port. */
+static int
+options_parse_source(const char *arg, struct addr *a, char *why, size_t whylen)
+{
+	struct addr_spec spec;
+	char port[8];
+
+	if (addr_parse(arg, &spec, why, whylen) == -1)
+		return -1;
+	if (spec.wildcard) {
+		snprintf(why, whylen, "'%s': a source is one address", arg);
+		return -1;
+	}
+	snprintf(port, sizeof(port), "%u", spec.port);
+	if (addr_resolve(spec.host, port, 0, a, 1, why, whylen) < 1 ||
+	    (a->ss.ss_family != AF_INET && a->ss.ss_family != AF_INET6)) {
+		snprintf(why, whylen, "'%s': not an IPv4 or IPv6 address", arg);
+		return -1;
+	}
+	return 0;
+}
+
 /* Which options were given, for the checks of combinations. */
 struct options_seen {
-	int count, message, window, rate, expect, retries;
+	int count, message, window, rate, expect, retries, proxy_source;
 	int tls_only;  /* the first option that needs --tls, or 0 */
 	int load_only; /* the first option that needs --load, or 0 */
 };
@@ -307,6 +333,20 @@ options_set(struct client_options *o, int c, const char *arg,
 	case OPTIONS_INSECURE:
 		o->tls_insecure = 1;
 		break;
+	case OPTIONS_PROXY:
+		if (strcmp(arg, "v1") == 0 || strcmp(arg, "1") == 0)
+			o->proxy = 1;
+		else if (strcmp(arg, "v2") == 0 || strcmp(arg, "2") == 0)
+			o->proxy = 2;
+		else
+			return options_bad_value(c, "expected v1 or v2", err,
+						 errlen);
+		break;
+	case OPTIONS_PROXY_SOURCE:
+		rc = options_parse_source(arg, &o->proxy_source, why,
+					  sizeof(why));
+		seen->proxy_source = 1;
+		break;
 	case OPTIONS_CA:
 	case OPTIONS_SNI:
 	case OPTIONS_CERT:
@@ -348,6 +388,15 @@ options_check(struct client_options *o, const struct options_seen *seen,
 		snprintf(err, errlen,
 			 "options -m/--message and -s/--size "
 			 "cannot be combined");
+		return -1;
+	}
+	if (seen->proxy_source && o->proxy == 0) {
+		snprintf(err, errlen, "option --proxy-source needs --proxy");
+		return -1;
+	}
+	if (o->proxy != 0 && o->udp) {
+		snprintf(err, errlen,
+			 "options --proxy and -u/--udp cannot be combined");
 		return -1;
 	}
 	if (seen->retries && !o->udp) {
@@ -622,6 +671,12 @@ client_options_usage(FILE *fp)
 		"TLS\n"
 		"      --key FILE        its private key (default: in "
 		"--cert's file)\n");
+	fprintf(fp,
+		"      --proxy v1|v2     start each connection with a PROXY "
+		"protocol header\n"
+		"      --proxy-source ADDR:PORT\n"
+		"                        the client the header names "
+		"(default: the real one)\n");
 	fprintf(fp, "  -q, --quiet           print nothing on success\n"
 		    "  -h, --help            print this help and exit\n"
 		    "  -V, --version         print the version and exit\n");

@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "addr.h"
+
 #define CLIENT_NAME "echo-client"
 
 /* Exit statuses (sysexits.h's EX_USAGE for a bad command line). */
@@ -93,6 +95,10 @@ struct client_options {
 	const char *tls_sni;  /* --sni: server name; NULL: the host's */
 	const char *tls_cert; /* --cert: client certificate (PEM) */
 	const char *tls_key;  /* --key: its key; NULL: in --cert's file */
+
+	/* --proxy: a PROXY protocol header (1 or 2) first; 0: none. */
+	int proxy;
+	struct addr proxy_source; /* --proxy-source; family 0: the real */
 
 	/* --load: a verifying load generator instead of -n connections.
 	 * Its size is o->size, CLIENT_DEFAULT_LOAD_SIZE if not given. */

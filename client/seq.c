@@ -11,6 +11,7 @@
  * as a write error: what the socket holds is read and verified before
  * the verdict, so the count is exact.
  */
+#include <fcntl.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -55,6 +56,7 @@ struct seq_conn {
 	int attempt_errno[CLIENT_ADDR_MAX]; /* why earlier ones failed */
 	int in_connect;	   /* inside bufferevent_socket_connect */
 	int connect_errno; /* error reported from inside it */
+	int proxy_tcp;	   /* --tls --proxy: TCP first, for the header */
 	int connected;
 
 	uint64_t total;	    /* bytes to send and to get back */
@@ -72,6 +74,8 @@ struct seq_conn {
 };
 
 static void seq_conn_connect(struct seq_conn *c);
+static int seq_conn_send_proxy(struct seq_conn *c);
+static void seq_conn_start_tls(struct seq_conn *c);
 
 static uint64_t
 seq_now_us(void)
@@ -439,9 +443,16 @@ seq_event_cb(struct bufferevent *bev, short what, void *arg)
 		c->connect_errno = e;
 		return;
 	}
-	if (c->tls != NULL && seq_conn_tls_failed(c, what))
+	if (c->tls != NULL && !c->proxy_tcp && seq_conn_tls_failed(c, what))
 		return;
 	if (!c->connected) {
+		if ((what & BEV_EVENT_CONNECTED) && c->proxy_tcp) {
+			seq_conn_start_tls(c);
+			return;
+		}
+		if ((what & BEV_EVENT_CONNECTED) && c->o->proxy != 0 &&
+		    c->tls == NULL && seq_conn_send_proxy(c) == -1)
+			return;
 		if (what & BEV_EVENT_CONNECTED) {
 			c->connected = 1;
 			c->started_us = seq_now_us();
@@ -505,6 +516,56 @@ seq_timeout_cb(evutil_socket_t fd, short what, void *arg)
 			      seq_conn_first_byte(c, fb, sizeof(fb)));
 }
 
+/* --proxy: the header, first on the socket. Returns -1 if c failed. */
+static int
+seq_conn_send_proxy(struct seq_conn *c)
+{
+	char err[256];
+
+	if (client_proxy_send(c->o, bufferevent_getfd(c->bev), err,
+			      sizeof(err)) == 0)
+		return 0;
+	seq_conn_fail(c, "%s", err);
+	return -1;
+}
+
+/* --tls --proxy: TCP is up and the header goes first; then the socket
+ * passes to an OpenSSL bufferevent, whose handshake follows. */
+static void
+seq_conn_start_tls(struct seq_conn *c)
+{
+	evutil_socket_t fd;
+	SSL *ssl;
+
+	c->proxy_tcp = 0;
+	if (seq_conn_send_proxy(c) == -1)
+		return;
+	/* The same socket under a new descriptor, as the TCP bufferevent
+	 * closes its own. */
+	fd = fcntl(bufferevent_getfd(c->bev), F_DUPFD_CLOEXEC, 0);
+	bufferevent_free(c->bev);
+	c->bev = NULL;
+	if (fd == -1) {
+		seq_conn_fail(c, "cannot start TLS: %s", strerror(errno));
+		return;
+	}
+	ssl = client_tls_ssl(c->tls, c->o);
+	if (ssl != NULL)
+		c->bev = bufferevent_openssl_socket_new(
+			c->base, fd, ssl, BUFFEREVENT_SSL_CONNECTING,
+			BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (c->bev == NULL) {
+		if (ssl != NULL)
+			SSL_free(ssl);
+		evutil_closesocket(fd);
+		seq_conn_fail(c, "cannot start TLS");
+		return;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+	bufferevent_setcb(c->bev, seq_read_cb, seq_write_cb, seq_event_cb, c);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
 /* Tries c->addr and, if it fails at once, the addresses after it. */
 static void
 seq_conn_connect(struct seq_conn *c)
@@ -514,7 +575,10 @@ seq_conn_connect(struct seq_conn *c)
 
 	for (; c->addr < c->naddrs; c->addr++) {
 		a = &c->addrs[c->addr];
-		if (c->tls != NULL) {
+		/* --tls --proxy: the header before the handshake, so TCP
+		 * first, as without --tls. */
+		c->proxy_tcp = c->tls != NULL && c->o->proxy != 0;
+		if (c->tls != NULL && !c->proxy_tcp) {
 			SSL *ssl = client_tls_ssl(c->tls, c->o);
 
 			/* Deferred callbacks: an OpenSSL bufferevent

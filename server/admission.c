@@ -8,6 +8,9 @@
  * client address from accept, whether or not a per-IP limit is on, so a
  * reload may switch the limit on at any time and find the counts right.
  * What a refused socket is told, and the warnings, are listener.c's.
+ * On a proxy_protocol listener the client is known only once its PROXY
+ * header is read: the socket is admitted with no address, and counted
+ * under the real one then (admission_count_peer(), from preamble.c).
  */
 #include <stdlib.h>
 #include <unistd.h>
@@ -54,7 +57,8 @@ admission_admit(struct admission *adm, const struct sockaddr *peer,
 		atomic_fetch_add(&adm->refused, 1);
 		return ADMIT_FULL;
 	}
-	if (iptable_acquire(peer, atomic_load(&adm->max_per_ip)) == -1) {
+	if (peer != NULL &&
+	    iptable_acquire(peer, atomic_load(&adm->max_per_ip)) == -1) {
 		atomic_fetch_add(&adm->refused, 1);
 		return ADMIT_FULL_PER_IP;
 	}
@@ -71,8 +75,25 @@ void
 admission_release(struct admission *adm, int fd, const struct sockaddr *peer)
 {
 	close(fd);
-	iptable_release(peer);
+	if (peer != NULL)
+		iptable_release(peer);
 	atomic_fetch_sub(&adm->current, 1);
+}
+
+/*
+ * Counts an admitted socket under its real client, once a PROXY header
+ * has named it (it was admitted with peer NULL): 0, or -1 if that client
+ * is at max_connections_per_ip, a refusal, and the socket is the caller's
+ * to release with peer NULL.
+ */
+int
+admission_count_peer(struct admission *adm, const struct sockaddr *peer)
+{
+	if (iptable_acquire(peer, atomic_load(&adm->max_per_ip)) == -1) {
+		atomic_fetch_add(&adm->refused, 1);
+		return -1;
+	}
+	return 0;
 }
 
 uint64_t

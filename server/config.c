@@ -79,6 +79,10 @@ const struct config_key config_keys[] = {
 	    handshake_timeout_ms, 1, ECHOD_MAX_DURATION_MS, "TIME",
 	    "close a tls connection not through its handshake by then "
 	    "(default 10s)"),
+	KEY("proxy_protocol_timeout", 0, CONFIG_DURATION, CONFIG_RELOAD,
+	    proxy_protocol_timeout_ms, 1, ECHOD_MAX_DURATION_MS, "TIME",
+	    "close a proxy_protocol connection with no whole PROXY header by "
+	    "then (default 5s)"),
 	KEY("udp_rate_limit", 0, CONFIG_UINT, CONFIG_RELOAD, udp_rate_limit, 0,
 	    1000000000, "N",
 	    "datagrams per second answered per source address, 0 for no "
@@ -128,6 +132,7 @@ config_init(struct config *cfg)
 	cfg->tls_verify_client = TLS_VERIFY_NO;
 	cfg->udp_rate_limit = ECHOD_DEFAULT_UDP_RATE_LIMIT;
 	cfg->handshake_timeout_ms = ECHOD_DEFAULT_HANDSHAKE_TIMEOUT_MS;
+	cfg->proxy_protocol_timeout_ms = ECHOD_DEFAULT_PROXY_TIMEOUT_MS;
 	cfg->shutdown_timeout_ms = ECHOD_DEFAULT_SHUTDOWN_TIMEOUT_MS;
 	cfg->log_level = LOG_LEVEL_INFO;
 }
@@ -221,6 +226,16 @@ config_parse_listen(const char *value, struct listen_conf *lc, char *text,
 			lc->kind = LISTEN_UDP;
 			continue;
 		}
+		if (strcmp(word, "proxy_protocol") == 0) {
+			if (lc->profile.preamble == CONN_PREAMBLE_PROXY) {
+				snprintf(err, errlen,
+					 "has a bad parameter "
+					 "'proxy_protocol': it is given twice");
+				return -1;
+			}
+			lc->profile.preamble = CONN_PREAMBLE_PROXY;
+			continue;
+		}
 		if (strcmp(word, "tls") == 0) {
 			if (lc->profile.transport == CONN_TRANSPORT_TLS) {
 				snprintf(err, errlen,
@@ -253,12 +268,15 @@ config_parse_listen(const char *value, struct listen_conf *lc, char *text,
 		lc->profile.behaviour = CONN_BEHAVIOUR_FAULT;
 	if (lc->kind == LISTEN_UDP &&
 	    (lc->profile.transport == CONN_TRANSPORT_TLS ||
-	     lc->profile.behaviour == CONN_BEHAVIOUR_FAULT)) {
+	     lc->profile.behaviour == CONN_BEHAVIOUR_FAULT ||
+	     lc->profile.preamble == CONN_PREAMBLE_PROXY)) {
 		snprintf(err, errlen,
 			 "has parameters that do not fit: 'udp' echoes "
 			 "datagrams, with no %s",
 			 lc->profile.transport == CONN_TRANSPORT_TLS
 				 ? "TLS (DTLS is not served)"
+			 : lc->profile.preamble == CONN_PREAMBLE_PROXY
+				 ? "PROXY header (it starts a stream)"
 				 : "faults (they act on streams)");
 		return -1;
 	}

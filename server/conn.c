@@ -324,7 +324,17 @@ conn_first_phase(struct conn *c, const struct conn_profile *p)
 	switch (p->preamble) {
 	case CONN_PREAMBLE_NONE:
 		break;
+	case CONN_PREAMBLE_PROXY:
+		/* Reads the header, then calls conn_start(). */
+		return preamble_start(c, p);
 	}
+	return conn_start(c, p);
+}
+
+/* The transport and the behaviour: after the preamble, if any. */
+int
+conn_start(struct conn *c, const struct conn_profile *p)
+{
 	switch (p->transport) {
 	case CONN_TRANSPORT_PLAIN:
 		c->bev = bufferevent_socket_new(c->w->base, c->fd, 0);
@@ -371,6 +381,7 @@ conn_new(struct worker *w, const struct accepted *a)
 	c->w = w;
 	c->fd = a->fd;
 	c->slot = a->slot & 0xff;
+	c->peer_counted = a->peer_counted != 0;
 	/* A Unix peer keeps only its family: its path (usually none)
 	 * would not fit, and says nothing about who it is. */
 	if (a->peer.ss_family == AF_UNIX)
@@ -386,8 +397,7 @@ conn_new(struct worker *w, const struct accepted *a)
 	return c;
 fail:
 	conn_count_end(w, a->slot, CONN_END_ERROR, 0);
-	admission_release(w->srv->adm, a->fd,
-			  (const struct sockaddr *)&a->peer);
+	admission_release(w->srv->adm, a->fd, accepted_counted_peer(a));
 	return NULL;
 }
 
@@ -413,8 +423,17 @@ conn_sweep(struct conn *c, uint64_t now_ms, uint64_t idle_ms, int draining)
 {
 	uint64_t silent = now_ms - c->last_active;
 	int unread = 0;
+	size_t queued;
 
-	size_t queued = evbuffer_get_length(bufferevent_get_output(c->bev));
+	if (c->pre != NULL) {
+		/* Still reading its PROXY header (it has a timeout of its
+		 * own): no echo is owed, so a drain closes it at once. */
+		if (!draining)
+			return 0;
+		conn_free(c, CONN_END_SHUTDOWN);
+		return 1;
+	}
+	queued = evbuffer_get_length(bufferevent_get_output(c->bev));
 
 	if (c->fault != NULL)
 		queued += fault_pending(c->fault);
@@ -453,6 +472,7 @@ conn_end_name(enum conn_end why)
 		[CONN_END_EOF] = "eof",	    [CONN_END_IDLE] = "idle",
 		[CONN_END_ERROR] = "error", [CONN_END_SHUTDOWN] = "shutdown",
 		[CONN_END_FAULT] = "fault", [CONN_END_HANDSHAKE] = "handshake",
+		[CONN_END_PROXY] = "proxy", [CONN_END_REFUSED] = "refused",
 	};
 
 	return (unsigned)why < CONN_NEND ? names[why] : "?";
@@ -523,12 +543,15 @@ conn_free(struct conn *c, enum conn_end why)
 	 * does so on its way out of the callback we are in (harmless on a
 	 * closed descriptor).
 	 */
+	if (c->pre != NULL)
+		preamble_free(c);
 	if (c->fault != NULL)
 		fault_free(c->fault);
 	if (c->tls)
 		tls_conn_free(c);
 	else if (c->bev != NULL)
 		bufferevent_free(c->bev);
-	admission_release(c->w->srv->adm, c->fd, &c->peer.sa);
+	admission_release(c->w->srv->adm, c->fd,
+			  c->peer_counted ? &c->peer.sa : NULL);
 	free(c);
 }

@@ -14,6 +14,7 @@
 #include "echod.h"
 
 struct fault;
+struct preamble;
 
 struct conn {
 	TAILQ_ENTRY(conn) entry;
@@ -21,19 +22,21 @@ struct conn {
 	struct bufferevent *bev;
 	struct event rev; /* the read side: ours, not the bufferevent's */
 	int fd;
-	unsigned reading : 1;	  /* rev is added */
-	unsigned eof : 1;	  /* the peer has closed its sending side */
-	unsigned tls : 1;	  /* bev is tls.c's, and owns both sides */
-	unsigned tls_open : 1;	  /* ... and its handshake is done */
-	unsigned tls_large : 1;	  /* ... and it reads in large chains */
-	unsigned slot : 8;	  /* its listener's counters (lc[slot]) */
-	uint64_t last_active;	  /* conn_clock_ms() when a byte last moved */
-	uint64_t started;	  /* conn_clock_ms() at accept */
-	uint64_t bytes_in;	  /* read from the peer */
-	uint64_t bytes_out;	  /* written to it */
-	uint64_t queued_total;	  /* bytes ever appended to the output */
-	uint64_t written_counted; /* of those, counted in bytes_out */
-	struct fault *fault;	  /* CONN_BEHAVIOUR_FAULT's state, or NULL */
+	unsigned reading : 1;	   /* rev is added */
+	unsigned eof : 1;	   /* the peer has closed its sending side */
+	unsigned tls : 1;	   /* bev is tls.c's, and owns both sides */
+	unsigned tls_open : 1;	   /* ... and its handshake is done */
+	unsigned tls_large : 1;	   /* ... and it reads in large chains */
+	unsigned slot : 8;	   /* its listener's counters (lc[slot]) */
+	unsigned peer_counted : 1; /* peer holds a per-IP slot */
+	uint64_t last_active;	   /* conn_clock_ms() when a byte last moved */
+	uint64_t started;	   /* conn_clock_ms() at accept */
+	uint64_t bytes_in;	   /* read from the peer */
+	uint64_t bytes_out;	   /* written to it */
+	uint64_t queued_total;	   /* bytes ever appended to the output */
+	uint64_t written_counted;  /* of those, counted in bytes_out */
+	struct fault *fault;	   /* CONN_BEHAVIOUR_FAULT's state, or NULL */
+	struct preamble *pre;	   /* a PROXY header being read, or NULL */
 	union {
 		struct sockaddr sa;
 		struct sockaddr_in sin;
@@ -88,6 +91,12 @@ void conn_hold_back(struct conn *c, uint64_t max);
 void conn_event_cb(struct bufferevent *bev, short what, void *arg);
 int conn_unsent(const struct conn *c);
 const char *conn_peer_name(const struct conn *c, char *buf, size_t len);
+
+int conn_start(struct conn *c, const struct conn_profile *p);
+
+/* preamble.c: the PROXY header before a connection's bytes. */
+int preamble_start(struct conn *c, const struct conn_profile *p);
+void preamble_free(struct conn *c);
 
 /* tls.c: the TLS transport. */
 int tls_conn_start(struct conn *c);

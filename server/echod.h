@@ -35,6 +35,7 @@
 #define ECHOD_DEFAULT_TLS_PROTOCOLS "TLSv1.2 TLSv1.3"
 #define ECHOD_DEFAULT_UDP_RATE_LIMIT 1000
 #define ECHOD_DEFAULT_HANDSHAKE_TIMEOUT_MS 10000
+#define ECHOD_DEFAULT_PROXY_TIMEOUT_MS 5000
 #define ECHOD_DEFAULT_MAX_BUFFER ((uint64_t)1024 * 1024)
 #define ECHOD_MIN_MAX_BUFFER 4096
 #define ECHOD_MAX_MAX_BUFFER ((uint64_t)1024 * 1024 * 1024)
@@ -131,7 +132,8 @@ enum conn_transport {
 	CONN_TRANSPORT_TLS    /* an OpenSSL bufferevent: tls.c */
 };
 enum conn_preamble {
-	CONN_PREAMBLE_NONE /* echo from the first byte */
+	CONN_PREAMBLE_NONE, /* echo from the first byte */
+	CONN_PREAMBLE_PROXY /* a PROXY header first: preamble.c */
 };
 enum conn_behaviour {
 	CONN_BEHAVIOUR_ECHO, /* every byte back, unchanged, at once */
@@ -199,6 +201,7 @@ struct config {
 	char *tls_protocols;	      /* NULL: ECHOD_DEFAULT_TLS_PROTOCOLS */
 	char *tls_ciphers;	      /* NULL: OpenSSL's default */
 	uint64_t handshake_timeout_ms;
+	uint64_t proxy_protocol_timeout_ms;
 	uint64_t shutdown_timeout_ms;
 	int log_level;
 	int syslog;
@@ -292,6 +295,7 @@ enum admission_verdict admission_admit(struct admission *adm,
 				       uint64_t *current);
 void admission_release(struct admission *adm, int fd,
 		       const struct sockaddr *peer);
+int admission_count_peer(struct admission *adm, const struct sockaddr *peer);
 uint64_t admission_current(const struct admission *adm);
 void admission_counts(const struct admission *adm, uint64_t *current,
 		      uint64_t *total, uint64_t *refused);
@@ -299,11 +303,21 @@ void admission_counts(const struct admission *adm, uint64_t *current,
 /* An admitted socket on its way from the listener to a worker. */
 struct accepted {
 	int fd;
-	unsigned slot; /* its listener's counters: metrics.c */
+	unsigned slot;	  /* its listener's counters: metrics.c */
+	int peer_counted; /* peer holds a per-IP slot (not so before a
+			     PROXY header names the real client) */
 	socklen_t peerlen;
 	struct sockaddr_storage peer;
 	struct conn_profile profile;
 };
+
+/* The address an admitted socket is counted under, for
+ * admission_release(): NULL if none yet. */
+static inline const struct sockaddr *
+accepted_counted_peer(const struct accepted *a)
+{
+	return a->peer_counted ? (const struct sockaddr *)&a->peer : NULL;
+}
 
 /* listener.c */
 struct server;
@@ -343,6 +357,8 @@ enum conn_end {
 	CONN_END_SHUTDOWN,  /* the drain, or the end of shutdown_timeout */
 	CONN_END_FAULT,	    /* close_after, reset_after */
 	CONN_END_HANDSHAKE, /* a TLS handshake failed or timed out */
+	CONN_END_PROXY,	    /* no good PROXY header, or none in time */
+	CONN_END_REFUSED,   /* its real client is at max_connections_per_ip */
 	CONN_NEND
 };
 const char *conn_end_name(enum conn_end why);
@@ -430,14 +446,16 @@ enum worker_counter {
 	WC_TLS_HANDSHAKES,		   /* done */
 	WC_TLS_FAILURES,		   /* failed or timed out */
 	WC_TLS_TIMEOUTS,		   /* of those, timed out */
-	WC_DURATION_MS, /* closed connections' lives, summed */
-	WC_DURATION,	/* + bucket: closed, by duration */
+	WC_REFUSED_PER_IP, /* after a PROXY header: max_connections_per_ip */
+	WC_DURATION_MS,	   /* closed connections' lives, summed */
+	WC_DURATION,	   /* + bucket: closed, by duration */
 	WC_N = WC_DURATION + METRICS_DURATION_BUCKETS
 };
 enum listener_counter {
 	LC_BYTES_IN,
 	LC_BYTES_OUT,
 	LC_CLOSED,	     /* connections */
+	LC_REFUSED,	     /* ... refused after a PROXY header */
 	LC_DGRAMS_IN,	     /* UDP datagrams received */
 	LC_DGRAMS_OUT,	     /* ... echoed */
 	LC_DGRAMS_REFLECTOR, /* ... not answered: source port refused */
@@ -560,6 +578,7 @@ struct server {
 	_Atomic uint64_t max_buffer;
 	_Atomic uint64_t idle_timeout_ms;
 	_Atomic uint64_t handshake_timeout_ms;
+	_Atomic uint64_t proxy_protocol_timeout_ms;
 	_Atomic uint64_t udp_rate_limit;
 	_Atomic int log_connections;
 	_Atomic int draining;

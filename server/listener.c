@@ -124,7 +124,11 @@ listener_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 	uint64_t n;
 
 	(void)lev;
-	switch (admission_admit(srv->adm, sa, &n)) {
+	/* Behind a balancer the socket's peer is the balancer: the real
+	 * client is counted once its PROXY header says who it is. */
+	switch (admission_admit(
+		srv->adm,
+		l->profile.preamble == CONN_PREAMBLE_PROXY ? NULL : sa, &n)) {
 	case ADMIT_OK:
 		break;
 	case ADMIT_FULL:
@@ -140,6 +144,7 @@ listener_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 	mem_trim_note(&srv->trim, n);
 	a.fd = fd;
 	a.slot = l->slot;
+	a.peer_counted = l->profile.preamble != CONN_PREAMBLE_PROXY;
 	a.peerlen = salen > 0 && (size_t)salen <= sizeof(a.peer)
 			    ? (socklen_t)salen
 			    : 0;

@@ -270,6 +270,7 @@ metrics_collect(struct server *srv, struct metrics_view *v)
 		for (j = 0; j < REFUSE_N; j++)
 			v->refused[j] += m->slot[i].refused[j];
 	}
+	v->refused[REFUSE_MAX_PER_IP] += v->wc[WC_REFUSED_PER_IP];
 	v->nlisteners = listener_slots(srv, slots, udp, ECHOD_MAX_LISTEN);
 	for (i = 0; i < v->nlisteners; i++) {
 		struct metrics_listener *l = &v->listener[i];
@@ -281,6 +282,7 @@ metrics_collect(struct server *srv, struct metrics_view *v)
 		for (j = 0; j < REFUSE_N; j++)
 			l->refused += s->refused[j];
 		memcpy(l->lc, lc[slots[i]], sizeof(l->lc));
+		l->refused += l->lc[LC_REFUSED];
 	}
 	/* Totals over every slot, open listeners or not. */
 	for (i = 0; i < ECHOD_MAX_SLOTS; i++)

@@ -68,6 +68,8 @@ server_publish(struct server *srv)
 	atomic_store(&srv->max_buffer, cfg->max_buffer);
 	atomic_store(&srv->idle_timeout_ms, cfg->idle_timeout_ms);
 	atomic_store(&srv->handshake_timeout_ms, cfg->handshake_timeout_ms);
+	atomic_store(&srv->proxy_protocol_timeout_ms,
+		     cfg->proxy_protocol_timeout_ms);
 	atomic_store(&srv->udp_rate_limit, cfg->udp_rate_limit);
 }
 

@@ -240,7 +240,7 @@ worker_assign(struct server *srv, const struct accepted *a)
 				  "connection",
 				  w->id);
 			admission_release(srv->adm, a->fd,
-					  (const struct sockaddr *)&a->peer);
+					  accepted_counted_peer(a));
 			return;
 		}
 		w->queue = q;
@@ -277,9 +277,8 @@ worker_stop_all(struct server *srv)
 		size_t j;
 
 		for (j = 0; j < w->queue_len; j++)
-			admission_release(
-				srv->adm, w->queue[j].fd,
-				(const struct sockaddr *)&w->queue[j].peer);
+			admission_release(srv->adm, w->queue[j].fd,
+					  accepted_counted_peer(&w->queue[j]));
 		free(w->queue);
 		while ((c = TAILQ_FIRST(&w->conns)) != NULL)
 			conn_free(c, CONN_END_SHUTDOWN);

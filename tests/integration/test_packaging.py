@@ -54,6 +54,7 @@ DEFAULTS = {
     "tls_verify_client": "no",
     "tls_protocols": "TLSv1.2 TLSv1.3",
     "handshake_timeout": "10s",
+    "proxy_protocol_timeout": "5s",
     "udp_rate_limit": "1000",
     "log_connections": "no",
     "log_format": "text",

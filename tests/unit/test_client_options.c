@@ -269,6 +269,37 @@ START_TEST(test_options_help_wins_over_what_follows_it)
 }
 END_TEST
 
+START_TEST(test_options_proxy_versions_and_source)
+{
+	struct client_options o;
+
+	ck_assert_int_eq(parse(&o, NULL), 0);
+	ck_assert_int_eq(o.proxy, 0);
+	ck_assert_int_eq(parse(&o, "--proxy", "v1", NULL), 0);
+	ck_assert_int_eq(o.proxy, 1);
+	ck_assert_int_eq(o.proxy_source.ss.ss_family, 0);
+	ck_assert_int_eq(parse(&o, "--proxy", "v2", "--proxy-source",
+			       "[2001:db8::1]:80", NULL),
+			 0);
+	ck_assert_int_eq(o.proxy, 2);
+	ck_assert_int_eq(o.proxy_source.ss.ss_family, AF_INET6);
+	ck_assert_int_eq(parse(&o, "--proxy", "2", "--proxy-source",
+			       "192.0.2.1:5", "--load", NULL),
+			 0);
+	ck_assert_int_eq(o.proxy_source.ss.ss_family, AF_INET);
+	ck_assert_int_eq(parse(&o, "--proxy", "v3", NULL), -1);
+	ck_assert_ptr_nonnull(strstr(err, "expected v1 or v2"));
+	ck_assert_int_eq(parse(&o, "--proxy-source", "192.0.2.1:5", NULL), -1);
+	ck_assert_str_eq(err, "option --proxy-source needs --proxy");
+	ck_assert_int_eq(parse(&o, "--proxy", "v1", "-u", NULL), -1);
+	ck_assert_int_eq(
+		parse(&o, "--proxy", "v1", "--proxy-source", "*:5", NULL), -1);
+	ck_assert_int_eq(
+		parse(&o, "--proxy", "v1", "--proxy-source", "192.0.2.1", NULL),
+		-1);
+}
+END_TEST
+
 START_TEST(test_options_rejects_unknown_options)
 {
 	ck_usage_error("unknown option '-x'", "-x");
@@ -768,6 +799,7 @@ client_options_suite(void)
 	tcase_add_test(tc, test_options_size_rejects_zero_above_1g_and_junk);
 	tcase_add_test(tc, test_options_timeout_rejects_zero_and_junk);
 	tcase_add_test(tc, test_options_rejects_unknown_options);
+	tcase_add_test(tc, test_options_proxy_versions_and_source);
 	tcase_add_test(tc, test_options_rejects_missing_values);
 	tcase_add_test(tc, test_options_rejects_value_for_a_flag);
 	tcase_add_test(tc, test_options_rejects_bad_ports);

@@ -1,0 +1,238 @@
+#!/usr/bin/env python3
+"""echod behind real load balancers, Debian's packages started by the test
+on loopback: HAProxy in front of two echod instances with send-proxy-v2
+and the echo itself as the health check (tcp-check send/expect, whose
+connections carry a PROXY v2 LOCAL header), and nginx's stream module with
+proxy_protocol on (v1). echod must see the real clients (127.0.0.2 and
+127.0.0.3, not the balancer): in its log, and in max_connections_per_ip,
+enforced per real client. echo-client --load runs through both without
+an error."""
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+import echodtest
+from echodtest import (Echod, EchodTestCase, bound_port, recv_exactly,
+                       recv_until_eof, run_client, scaled, wait_for)
+
+HEALTH = b"echod health\n"
+
+
+def free_port():
+    s, port = bound_port()
+    s.close()
+    return port
+
+
+def connect_from(source, address, timeout=10):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(scaled(timeout))
+    s.bind((source, 0))
+    s.connect(address)
+    return s
+
+
+class Balancer:
+    """A balancer process started from a config file in a temp dir."""
+
+    def __init__(self, test, name, argv, config, port):
+        self.test = test
+        self.name = name
+        self.port = port
+        self.dir = tempfile.TemporaryDirectory(prefix=f"echod-{name}-")
+        test.addCleanup(self.dir.cleanup)
+        self.conf = os.path.join(self.dir.name, f"{name}.conf")
+        with open(self.conf, "w") as f:
+            f.write(config.replace("@DIR@", self.dir.name))
+        self.log = open(os.path.join(self.dir.name, "log"), "w+")
+        test.addCleanup(self.log.close)
+        self.proc = subprocess.Popen(
+            [a.replace("@CONF@", self.conf).replace("@DIR@", self.dir.name)
+             for a in argv],
+            stdin=subprocess.DEVNULL, stdout=self.log,
+            stderr=subprocess.STDOUT)
+        test.addCleanup(self.stop)
+
+    def output(self):
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def wait_serving(self):
+        """Until an echo goes through it."""
+        def through():
+            if self.proc.poll() is not None:
+                self.test.fail(f"{self.name} exited with status "
+                               f"{self.proc.returncode}:\n{self.output()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port),
+                                              timeout=2) as s:
+                    s.sendall(b"up?")
+                    return recv_exactly(s, 3, timeout=2) == b"up?"
+            except OSError:
+                return False
+        wait_for(through, scaled(60), f"{self.name} to serve", interval=0.2)
+
+
+class BalancerTestCase(EchodTestCase):
+    def echods(self, n, *args):
+        servers = []
+        for _ in range(n):
+            s = Echod("-v", "--log-connections", "yes", *args,
+                      listen=("127.0.0.1:0 proxy_protocol",))
+            self.addCleanup(s.kill)
+            s.start()
+            servers.append(s)
+        return servers
+
+    def tool(self, name):
+        path = shutil.which(name)
+        self.assertIsNotNone(path, f"{name} missing (build.sh installs it)")
+        return path
+
+    def real_clients(self, servers, front, per_ip):
+        """From 127.0.0.2 and 127.0.0.3 through the balancer: echod names
+        each, and holds each to per_ip connections of its own."""
+        held = []
+        for source in ("127.0.0.2", "127.0.0.3"):
+            for i in range(per_ip):
+                s = connect_from(source, front)
+                held.append(s)
+                s.sendall(b"%s %d" % (source.encode(), i))
+                self.assertEqual(recv_exactly(s, len(source) + 2),
+                                 b"%s %d" % (source.encode(), i))
+        for source in ("127.0.0.2", "127.0.0.3"):
+            wait_for(lambda: any(f"header: client {source}:" in ln
+                                 for srv in servers
+                                 for ln in srv.stderr_lines()),
+                     10, f"echod to name {source}")
+        # One more from 127.0.0.2: over its own limit, whoever else is on.
+        extra = connect_from("127.0.0.2", front)
+        extra.sendall(b"over")
+        self.assertEqual(recv_until_eof(extra, timeout=scaled(10)), b"")
+        extra.close()
+        wait_for(lambda: any("max_connections_per_ip reached for "
+                             "127.0.0.2:" in ln
+                             for srv in servers
+                             for ln in srv.stderr_lines()),
+                 10, "the refusal of 127.0.0.2's extra connection")
+        self.assertFalse(any("reached for 127.0.0.1:" in ln
+                             for srv in servers
+                             for ln in srv.stderr_lines()))
+        for s in held:
+            s.close()
+
+    def load_through(self, front):
+        host, port = front
+        # pingpong's connections all come from 127.0.0.1, as the health
+        # checks (LOCAL: the balancer's own address) do: one, within the
+        # per-IP limit of 2; connrate's each from a 127.0.0.x of its own.
+        for mode, n in (("pingpong", "1"), ("connrate", "8")):
+            r = run_client(["--load", "--mode", mode, "-c", n, "-d", "1",
+                            "--json", host, str(port)], timeout=120)
+            self.assertEqual(r.returncode, 0, (mode, r.stderr))
+            self.assertIn(b'"errors":0', r.stdout)
+
+
+class HAProxyTest(BalancerTestCase):
+    def test_haproxy_send_proxy_v2_with_echo_health_checks(self):
+        haproxy = self.tool("haproxy")
+        servers = self.echods(2, "--max-connections-per-ip", "2")
+        port = free_port()
+        backends = "\n".join(
+            f"    server e{i} {s.address[0]}:{s.address[1]} send-proxy-v2 "
+            f"check inter 300ms rise 1 fall 2"
+            for i, s in enumerate(servers))
+        hex_health = HEALTH.hex()
+        config = f"""global
+    maxconn 2000
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+frontend echo
+    bind 127.0.0.1:{port}
+    default_backend echods
+backend echods
+    balance source
+    option tcp-check
+    tcp-check connect default
+    tcp-check send-binary {hex_health}
+    tcp-check expect binary {hex_health}
+{backends}
+"""
+        lb = Balancer(self, "haproxy", [haproxy, "-db", "-f", "@CONF@"],
+                      config, port)
+        lb.wait_serving()
+        front = ("127.0.0.1", port)
+        # The health checks: the echo itself, under a LOCAL header.
+        for s in servers:
+            s.wait_log(r"PROXY v2 header: client the connection's own",
+                       timeout=scaled(20))
+            s.wait_log(r"bytes_in=13 bytes_out=13 ",
+                       timeout=scaled(20))
+        self.real_clients(servers, front, per_ip=2)
+        self.load_through(front)
+        self.assertNotIn("DOWN", lb.output())
+        for s in servers:
+            s.stop_cleanly(self)
+
+
+class NginxTest(BalancerTestCase):
+    def test_nginx_stream_proxy_protocol_v1(self):
+        nginx = self.tool("nginx")
+        module = "/usr/lib/nginx/modules/ngx_stream_module.so"
+        self.assertTrue(os.path.exists(module),
+                        "nginx's stream module missing (build.sh installs "
+                        "libnginx-mod-stream)")
+        servers = self.echods(2, "--max-connections-per-ip", "2")
+        port = free_port()
+        upstreams = "\n".join(f"        server {s.address[0]}:"
+                              f"{s.address[1]};" for s in servers)
+        config = f"""load_module {module};
+daemon off;
+master_process off;
+pid @DIR@/nginx.pid;
+error_log stderr notice;
+events {{ worker_connections 1024; }}
+stream {{
+    upstream echods {{
+        hash $remote_addr;
+{upstreams}
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        proxy_pass echods;
+        proxy_protocol on;
+    }}
+}}
+"""
+        lb = Balancer(self, "nginx",
+                      [nginx, "-p", "@DIR@", "-c", "@CONF@", "-e", "stderr"],
+                      config, port)
+        lb.wait_serving()
+        front = ("127.0.0.1", port)
+        self.real_clients(servers, front, per_ip=2)
+        self.assertTrue(any("PROXY v1 header: client 127.0.0.3:" in ln
+                            for s in servers for ln in s.stderr_lines()))
+        self.load_through(front)
+        time.sleep(0.1)
+        for s in servers:
+            s.stop_cleanly(self)
+
+
+if __name__ == "__main__":
+    echodtest.main()
