@@ -237,16 +237,19 @@ class TlsAndClientTest(ProxyTestCase):
                                   "192.0.2.50:5050", host, str(port)])
             self.assertEqual(r.returncode, 0, r.stderr)
         server.wait_log(r"PROXY v1 header: client 192\.0\.2\.50:5050")
+        # Small writes and a long deadline: under valgrind TLS is slow.
+        slow = ["-s", "16k", "-t", "60s"]
         for mode in ("pingpong", "stream", "connrate", "hold"):
-            r = run_client(tls + ["--load", "--mode", mode, "-c", "4",
-                                  "-d", "0.5", "--proxy", "v2", host,
-                                  str(port)])
+            r = run_client(tls + slow + ["--load", "--mode", mode, "-c", "4",
+                                         "-d", "0.5", "--proxy", "v2", host,
+                                         str(port)], timeout=180)
             self.assertEqual(r.returncode, 0, (mode, r.stderr))
         plain, _ = self.start()
         host, port = plain.address
         for mode in ("pingpong", "stream", "connrate", "hold"):
-            r = run_client(["--load", "--mode", mode, "-c", "4", "-d", "0.5",
-                            "--proxy", "v1", host, str(port)])
+            r = run_client(slow + ["--load", "--mode", mode, "-c", "4", "-d",
+                                   "0.5", "--proxy", "v1", host, str(port)],
+                           timeout=180)
             self.assertEqual(r.returncode, 0, (mode, r.stderr))
         r = run_client(["-n", "2", "--proxy", "v1", host, str(port)])
         self.assertEqual(r.returncode, 0, r.stderr)
