@@ -80,7 +80,8 @@ proxy_parse_v1(const unsigned char *buf, size_t len, struct proxy_header *h,
 	for (end = 0; end + 1 < len && end + 2 <= PROXY_V1_MAX; end++)
 		if (buf[end] == '\r' && buf[end + 1] == '\n')
 			break;
-	if (end + 1 >= len || buf[end] != '\r' || buf[end + 1] != '\n') {
+	if (end + 2 > PROXY_V1_MAX || end + 1 >= len || buf[end] != '\r' ||
+	    buf[end + 1] != '\n') {
 		if (len >= PROXY_V1_MAX)
 			return proxy_fail(err, errlen,
 					  "PROXY v1 header longer than 107 "

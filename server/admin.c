@@ -40,10 +40,10 @@ struct admin {
 	/*
 	 * The connections open now: each one's bufferevent, made by us
 	 * (admin_bev_cb) and held by a reference of ours, so that its
-	 * memory stays while we look. evhttp frees it when the connection
-	 * ends, which clears its callbacks; then we let our reference go.
-	 * (libevent 2.1's evhttp has no connection limit of its own, nor a
-	 * hook when a connection it accepted ends.)
+	 * memory (and its socket) stays while we look. evhttp frees it when the
+	 * connection ends, which clears its callbacks; then we let our
+	 * reference go. (libevent 2.1's evhttp has no connection limit of its
+	 * own, nor a hook when a connection it accepted ends.)
 	 */
 	struct bufferevent *conn[ECHOD_ADMIN_MAX_CONNECTIONS];
 	unsigned nconn;
@@ -108,9 +108,14 @@ admin_bev_cb(struct event_base *base, void *arg)
 	struct bufferevent *bev;
 
 	admin_sweep(a);
-	/* No BEV_OPT_CLOSE_ON_FREE: evhttp closes the socket itself, so
-	 * our reference never holds a descriptor open. */
-	if ((bev = bufferevent_socket_new(base, -1, 0)) == NULL)
+	/* BEV_OPT_CLOSE_ON_FREE: the socket closes when the bufferevent is
+	 * finally freed, after our reference and so after its events are
+	 * deleted. Were evhttp to close it while our reference keeps the
+	 * read event registered, a connection accepted meanwhile on the
+	 * same descriptor (on this loop: worker 0's) would never be
+	 * watched. evhttp leaves the close to a bufferevent that owns it. */
+	if ((bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE)) ==
+	    NULL)
 		return NULL;
 	if (a->nconn < ECHOD_ADMIN_MAX_CONNECTIONS) {
 		bufferevent_incref(bev);

@@ -499,9 +499,13 @@ metrics_render(const struct metrics_view *v, struct evbuffer *out)
 		      v->wc[WC_TLS_HANDSHAKES]);
 	metrics_family(out, "echod_tls_handshake_failures_total", "counter",
 		       "TLS handshakes that failed, by why.");
-	metrics_labelled(out, "echod_tls_handshake_failures_total", "reason",
-			 "error",
-			 v->wc[WC_TLS_FAILURES] - v->wc[WC_TLS_TIMEOUTS]);
+	/* Two counters read apart: never below 0 though a timeout may be
+	 * counted between the reads. */
+	metrics_labelled(
+		out, "echod_tls_handshake_failures_total", "reason", "error",
+		v->wc[WC_TLS_FAILURES] > v->wc[WC_TLS_TIMEOUTS]
+			? v->wc[WC_TLS_FAILURES] - v->wc[WC_TLS_TIMEOUTS]
+			: 0);
 	metrics_labelled(out, "echod_tls_handshake_failures_total", "reason",
 			 "timeout", v->wc[WC_TLS_TIMEOUTS]);
 

@@ -26,7 +26,8 @@
 #define PREAMBLE_DRAIN_READS 16
 
 struct preamble {
-	struct event ev;	     /* readable, or the timeout */
+	struct event ev;	     /* readable */
+	struct event timer;	     /* proxy_protocol_timeout from accept */
 	struct conn_profile profile; /* what conn_start() gets */
 	size_t have;		     /* bytes of the header read */
 	unsigned char buf[PROXY_MAX];
@@ -116,12 +117,7 @@ preamble_read_cb(evutil_socket_t fd, short what, void *arg)
 	size_t take;
 	int rc;
 
-	if (what & EV_TIMEOUT) {
-		preamble_fail(c, CONN_END_PROXY,
-			      "no whole PROXY header within "
-			      "proxy_protocol_timeout");
-		return;
-	}
+	(void)what;
 	/* Look first, then take only what belongs to the header. */
 	do
 		n = recv(fd, pre->buf + pre->have, sizeof(pre->buf) - pre->have,
@@ -156,6 +152,17 @@ preamble_read_cb(evutil_socket_t fd, short what, void *arg)
 		preamble_done(c, &h);
 }
 
+/* A deadline from accept, not a silence: a peer sending a byte now and
+ * then gets no more time. */
+static void
+preamble_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	preamble_fail(arg, CONN_END_PROXY,
+		      "no whole PROXY header within proxy_protocol_timeout");
+}
+
 int
 preamble_start(struct conn *c, const struct conn_profile *p)
 {
@@ -173,7 +180,10 @@ preamble_start(struct conn *c, const struct conn_profile *p)
 	pre->have = 0;
 	event_assign(&pre->ev, c->w->base, c->fd, EV_READ | EV_PERSIST,
 		     preamble_read_cb, c);
-	if (event_add(&pre->ev, &tv) == -1) {
+	evtimer_assign(&pre->timer, c->w->base, preamble_timeout_cb, c);
+	if (event_add(&pre->ev, NULL) == -1 ||
+	    evtimer_add(&pre->timer, &tv) == -1) {
+		event_del(&pre->ev);
 		free(pre);
 		return -1;
 	}
@@ -185,6 +195,7 @@ void
 preamble_free(struct conn *c)
 {
 	event_del(&c->pre->ev);
+	evtimer_del(&c->pre->timer);
 	free(c->pre);
 	c->pre = NULL;
 }

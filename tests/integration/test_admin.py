@@ -244,6 +244,21 @@ class LimitsTest(EchodTestCase):
         self.addCleanup(s.close)
         return s
 
+    def test_a_closed_admin_connection_leaves_its_descriptor_alone(self):
+        """evhttp closes an HTTP/1.0 connection after the reply; the echo
+        connection accepted next on this loop (--threads 1: the main
+        loop) usually gets the same descriptor, and must be watched."""
+        server, admin = start(self, "--threads", "1")
+        for i in range(10):
+            s = self.raw(admin)
+            s.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
+            self.assertIn(b"200 OK", echodtest.recv_until_eof(s))
+            s.close()
+            with self.connect(server.address) as e:
+                e.settimeout(scaled(5))
+                e.sendall(b"echo %d" % i)
+                self.assertEqual(recv_exactly(e, 6), b"echo %d" % i)
+
     def test_oversized_request_head_is_refused(self):
         server, admin = start(self)
         s = self.raw(admin)

@@ -154,11 +154,30 @@ class HeaderTest(ProxyTestCase):
         for s in (silent, partial):
             self.assertEqual(recv_until_eof(s, timeout=scaled(10)), b"")
         self.assertGreaterEqual(time.monotonic() - t0, 0.35)
+        # The timeout runs from accept: a byte now and then buys no time.
+        trickle = self.connect(server.address)
+        t0 = time.monotonic()
+        trickle.settimeout(0.1)
+        closed = False
+        for b in b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2"[:40]:
+            try:
+                trickle.sendall(bytes([b]))
+                if trickle.recv(1) == b"":
+                    closed = True
+                    break
+            except socket.timeout:
+                continue
+            except OSError:
+                closed = True
+                break
+        self.assertTrue(closed, "a trickled header outlived the timeout")
+        self.assertLess(time.monotonic() - t0, scaled(3))
+        trickle.close()
         server.wait_log(r"no whole PROXY header within "
                         r"proxy_protocol_timeout")
         wait_for(lambda: metric(scrape(admin),
                                 "echod_connections_closed_total",
-                                reason="proxy") == 2, 10, "both counted")
+                                reason="proxy") == 3, 10, "all counted")
         server.stop_cleanly(self)
 
     def test_a_drain_closes_a_connection_still_in_its_header(self):

@@ -144,6 +144,19 @@ START_TEST(test_proxy_v1_refused)
 	ck_assert_int_eq(parse(buf, PROXY_V1_MAX - 1, &h), PROXY_NEED_MORE);
 	ck_assert_int_eq(parse(buf, PROXY_V1_MAX, &h), PROXY_BAD);
 	ck_assert_int_eq(parse(buf, sizeof(buf), &h), PROXY_BAD);
+	/* 108 bytes, CR LF last, then data: too long however it arrives. */
+	{
+		static const char long6[] =
+			"PROXY TCP6 ffff:ffff:ffff:ffff:ffff:ffff:255.255.255."
+			"255 ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255 1 "
+			"1\r\nx";
+		size_t n = sizeof(long6) - 1;
+
+		ck_assert_uint_eq(n, PROXY_V1_MAX + 2);
+		ck_assert_int_eq(parse(long6, n, &h), PROXY_BAD);
+		ck_assert_int_eq(parse(long6, n - 1, &h), PROXY_BAD);
+		ck_assert_int_eq(parse(long6, PROXY_V1_MAX, &h), PROXY_BAD);
+	}
 	/* A CR as the 107th byte is not a line end yet, nor can be. */
 	buf[PROXY_V1_MAX - 1] = '\r';
 	ck_assert_int_eq(parse(buf, PROXY_V1_MAX, &h), PROXY_BAD);
