@@ -331,7 +331,8 @@ load_run(const struct client_options *o, const struct addr *addrs, int naddrs)
 	if (o->rate != 0)
 		l.interval_ns = o->connections * NS_PER_S / o->rate;
 	sin = (const struct sockaddr_in *)&l.target.ss;
-	l.spread_sources = o->mode == CLIENT_MODE_CONNRATE &&
+	l.spread_sources = o->source.ss.ss_family == 0 &&
+			   o->mode == CLIENT_MODE_CONNRATE &&
 			   l.target.ss.ss_family == AF_INET &&
 			   (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
 	if (load_raise_fd_limit(o->connections) == -1)

@@ -528,7 +528,11 @@ load_conn_connect(struct load_conn *c)
 	if (!t->l->o->udp)
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
 				 sizeof(one));
-	if (t->l->spread_sources && load_conn_bind_source(c, fd) == -1) {
+	if ((t->l->o->source.ss.ss_family != 0
+		     ? bind(fd, (const struct sockaddr *)&t->l->o->source.ss,
+			    t->l->o->source.len)
+	     : t->l->spread_sources ? load_conn_bind_source(c, fd)
+				    : 0) == -1) {
 		int e = errno;
 		close(fd);
 		load_conn_connect_failed(c, e);

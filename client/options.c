@@ -36,6 +36,7 @@ enum {
 	OPTIONS_RETRIES, /* with -u */
 	OPTIONS_PROXY,
 	OPTIONS_PROXY_SOURCE, /* with --proxy */
+	OPTIONS_SOURCE,
 };
 
 static const struct option options_long[] = {
@@ -69,6 +70,7 @@ static const struct option options_long[] = {
 	{"key", required_argument, NULL, OPTIONS_KEY},
 	{"proxy", required_argument, NULL, OPTIONS_PROXY},
 	{"proxy-source", required_argument, NULL, OPTIONS_PROXY_SOURCE},
+	{"source", required_argument, NULL, OPTIONS_SOURCE},
 	{NULL, 0, NULL, 0},
 };
 
@@ -219,6 +221,19 @@ options_parse_source(const char *arg, struct addr *a, char *why, size_t whylen)
 	return 0;
 }
 
+/* --source: a numeric IPv4 or IPv6 address, no port. */
+static int
+options_parse_local(const char *arg, struct addr *a, char *why, size_t whylen)
+{
+	if (*arg == '\0' || strchr(arg, '[') != NULL ||
+	    addr_resolve(arg, "0", 0, a, 1, why, whylen) < 1 ||
+	    (a->ss.ss_family != AF_INET && a->ss.ss_family != AF_INET6)) {
+		snprintf(why, whylen, "'%s': not an IPv4 or IPv6 address", arg);
+		return -1;
+	}
+	return 0;
+}
+
 /* Which options were given, for the checks of combinations. */
 struct options_seen {
 	int count, message, window, rate, expect, retries, proxy_source;
@@ -347,6 +362,9 @@ options_set(struct client_options *o, int c, const char *arg,
 					  sizeof(why));
 		seen->proxy_source = 1;
 		break;
+	case OPTIONS_SOURCE:
+		rc = options_parse_local(arg, &o->source, why, sizeof(why));
+		break;
 	case OPTIONS_CA:
 	case OPTIONS_SNI:
 	case OPTIONS_CERT:
@@ -392,6 +410,12 @@ options_check(struct client_options *o, const struct options_seen *seen,
 	}
 	if (seen->proxy_source && o->proxy == 0) {
 		snprintf(err, errlen, "option --proxy-source needs --proxy");
+		return -1;
+	}
+	if (o->source.ss.ss_family != 0 && (o->udp || o->unix_path != NULL)) {
+		snprintf(err, errlen,
+			 "option --source is for TCP connections: not with %s",
+			 o->udp ? "-u/--udp" : "-U/--unix");
 		return -1;
 	}
 	if (o->proxy != 0 && o->udp) {
@@ -671,6 +695,8 @@ client_options_usage(FILE *fp)
 		"TLS\n"
 		"      --key FILE        its private key (default: in "
 		"--cert's file)\n");
+	fprintf(fp,
+		"      --source ADDR     connect from this local address\n");
 	fprintf(fp,
 		"      --proxy v1|v2     start each connection with a PROXY "
 		"protocol header\n"

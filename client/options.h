@@ -96,6 +96,10 @@ struct client_options {
 	const char *tls_cert; /* --cert: client certificate (PEM) */
 	const char *tls_key;  /* --key: its key; NULL: in --cert's file */
 
+	/* --source: the local address connections are made from; family
+	 * 0: the system's choice. */
+	struct addr source;
+
 	/* --proxy: a PROXY protocol header (1 or 2) first; 0: none. */
 	int proxy;
 	struct addr proxy_source; /* --proxy-source; family 0: the real */

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -566,6 +567,28 @@ seq_conn_start_tls(struct seq_conn *c)
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
 
+/* --source: the socket for address a, bound to it before connecting.
+ * Returns -1 (c->bev freed, the attempt's error kept) if it cannot. */
+static int
+seq_conn_bind(struct seq_conn *c, const struct addr *a)
+{
+	const struct addr *src = &c->o->source;
+	int fd = socket(a->ss.ss_family,
+			SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd == -1 ||
+	    bind(fd, (const struct sockaddr *)&src->ss, src->len) == -1 ||
+	    bufferevent_setfd(c->bev, fd) == -1) {
+		c->attempt_errno[c->addr] = errno;
+		if (fd != -1)
+			close(fd);
+		bufferevent_free(c->bev);
+		c->bev = NULL;
+		return -1;
+	}
+	return 0;
+}
+
 /* Tries c->addr and, if it fails at once, the addresses after it. */
 static void
 seq_conn_connect(struct seq_conn *c)
@@ -606,6 +629,8 @@ seq_conn_connect(struct seq_conn *c)
 			seq_conn_fail(c, "cannot create a bufferevent");
 			return;
 		}
+		if (c->o->source.ss.ss_family != 0 && seq_conn_bind(c, a) == -1)
+			continue;
 		bufferevent_setcb(c->bev, seq_read_cb, seq_write_cb,
 				  seq_event_cb, c);
 		c->in_connect = 1;

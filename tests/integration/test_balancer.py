@@ -5,14 +5,14 @@ and the echo itself as the health check (tcp-check send/expect, whose
 connections carry a PROXY v2 LOCAL header), and nginx's stream module with
 proxy_protocol on (v1). echod must see the real clients (127.0.0.2 and
 127.0.0.3, not the balancer): in its log, and in max_connections_per_ip,
-enforced per real client. echo-client --load runs through both without
+enforced per real client. echo-client --load runs through both from
+those two addresses (--source) and from 127.0.0.2-254 (connrate) without
 an error."""
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
-import time
 
 import echodtest
 from echodtest import (Echod, EchodTestCase, bound_port, recv_exactly,
@@ -137,16 +137,28 @@ class BalancerTestCase(EchodTestCase):
         for s in held:
             s.close()
 
-    def load_through(self, front):
+    def load_through(self, servers, front):
+        """echo-client --load from 127.0.0.2 and from 127.0.0.3 at once,
+        each at its per-IP limit of 2, then connrate from 127.0.0.2-254:
+        no error, and echod names them."""
         host, port = front
-        # pingpong's connections all come from 127.0.0.1, as the health
-        # checks (LOCAL: the balancer's own address) do: one, within the
-        # per-IP limit of 2; connrate's each from a 127.0.0.x of its own.
-        for mode, n in (("pingpong", "1"), ("connrate", "8")):
-            r = run_client(["--load", "--mode", mode, "-c", n, "-d", "1",
-                            "--json", host, str(port)], timeout=120)
-            self.assertEqual(r.returncode, 0, (mode, r.stderr))
-            self.assertIn(b'"errors":0', r.stdout)
+        runs = [subprocess.Popen(
+            [echodtest.client_path(), "--load", "--mode", "pingpong", "-c",
+             "2", "-d", "1", "--json", "--source", source, host, str(port)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            for source in ("127.0.0.2", "127.0.0.3")]
+        for p in runs:
+            out, err = p.communicate(timeout=120)
+            self.assertEqual(p.returncode, 0, err)
+            self.assertIn(b'"errors":0', out)
+        r = run_client(["--load", "--mode", "connrate", "-c", "8", "-d", "1",
+                        "--json", host, str(port)], timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(b'"errors":0', r.stdout)
+        for source in ("127.0.0.2", "127.0.0.3", "127.0.0.9"):
+            self.assertTrue(any(f"received 64 bytes from {source}:" in ln
+                                for s in servers for ln in s.stderr_lines()),
+                            source)
 
 
 class HAProxyTest(BalancerTestCase):
@@ -188,7 +200,7 @@ backend echods
             s.wait_log(r"bytes_in=13 bytes_out=13 ",
                        timeout=scaled(20))
         self.real_clients(servers, front, per_ip=2)
-        self.load_through(front)
+        self.load_through(servers, front)
         self.assertNotIn("DOWN", lb.output())
         for s in servers:
             s.stop_cleanly(self)
@@ -231,8 +243,7 @@ stream {{
         self.real_clients(servers, front, per_ip=2)
         self.assertTrue(any("PROXY v1 header: client 127.0.0.3:" in ln
                             for s in servers for ln in s.stderr_lines()))
-        self.load_through(front)
-        time.sleep(0.1)
+        self.load_through(servers, front)
         for s in servers:
             s.stop_cleanly(self)
 

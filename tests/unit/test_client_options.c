@@ -300,6 +300,25 @@ START_TEST(test_options_proxy_versions_and_source)
 }
 END_TEST
 
+START_TEST(test_options_source_address)
+{
+	struct client_options o;
+
+	ck_assert_int_eq(parse(&o, NULL), 0);
+	ck_assert_int_eq(o.source.ss.ss_family, 0);
+	ck_assert_int_eq(parse(&o, "--source", "127.0.0.2", NULL), 0);
+	ck_assert_int_eq(o.source.ss.ss_family, AF_INET);
+	ck_assert_int_eq(parse(&o, "--source", "::1", "--load", NULL), 0);
+	ck_assert_int_eq(o.source.ss.ss_family, AF_INET6);
+	ck_assert_int_eq(parse(&o, "--source", "[::1]", NULL), -1);
+	ck_assert_int_eq(parse(&o, "--source", "", NULL), -1);
+	ck_assert_int_eq(parse(&o, "--source", "127.0.0.2", "-u", NULL), -1);
+	ck_assert_ptr_nonnull(strstr(err, "not with -u/--udp"));
+	ck_assert_int_eq(
+		parse(&o, "--source", "127.0.0.2", "-U", "/tmp/s", NULL), -1);
+}
+END_TEST
+
 START_TEST(test_options_rejects_unknown_options)
 {
 	ck_usage_error("unknown option '-x'", "-x");
@@ -800,6 +819,7 @@ client_options_suite(void)
 	tcase_add_test(tc, test_options_timeout_rejects_zero_and_junk);
 	tcase_add_test(tc, test_options_rejects_unknown_options);
 	tcase_add_test(tc, test_options_proxy_versions_and_source);
+	tcase_add_test(tc, test_options_source_address);
 	tcase_add_test(tc, test_options_rejects_missing_values);
 	tcase_add_test(tc, test_options_rejects_value_for_a_flag);
 	tcase_add_test(tc, test_options_rejects_bad_ports);
