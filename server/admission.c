@@ -96,6 +96,14 @@ admission_count_peer(struct admission *adm, const struct sockaddr *peer)
 	return 0;
 }
 
+/* The limits in force, for messages on any thread. */
+void
+admission_limits(const struct admission *adm, unsigned *total, unsigned *per_ip)
+{
+	*total = atomic_load(&adm->max_total);
+	*per_ip = atomic_load(&adm->max_per_ip);
+}
+
 uint64_t
 admission_current(const struct admission *adm)
 {

@@ -226,6 +226,16 @@ config_parse_listen(const char *value, struct listen_conf *lc, char *text,
 			lc->kind = LISTEN_UDP;
 			continue;
 		}
+		if (strcmp(word, "reuseport") == 0) {
+			if (lc->reuseport) {
+				snprintf(err, errlen,
+					 "has a bad parameter 'reuseport': it "
+					 "is given twice");
+				return -1;
+			}
+			lc->reuseport = 1;
+			continue;
+		}
 		if (strcmp(word, "proxy_protocol") == 0) {
 			if (lc->profile.preamble == CONN_PREAMBLE_PROXY) {
 				snprintf(err, errlen,
@@ -288,11 +298,20 @@ config_parse_listen(const char *value, struct listen_conf *lc, char *text,
 			 "one");
 		return -1;
 	}
-	/* The address alone (and for UDP, that it is UDP) is the line's
-	 * identity: a reload that changes only parameters keeps the socket
-	 * and applies them to new connections. */
+	if (lc->reuseport && lc->kind == LISTEN_UDP) {
+		snprintf(err, errlen,
+			 "has parameters that do not fit: 'udp' has a socket "
+			 "per worker already; 'reuseport' is for TCP");
+		return -1;
+	}
+	/* The address alone (and that it is UDP, or reuseport: other
+	 * sockets) is the line's identity: a reload that changes only
+	 * parameters keeps the socket and applies them to new
+	 * connections. */
 	snprintf(text, textlen, "%s%s", addr,
-		 lc->kind == LISTEN_UDP ? " udp" : "");
+		 lc->kind == LISTEN_UDP ? " udp"
+		 : lc->reuseport	? " reuseport"
+					: "");
 	if (strncmp(addr, "unix:", 5) == 0) {
 		const char *path = addr + 5;
 
@@ -321,6 +340,12 @@ config_parse_listen(const char *value, struct listen_conf *lc, char *text,
 				 "has a parameter that does not fit: "
 				 "'reset_after=' needs TCP: a Unix socket "
 				 "has no reset");
+			return -1;
+		}
+		if (lc->reuseport) {
+			snprintf(err, errlen,
+				 "has parameters that do not fit: 'reuseport' "
+				 "is for TCP, not a Unix socket");
 			return -1;
 		}
 		lc->kind = LISTEN_UNIX;

@@ -176,7 +176,8 @@ struct listen_conf {
 	enum listen_kind kind;
 	struct addr_spec addr;		    /* where, for TCP */
 	char path[ECHOD_UNIX_PATH_MAX + 1]; /* where, for a Unix socket */
-	struct conn_profile profile;	    /* what its connections get */
+	int reuseport; /* TCP: a socket per worker (SO_REUSEPORT) */
+	struct conn_profile profile; /* what its connections get */
 };
 
 struct config {
@@ -296,6 +297,8 @@ enum admission_verdict admission_admit(struct admission *adm,
 void admission_release(struct admission *adm, int fd,
 		       const struct sockaddr *peer);
 int admission_count_peer(struct admission *adm, const struct sockaddr *peer);
+void admission_limits(const struct admission *adm, unsigned *total,
+		      unsigned *per_ip);
 uint64_t admission_current(const struct admission *adm);
 void admission_counts(const struct admission *adm, uint64_t *current,
 		      uint64_t *total, uint64_t *refused);
@@ -446,7 +449,8 @@ enum worker_counter {
 	WC_TLS_HANDSHAKES,		   /* done */
 	WC_TLS_FAILURES,		   /* failed or timed out */
 	WC_TLS_TIMEOUTS,		   /* of those, timed out */
-	WC_REFUSED_PER_IP, /* after a PROXY header: max_connections_per_ip */
+	WC_REFUSED_PER_IP, /* by a worker (after a PROXY header, reuseport) */
+	WC_REFUSED_FULL,   /* by a worker (reuseport): max_connections */
 	WC_DURATION_MS,	   /* closed connections' lives, summed */
 	WC_DURATION,	   /* + bucket: closed, by duration */
 	WC_N = WC_DURATION + METRICS_DURATION_BUCKETS
@@ -455,7 +459,8 @@ enum listener_counter {
 	LC_BYTES_IN,
 	LC_BYTES_OUT,
 	LC_CLOSED,	     /* connections */
-	LC_REFUSED,	     /* ... refused after a PROXY header */
+	LC_REFUSED,	     /* ... refused by a worker */
+	LC_ACCEPTED,	     /* ... accepted by a worker (reuseport) */
 	LC_DGRAMS_IN,	     /* UDP datagrams received */
 	LC_DGRAMS_OUT,	     /* ... echoed */
 	LC_DGRAMS_REFLECTOR, /* ... not answered: source port refused */

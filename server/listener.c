@@ -41,6 +41,8 @@
 
 /* How long accepting pauses after EMFILE/ENFILE/ENOBUFS/ENOMEM. */
 #define LISTENER_BACKOFF_MS 100
+/* reuseport: connections a worker takes per readiness of its socket. */
+#define LISTENER_ACCEPTS_PER_EVENT 16
 #define LISTENER_MAX_PER_SPEC 16
 #define LISTENER_MAX_ACTIVATED 64
 /* Keepalive: first probe after 60s of silence, then every 10s, 6 tries:
@@ -65,17 +67,26 @@ struct listener {
 	char *path;		     /* a Unix socket file we made, or NULL */
 	struct conn_profile profile; /* what its connections get */
 	unsigned slot;		     /* its counters: metrics_slot() */
+	/* reuseport: a socket of the line per worker, each watched on its
+	 * worker's loop (lev and udp are NULL). */
+	int fd;		       /* the socket; -1 unless reuseport */
+	int clone;	       /* workers 1..: not announced, not logged */
+	struct worker *w;      /* whose loop accepts; NULL until attached */
+	struct event *ev;      /* readable: accept */
+	struct event *backoff; /* ends a pause after EMFILE and the like */
+	uint64_t rng;	       /* fault_roll()'s state for this socket */
 };
 
 /* Every listener, and the accept policy's own state: main thread only. */
 struct listener_set {
 	TAILQ_HEAD(, listener) list;
-	int activated;		     /* the sockets came from systemd */
-	int announced;		     /* "listening on" lines were logged */
-	struct event *accept_resume; /* ends an accept back-off */
-	time_t accept_warned;	     /* last back-off warning, for rate limit */
-	time_t refuse_warned[2];     /* last refusal warning: total, per IP */
-	uint64_t rng;		     /* fault_roll()'s state: chance= */
+	int activated;			 /* the sockets came from systemd */
+	int announced;			 /* "listening on" lines were logged */
+	struct event *accept_resume;	 /* ends an accept back-off */
+	_Atomic time_t accept_warned;	 /* last back-off warning (rate) */
+	_Atomic time_t refuse_warned[2]; /* last refusal warning: total, per
+					    IP; workers too (reuseport) */
+	uint64_t rng;			 /* fault_roll()'s state: chance= */
 };
 
 /*
@@ -89,6 +100,7 @@ listener_refuse(struct server *srv, struct listener *l, int fd,
 {
 	struct listener_set *ls = srv->listen;
 	char sink[LISTENER_REFUSE_DRAIN];
+	unsigned total, ip;
 	time_t now;
 	int i;
 
@@ -98,19 +110,20 @@ listener_refuse(struct server *srv, struct listener *l, int fd,
 		;
 	close(fd);
 	now = time(NULL);
-	if (now == ls->refuse_warned[per_ip])
+	if (atomic_exchange(&ls->refuse_warned[per_ip], now) == now)
 		return;
-	ls->refuse_warned[per_ip] = now;
+	/* The limits as admission.c holds them: this may run on a worker
+	 * (reuseport), where srv->cfg is not to be read. */
+	admission_limits(srv->adm, &total, &ip);
 	if (per_ip) {
 		char name[ADDR_STRLEN];
 		log_warnx("%s: max_connections_per_ip (%u) reached for %s, "
 			  "refusing its connections",
-			  l->name, srv->cfg->max_connections_per_ip,
-			  addr_format(sa, name, sizeof(name)));
+			  l->name, ip, addr_format(sa, name, sizeof(name)));
 	} else {
 		log_warnx("%s: max_connections (%u) reached, refusing "
 			  "connections",
-			  l->name, srv->cfg->max_connections);
+			  l->name, total);
 	}
 }
 
@@ -206,8 +219,7 @@ listener_error_cb(struct evconnlistener *lev, void *arg)
 			evconnlistener_disable(each->lev);
 	evtimer_add(ls->accept_resume, &tv);
 	now = time(NULL);
-	if (now != ls->accept_warned) {
-		ls->accept_warned = now;
+	if (atomic_exchange(&ls->accept_warned, now) != now) {
 		log_warnx("accept on %s: %s; pausing accepts for %dms", l->name,
 			  strerror(err), LISTENER_BACKOFF_MS);
 	}
@@ -242,8 +254,8 @@ listener_set_options(int fd, int family, const struct config *cfg,
 
 /* Creates, binds and listens one socket; returns the fd or -1. */
 static int
-listener_bind(const struct addr *a, int wildcard, const struct config *cfg,
-	      char *err, size_t errlen)
+listener_bind(const struct addr *a, int wildcard, int reuseport,
+	      const struct config *cfg, char *err, size_t errlen)
 {
 	char name[ADDR_STRLEN];
 	int fd, on = 1;
@@ -256,7 +268,9 @@ listener_bind(const struct addr *a, int wildcard, const struct config *cfg,
 			 strerror(errno));
 		return -1;
 	}
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) == -1)
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) == -1 ||
+	    (reuseport &&
+	     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) == -1))
 		goto fail;
 	if (a->ss.ss_family == AF_INET6) {
 		/* "*:PORT" is one dual-stack socket; "[::]:PORT" is v6 only. */
@@ -312,6 +326,7 @@ listener_add(struct server *srv, int fd, const struct listen_conf *lc,
 		return NULL;
 	}
 	l->srv = srv;
+	l->fd = -1;
 	l->profile = lc->profile;
 	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0) {
 		addr_format((struct sockaddr *)&ss, l->name, sizeof(l->name));
@@ -349,15 +364,213 @@ static void
 listener_free(struct listener_set *ls, struct listener *l)
 {
 	TAILQ_REMOVE(&ls->list, l, entry);
-	if (l->udp != NULL)
+	if (l->udp != NULL) {
 		udp_endpoint_close(l->udp);
-	else
+	} else if (l->lev != NULL) {
 		evconnlistener_free(l->lev);
+	} else {
+		/* reuseport: event_del() waits for an accept callback
+		 * running on the worker's thread; after it none runs. */
+		if (l->ev != NULL) {
+			event_del(l->ev);
+			event_free(l->ev);
+		}
+		if (l->backoff != NULL) {
+			event_del(l->backoff);
+			event_free(l->backoff);
+		}
+		if (l->fd != -1)
+			close(l->fd);
+	}
 	if (l->path != NULL && unlink(l->path) == -1 && errno != ENOENT)
 		log_warn("%s: cannot remove the socket file", l->name);
 	free(l->path);
 	free(l->text);
 	free(l);
+}
+
+/*
+ * reuseport: a worker's own listening socket. This runs on that worker's
+ * thread, and does what listener_accept_cb() and worker_assign() do
+ * between them, with nothing shared but atomics and admission.c: counts
+ * go to the worker's counters, the connection is the worker's at once.
+ */
+static void
+listener_worker_accept_cb(evutil_socket_t lfd, short what, void *arg)
+{
+	struct listener *l = arg;
+	struct server *srv = l->srv;
+	struct worker *w = l->w;
+	int proxy = l->profile.preamble == CONN_PREAMBLE_PROXY;
+	struct sockaddr_storage ss;
+	struct accepted a;
+	socklen_t len;
+	uint64_t n;
+	int i, fd;
+
+	(void)what;
+	for (i = 0; i < LISTENER_ACCEPTS_PER_EVENT; i++) {
+		len = sizeof(ss);
+		fd = accept4(lfd, (struct sockaddr *)&ss, &len,
+			     SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd == -1) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (listener_accept_error_pauses(errno)) {
+				struct timeval tv = {
+					0, (suseconds_t)LISTENER_BACKOFF_MS *
+						   1000};
+				time_t now = time(NULL);
+
+				if (atomic_exchange(&srv->listen->accept_warned,
+						    now) != now)
+					log_warn("%s: accept, pausing for %dms",
+						 l->name, LISTENER_BACKOFF_MS);
+				event_del(l->ev);
+				evtimer_add(l->backoff, &tv);
+			}
+			return;
+		}
+		switch (admission_admit(
+			srv->adm, proxy ? NULL : (struct sockaddr *)&ss, &n)) {
+		case ADMIT_OK:
+			break;
+		case ADMIT_FULL:
+			counter_add(&w->wc[WC_REFUSED_FULL], 1);
+			counter_add(&w->lc[l->slot][LC_REFUSED], 1);
+			listener_refuse(srv, l, fd, (struct sockaddr *)&ss, 0);
+			continue;
+		case ADMIT_FULL_PER_IP:
+			counter_add(&w->wc[WC_REFUSED_PER_IP], 1);
+			counter_add(&w->lc[l->slot][LC_REFUSED], 1);
+			listener_refuse(srv, l, fd, (struct sockaddr *)&ss, 1);
+			continue;
+		}
+		counter_add(&w->lc[l->slot][LC_ACCEPTED], 1);
+		memset(&a, 0, sizeof(a));
+		a.fd = fd;
+		a.slot = l->slot;
+		a.peer_counted = !proxy;
+		a.peerlen = len <= sizeof(a.peer) ? len : 0;
+		memcpy(&a.peer, &ss, a.peerlen);
+		a.profile = l->profile;
+		if (a.profile.behaviour == CONN_BEHAVIOUR_FAULT &&
+		    !fault_roll(&l->rng, a.profile.fault.chance))
+			a.profile.behaviour = CONN_BEHAVIOUR_ECHO;
+		conn_new(w, &a);
+	}
+}
+
+static void
+listener_worker_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct listener *l = arg;
+
+	(void)fd;
+	(void)what;
+	event_add(l->ev, NULL);
+}
+
+/* Watches l's socket on worker w's loop. */
+static int
+listener_watch(struct listener *l, struct worker *w, char *err, size_t errlen)
+{
+	l->w = w;
+	l->ev = event_new(w->base, l->fd, EV_READ | EV_PERSIST,
+			  listener_worker_accept_cb, l);
+	l->backoff = evtimer_new(w->base, listener_worker_resume_cb, l);
+	if (l->ev == NULL || l->backoff == NULL ||
+	    event_add(l->ev, NULL) == -1) {
+		snprintf(err, errlen, "%s: cannot watch the socket", l->name);
+		return -1;
+	}
+	return 0;
+}
+
+/* reuseport, once the workers run: worker 0 takes the socket bound at
+ * start, every other worker a socket of its own on the same address
+ * (the port the first got, if it asked for any). */
+static int
+listener_attach_reuseport(struct server *srv, struct listener *first, char *err,
+			  size_t errlen)
+{
+	struct listener_set *ls = srv->listen;
+	struct addr a;
+	unsigned i, n = worker_count(srv);
+
+	if (listener_watch(first, worker_get(srv, 0), err, errlen) == -1)
+		return -1;
+	a.len = sizeof(a.ss);
+	if (getsockname(first->fd, (struct sockaddr *)&a.ss, &a.len) == -1) {
+		snprintf(err, errlen, "%s: getsockname: %s", first->name,
+			 strerror(errno));
+		return -1;
+	}
+	for (i = 1; i < n; i++) {
+		struct listener *l = calloc(1, sizeof(*l));
+		int v6only = 1;
+		socklen_t optlen = sizeof(v6only);
+
+		if (l == NULL || (l->text = strdup(first->text)) == NULL) {
+			free(l);
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		l->srv = srv;
+		l->profile = first->profile;
+		l->slot = first->slot;
+		l->family = first->family;
+		l->clone = 1;
+		l->rng = (ls->rng ^ (0x9E3779B97F4A7C15ULL * (i + 1))) | 1;
+		memcpy(l->name, first->name, sizeof(l->name));
+		if (a.ss.ss_family == AF_INET6)
+			getsockopt(first->fd, IPPROTO_IPV6, IPV6_V6ONLY,
+				   &v6only, &optlen);
+		l->fd = listener_bind(&a, !v6only, 1, srv->cfg, err, errlen);
+		TAILQ_INSERT_TAIL(&ls->list, l, entry);
+		if (l->fd == -1 ||
+		    listener_watch(l, worker_get(srv, i), err, errlen) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/* A TCP socket of a listen line: an evconnlistener on the main loop, or
+ * with reuseport the first of a socket per worker. */
+static int
+listener_add_tcp(struct server *srv, int fd, const struct listen_conf *lc,
+		 char *err, size_t errlen)
+{
+	struct listener_set *ls = srv->listen;
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	struct listener *l;
+
+	if (!lc->reuseport)
+		return listener_add(srv, fd, lc, err, errlen) == NULL ? -1 : 0;
+	if ((l = calloc(1, sizeof(*l))) == NULL ||
+	    (l->text = strdup(lc->text)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		free(l);
+		close(fd);
+		return -1;
+	}
+	l->srv = srv;
+	l->fd = fd;
+	l->profile = lc->profile;
+	l->rng = ls->rng | 1;
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0) {
+		addr_format((struct sockaddr *)&ss, l->name, sizeof(l->name));
+		l->family = ss.ss_family;
+	}
+	l->slot = metrics_slot(srv->metrics, lc->text);
+	TAILQ_INSERT_TAIL(&ls->list, l, entry);
+	if (srv->pool != NULL &&
+	    listener_attach_reuseport(srv, l, err, errlen) == -1)
+		return -1;
+	if (ls->announced)
+		listener_say(l, "listening on");
+	return 0;
 }
 
 /* The wildcard's address: dual-stack IPv6, or IPv4 where there is none. */
@@ -383,17 +596,17 @@ listener_wildcard(const struct addr_spec *spec, int family, struct addr *a)
 
 /* Binds the wildcard: dual-stack IPv6 if the host has IPv6, else IPv4. */
 static int
-listener_bind_wildcard(const struct addr_spec *spec, const struct config *cfg,
-		       char *err, size_t errlen)
+listener_bind_wildcard(const struct addr_spec *spec, int reuseport,
+		       const struct config *cfg, char *err, size_t errlen)
 {
 	struct addr a;
 	int fd;
 
 	listener_wildcard(spec, AF_INET6, &a);
-	fd = listener_bind(&a, 1, cfg, err, errlen);
+	fd = listener_bind(&a, 1, reuseport, cfg, err, errlen);
 	if (fd == -1 && errno == EAFNOSUPPORT) {
 		listener_wildcard(spec, AF_INET, &a);
-		fd = listener_bind(&a, 1, cfg, err, errlen);
+		fd = listener_bind(&a, 1, reuseport, cfg, err, errlen);
 	}
 	return fd;
 }
@@ -422,8 +635,10 @@ listener_open_tcp(struct server *srv, const struct config *cfg,
 	int j, n, fd;
 
 	if (lc->addr.wildcard) {
-		fd = listener_bind_wildcard(&lc->addr, cfg, err, errlen);
-		if (fd == -1 || listener_add(srv, fd, lc, err, errlen) == NULL)
+		fd = listener_bind_wildcard(&lc->addr, lc->reuseport, cfg, err,
+					    errlen);
+		if (fd == -1 ||
+		    listener_add_tcp(srv, fd, lc, err, errlen) == -1)
 			return -1;
 		return 0;
 	}
@@ -432,8 +647,10 @@ listener_open_tcp(struct server *srv, const struct config *cfg,
 	if (n == -1)
 		return -1;
 	for (j = 0; j < n; j++) {
-		fd = listener_bind(&addrs[j], 0, cfg, err, errlen);
-		if (fd == -1 || listener_add(srv, fd, lc, err, errlen) == NULL)
+		fd = listener_bind(&addrs[j], 0, lc->reuseport, cfg, err,
+				   errlen);
+		if (fd == -1 ||
+		    listener_add_tcp(srv, fd, lc, err, errlen) == -1)
 			return -1;
 	}
 	return 0;
@@ -535,6 +752,7 @@ listener_add_udp(struct server *srv, struct udp_endpoint *e,
 		return -1;
 	}
 	l->srv = srv;
+	l->fd = -1;
 	l->udp = e;
 	l->slot = metrics_slot(srv->metrics, lc->text);
 	l->profile = lc->profile;
@@ -590,10 +808,15 @@ listener_attach_workers(struct server *srv, char *err, size_t errlen)
 {
 	struct listener *l;
 
-	TAILQ_FOREACH (l, &srv->listen->list, entry)
+	TAILQ_FOREACH (l, &srv->listen->list, entry) {
 		if (l->udp != NULL &&
 		    udp_endpoint_attach(l->udp, err, errlen) == -1)
 			return -1;
+		if (l->lev == NULL && l->udp == NULL && l->w == NULL &&
+		    !l->clone &&
+		    listener_attach_reuseport(srv, l, err, errlen) == -1)
+			return -1;
+	}
 	return 0;
 }
 
@@ -756,7 +979,8 @@ listener_announce(struct server *srv)
 	struct listener *l;
 
 	TAILQ_FOREACH (l, &srv->listen->list, entry)
-		listener_say(l, "listening on");
+		if (!l->clone)
+			listener_say(l, "listening on");
 	srv->listen->announced = 1;
 }
 
@@ -862,7 +1086,8 @@ listener_reconcile(struct server *srv, const struct config *ncfg, char *err,
 
 		next = TAILQ_NEXT(l, entry);
 		if (lc == NULL) {
-			log_info("no longer listening on %s", l->name);
+			if (!l->clone)
+				log_info("no longer listening on %s", l->name);
 			listener_free(ls, l);
 		} else if (!listener_same_profile(&l->profile, &lc->profile)) {
 			/* New connections get the new parameters; open
@@ -914,10 +1139,11 @@ listener_apply_options(struct server *srv)
 	struct listener *l;
 
 	TAILQ_FOREACH (l, &srv->listen->list, entry) {
-		if (l->lev == NULL)
+		if (l->udp != NULL)
 			continue; /* UDP: no TCP options, no queue */
-		listener_set_options(evconnlistener_get_fd(l->lev), l->family,
-				     srv->cfg, l->name);
+		listener_set_options(
+			l->lev != NULL ? evconnlistener_get_fd(l->lev) : l->fd,
+			l->family, srv->cfg, l->name);
 		if (l->path != NULL &&
 		    chmod(l->path, (mode_t)srv->cfg->unix_mode) == -1)
 			log_warn("%s: chmod", l->name);

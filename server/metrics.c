@@ -271,6 +271,7 @@ metrics_collect(struct server *srv, struct metrics_view *v)
 			v->refused[j] += m->slot[i].refused[j];
 	}
 	v->refused[REFUSE_MAX_PER_IP] += v->wc[WC_REFUSED_PER_IP];
+	v->refused[REFUSE_MAX_CONNECTIONS] += v->wc[WC_REFUSED_FULL];
 	v->nlisteners = listener_slots(srv, slots, udp, ECHOD_MAX_LISTEN);
 	for (i = 0; i < v->nlisteners; i++) {
 		struct metrics_listener *l = &v->listener[i];
@@ -283,11 +284,13 @@ metrics_collect(struct server *srv, struct metrics_view *v)
 			l->refused += s->refused[j];
 		memcpy(l->lc, lc[slots[i]], sizeof(l->lc));
 		l->refused += l->lc[LC_REFUSED];
+		l->accepted += l->lc[LC_ACCEPTED];
 	}
 	/* Totals over every slot, open listeners or not. */
 	for (i = 0; i < ECHOD_MAX_SLOTS; i++)
 		for (j = 0; j < LC_N; j++)
 			v->lc_total[j] += lc[i][j];
+	v->accepted += v->lc_total[LC_ACCEPTED];
 	metrics_process(v);
 }
 

@@ -296,6 +296,37 @@ START_TEST(test_config_listen_udp)
 }
 END_TEST
 
+START_TEST(test_config_listen_reuseport_and_proxy_protocol)
+{
+	struct config cfg;
+	char err[512] = "";
+
+	ck_assert_int_eq(load(&cfg,
+			      "listen = 127.0.0.1:8 reuseport proxy_protocol\n"
+			      "listen = 127.0.0.1:9 proxy_protocol\n"
+			      "proxy_protocol_timeout = 250ms\n",
+			      err, sizeof(err)),
+			 0);
+	ck_assert_int_eq(cfg.listen[0].reuseport, 1);
+	ck_assert_int_eq(cfg.listen[0].profile.preamble, CONN_PREAMBLE_PROXY);
+	/* Other sockets: another identity. */
+	ck_assert_str_eq(cfg.listen[0].text, "127.0.0.1:8 reuseport");
+	ck_assert_int_eq(cfg.listen[1].reuseport, 0);
+	ck_assert_str_eq(cfg.listen[1].text, "127.0.0.1:9");
+	ck_assert_uint_eq(cfg.proxy_protocol_timeout_ms, 250);
+	config_free(&cfg);
+	load_fails("listen = *:7 udp reuseport\n",
+		   "1: 'listen' has parameters that do not fit: 'udp' has a "
+		   "socket per worker already; 'reuseport' is for TCP");
+	load_fails("listen = *:7 udp proxy_protocol\n",
+		   "1: 'listen' has parameters that do not fit: 'udp' echoes "
+		   "datagrams, with no PROXY header (it starts a stream)");
+	load_fails("listen = unix:/run/x reuseport\n",
+		   "1: 'listen' has parameters that do not fit: 'reuseport' is "
+		   "for TCP, not a Unix socket");
+}
+END_TEST
+
 START_TEST(test_config_log_connections_and_format)
 {
 	struct config cfg;
@@ -508,6 +539,7 @@ config_suite(void)
 	tcase_add_test(tc, test_config_listen_takes_fault_parameters);
 	tcase_add_test(tc, test_config_listen_tls);
 	tcase_add_test(tc, test_config_listen_udp);
+	tcase_add_test(tc, test_config_listen_reuseport_and_proxy_protocol);
 	tcase_add_test(tc, test_config_log_connections_and_format);
 	tcase_add_test(tc, test_config_listen_rejects_bad_fault_parameters);
 	tcase_add_test(tc, test_config_unix_mode_is_octal);
