@@ -53,16 +53,23 @@ enum admission_verdict
 admission_admit(struct admission *adm, const struct sockaddr *peer,
 		uint64_t *current)
 {
-	if (atomic_load(&adm->current) >= atomic_load(&adm->max_total)) {
-		atomic_fetch_add(&adm->refused, 1);
-		return ADMIT_FULL;
-	}
+	uint64_t cur = atomic_load(&adm->current);
+
+	/* Workers admit too (reuseport): the slot is taken with the check,
+	 * never one past max_connections. */
+	do {
+		if (cur >= atomic_load(&adm->max_total)) {
+			atomic_fetch_add(&adm->refused, 1);
+			return ADMIT_FULL;
+		}
+	} while (!atomic_compare_exchange_weak(&adm->current, &cur, cur + 1));
 	if (peer != NULL &&
 	    iptable_acquire(peer, atomic_load(&adm->max_per_ip)) == -1) {
+		atomic_fetch_sub(&adm->current, 1);
 		atomic_fetch_add(&adm->refused, 1);
 		return ADMIT_FULL_PER_IP;
 	}
-	*current = atomic_fetch_add(&adm->current, 1) + 1;
+	*current = cur + 1;
 	atomic_fetch_add(&adm->total, 1);
 	return ADMIT_OK;
 }

@@ -24,6 +24,7 @@
  * saving every connection those system calls.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -75,6 +76,9 @@ struct listener {
 	struct event *ev;      /* readable: accept */
 	struct event *backoff; /* ends a pause after EMFILE and the like */
 	uint64_t rng;	       /* fault_roll()'s state for this socket */
+	_Atomic int closing;   /* listener_free() has begun: no re-arming */
+	pthread_mutex_t lock;  /* reuseport: guards profile against reload */
+	int has_lock;
 };
 
 /* Every listener, and the accept policy's own state: main thread only. */
@@ -369,16 +373,23 @@ listener_free(struct listener_set *ls, struct listener *l)
 	} else if (l->lev != NULL) {
 		evconnlistener_free(l->lev);
 	} else {
-		/* reuseport: event_del() waits for an accept callback
-		 * running on the worker's thread; after it none runs. */
+		/* reuseport: event_del() waits for a callback running on
+		 * the worker's thread. With closing set, neither callback
+		 * re-arms the other; the second event_del() takes out an
+		 * accept event a back-off re-armed before it saw the flag. */
+		atomic_store(&l->closing, 1);
+		if (l->ev != NULL)
+			event_del(l->ev);
+		if (l->backoff != NULL)
+			event_del(l->backoff);
 		if (l->ev != NULL) {
 			event_del(l->ev);
 			event_free(l->ev);
 		}
-		if (l->backoff != NULL) {
-			event_del(l->backoff);
+		if (l->backoff != NULL)
 			event_free(l->backoff);
-		}
+		if (l->has_lock)
+			pthread_mutex_destroy(&l->lock);
 		if (l->fd != -1)
 			close(l->fd);
 	}
@@ -401,14 +412,19 @@ listener_worker_accept_cb(evutil_socket_t lfd, short what, void *arg)
 	struct listener *l = arg;
 	struct server *srv = l->srv;
 	struct worker *w = l->w;
-	int proxy = l->profile.preamble == CONN_PREAMBLE_PROXY;
 	struct sockaddr_storage ss;
 	struct accepted a;
 	socklen_t len;
+	struct conn_profile profile;
 	uint64_t n;
-	int i, fd;
+	int i, fd, proxy;
 
 	(void)what;
+	/* One snapshot of what a reload may change, for this pass. */
+	pthread_mutex_lock(&l->lock);
+	profile = l->profile;
+	pthread_mutex_unlock(&l->lock);
+	proxy = profile.preamble == CONN_PREAMBLE_PROXY;
 	for (i = 0; i < LISTENER_ACCEPTS_PER_EVENT; i++) {
 		len = sizeof(ss);
 		fd = accept4(lfd, (struct sockaddr *)&ss, &len,
@@ -427,7 +443,8 @@ listener_worker_accept_cb(evutil_socket_t lfd, short what, void *arg)
 					log_warn("%s: accept, pausing for %dms",
 						 l->name, LISTENER_BACKOFF_MS);
 				event_del(l->ev);
-				evtimer_add(l->backoff, &tv);
+				if (!atomic_load(&l->closing))
+					evtimer_add(l->backoff, &tv);
 			}
 			return;
 		}
@@ -453,7 +470,7 @@ listener_worker_accept_cb(evutil_socket_t lfd, short what, void *arg)
 		a.peer_counted = !proxy;
 		a.peerlen = len <= sizeof(a.peer) ? len : 0;
 		memcpy(&a.peer, &ss, a.peerlen);
-		a.profile = l->profile;
+		a.profile = profile;
 		if (a.profile.behaviour == CONN_BEHAVIOUR_FAULT &&
 		    !fault_roll(&l->rng, a.profile.fault.chance))
 			a.profile.behaviour = CONN_BEHAVIOUR_ECHO;
@@ -468,7 +485,8 @@ listener_worker_resume_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	event_add(l->ev, NULL);
+	if (!atomic_load(&l->closing))
+		event_add(l->ev, NULL);
 }
 
 /* Watches l's socket on worker w's loop. */
@@ -476,6 +494,10 @@ static int
 listener_watch(struct listener *l, struct worker *w, char *err, size_t errlen)
 {
 	l->w = w;
+	if (!l->has_lock) {
+		pthread_mutex_init(&l->lock, NULL);
+		l->has_lock = 1;
+	}
 	l->ev = event_new(w->base, l->fd, EV_READ | EV_PERSIST,
 			  listener_worker_accept_cb, l);
 	l->backoff = evtimer_new(w->base, listener_worker_resume_cb, l);
@@ -1091,8 +1113,15 @@ listener_reconcile(struct server *srv, const struct config *ncfg, char *err,
 			listener_free(ls, l);
 		} else if (!listener_same_profile(&l->profile, &lc->profile)) {
 			/* New connections get the new parameters; open
-			 * ones keep what they started with. */
+			 * ones keep what they started with. A worker's
+			 * socket (reuseport) reads them under its lock. */
+			if (l->has_lock)
+				pthread_mutex_lock(&l->lock);
 			l->profile = lc->profile;
+			if (l->has_lock)
+				pthread_mutex_unlock(&l->lock);
+			if (l->clone)
+				continue;
 			if (l->profile.behaviour == CONN_BEHAVIOUR_FAULT)
 				listener_say(l, "new connections on");
 			else

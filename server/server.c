@@ -257,6 +257,9 @@ server_housekeeping_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	/* Workers' own accepts (reuseport) do not note their peaks: the
+	 * count is sampled here too. */
+	mem_trim_note(&srv->trim, n);
 	if (mem_trim_due(&srv->trim, n)) {
 		log_debug("connections fell from %llu to %llu: trimming memory",
 			  (unsigned long long)peak, (unsigned long long)n);
