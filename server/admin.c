@@ -257,6 +257,17 @@ admin_bind(const char *where, char *name, size_t namelen, char *err,
 		   1) {
 		return -1;
 	}
+	/* Handed over by a restart or an upgrade. */
+	fd = inherit_take(SOCK_STREAM, (struct sockaddr *)&addr.ss, addr.len,
+			  spec.wildcard ? 0 : -1, 0);
+	if (fd == -1 && spec.wildcard) {
+		struct sockaddr_in sin = {.sin_family = AF_INET,
+					  .sin_port = htons(spec.port)};
+		fd = inherit_take(SOCK_STREAM, (struct sockaddr *)&sin,
+				  sizeof(sin), -1, 0);
+	}
+	if (fd != -1)
+		goto bound;
 	fd = socket(addr.ss.ss_family,
 		    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1 && spec.wildcard && errno == EAFNOSUPPORT) {
@@ -285,6 +296,8 @@ admin_bind(const char *where, char *name, size_t namelen, char *err,
 		close(fd);
 		return -1;
 	}
+	inherit_store(fd);
+bound:
 	addr.len = sizeof(addr.ss);
 	if (getsockname(fd, (struct sockaddr *)&addr.ss, &addr.len) == 0)
 		addr_format((struct sockaddr *)&addr.ss, name, namelen);
@@ -406,8 +419,10 @@ admin_commit(struct server *srv)
 {
 	if (admin_next == srv->admin)
 		return;
-	if (srv->admin != NULL)
+	if (srv->admin != NULL) {
 		log_info("admin endpoint on %s closed", srv->admin->name);
+		inherit_unstore(admin_fd(srv));
+	}
 	admin_free(srv->admin);
 	srv->admin = admin_next;
 	admin_next = NULL;
@@ -418,9 +433,20 @@ admin_commit(struct server *srv)
 void
 admin_abort(struct server *srv)
 {
-	if (admin_next != srv->admin)
+	if (admin_next != srv->admin) {
+		if (admin_next != NULL && admin_next->lev != NULL)
+			inherit_unstore(evconnlistener_get_fd(admin_next->lev));
 		admin_free(admin_next);
+	}
 	admin_next = NULL;
+}
+
+int
+admin_fd(const struct server *srv)
+{
+	return srv->admin != NULL && srv->admin->lev != NULL
+		       ? evconnlistener_get_fd(srv->admin->lev)
+		       : -1;
 }
 
 void

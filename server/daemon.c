@@ -26,6 +26,9 @@
 static int daemon_ready_fd = -1;
 static int daemon_pid_fd = -1;
 static char *daemon_pid_path;
+/* Taken over from the echod this one upgrades: not ours to remove until
+ * we have written our pid in it. */
+static int daemon_pid_adopted;
 
 /*
  * Forks; the parent waits for the child's word that it is serving and
@@ -87,14 +90,36 @@ daemon_ready(void)
 	daemon_ready_fd = -1;
 }
 
+/* Is fd the file at path? */
+static int
+daemon_same_file(int fd, const char *path)
+{
+	struct stat a, b;
+
+	return fstat(fd, &a) == 0 && stat(path, &b) == 0 &&
+	       a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+/*
+ * Opens and locks the pid file. inherited is the one an upgrade handed
+ * over (or -1): the same file is taken over with its lock, since the old
+ * echod holds the lock until it exits; another one is closed.
+ */
 int
-daemon_pidfile_open(const char *path, char *err, size_t errlen)
+daemon_pidfile_open(const char *path, int inherited, char *err, size_t errlen)
 {
 	static int registered;
 	char buf[32], cwd[PATH_MAX];
 	ssize_t n;
 	int fd;
 
+	if (inherited != -1 && daemon_same_file(inherited, path)) {
+		fd = inherited;
+		daemon_pid_adopted = 1;
+		goto locked;
+	}
+	if (inherited != -1)
+		close(inherited);
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (fd == -1) {
 		snprintf(err, errlen, "pid file %s: %s", path, strerror(errno));
@@ -117,6 +142,7 @@ daemon_pidfile_open(const char *path, char *err, size_t errlen)
 		close(fd);
 		return -1;
 	}
+locked:
 	/* Kept absolute: a daemon removes it from "/" at exit. */
 	if (path[0] != '/' && getcwd(cwd, sizeof(cwd)) != NULL) {
 		if (asprintf(&daemon_pid_path, "%s/%s", cwd, path) == -1)
@@ -154,7 +180,45 @@ daemon_pidfile_write(char *err, size_t errlen)
 			 strerror(errno));
 		return -1;
 	}
+	daemon_pid_adopted = 0;
 	return 0;
+}
+
+/* Writes our pid again unless the file holds it (an upgrade failed:
+ * the new process may have written its own), never leaving it empty
+ * for a reader when it need not. */
+int
+daemon_pidfile_restore(char *err, size_t errlen)
+{
+	char want[32], have[32];
+	ssize_t n;
+	int len;
+
+	if (daemon_pid_fd == -1)
+		return 0;
+	len = snprintf(want, sizeof(want), "%ld\n", (long)getpid());
+	n = pread(daemon_pid_fd, have, sizeof(have), 0);
+	if (n == len && memcmp(have, want, (size_t)len) == 0)
+		return 0;
+	return daemon_pidfile_write(err, errlen);
+}
+
+int
+daemon_pidfile_fd(void)
+{
+	return daemon_pid_fd;
+}
+
+/* A new echod has the pid file now (SIGUSR2): let it go as it is. */
+void
+daemon_pidfile_release(void)
+{
+	if (daemon_pid_fd == -1)
+		return;
+	close(daemon_pid_fd);
+	daemon_pid_fd = -1;
+	free(daemon_pid_path);
+	daemon_pid_path = NULL;
 }
 
 void
@@ -162,6 +226,11 @@ daemon_pidfile_remove(void)
 {
 	if (daemon_pid_fd == -1)
 		return;
+	if (daemon_pid_adopted) {
+		/* An upgrade that failed: the old echod's file, as it was. */
+		daemon_pidfile_release();
+		return;
+	}
 	/* After dropping root its directory may not let us (said at start):
 	 * then no stale pid is left in it, and the released lock marks it
 	 * stale for the next echod. Removed or emptied before the lock goes,

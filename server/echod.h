@@ -95,6 +95,8 @@ void log_init(int level);
 void log_to_syslog(void);
 void log_set_level(int level);
 void log_set_json(int json);
+/* Called with the reason before fatal()/fatalx() exit (upgrade.c's). */
+void log_set_fatal_hook(void (*hook)(const char *reason));
 /* A typed field of a structured line (the connection log). */
 enum log_field_kind { LOG_FIELD_STR, LOG_FIELD_UINT, LOG_FIELD_MS_AS_S };
 struct log_field {
@@ -331,6 +333,8 @@ int listener_reconcile(struct server *srv, const struct config *ncfg, char *err,
 void listener_apply_options(struct server *srv);
 int listener_attach_workers(struct server *srv, char *err, size_t errlen);
 void listener_close_all(struct server *srv);
+int listener_fds(struct server *srv, int *fds, int max);
+void listener_hand_over(struct server *srv);
 void listener_free_all(struct server *srv);
 void listener_announce(struct server *srv);
 int listener_check(const struct config *cfg, int *conflict, char *err,
@@ -409,6 +413,7 @@ struct udp_endpoint *udp_endpoint_open(struct server *srv,
 int udp_endpoint_attach(struct udp_endpoint *e, char *err, size_t errlen);
 void udp_endpoint_close(struct udp_endpoint *e);
 const char *udp_endpoint_name(const struct udp_endpoint *e);
+int udp_endpoint_fds(const struct udp_endpoint *e, int *fds, int max);
 void udp_worker_free(struct worker *w);
 /* The policies it applies, pure. */
 int udp_port_refused(uint16_t port);
@@ -518,6 +523,7 @@ int admin_prepare(struct server *srv, const struct config *ncfg, char *err,
 void admin_commit(struct server *srv);
 void admin_abort(struct server *srv);
 void admin_close(struct server *srv);
+int admin_fd(const struct server *srv);
 
 /* stats.c */
 struct stats {
@@ -534,7 +540,11 @@ char *stats_format(const struct stats *st, char *buf, size_t len);
 /* daemon.c */
 void daemon_detach(void);
 void daemon_ready(void);
-int daemon_pidfile_open(const char *path, char *err, size_t errlen);
+int daemon_pidfile_open(const char *path, int inherited, char *err,
+			size_t errlen);
+void daemon_pidfile_release(void);
+int daemon_pidfile_fd(void);
+int daemon_pidfile_restore(char *err, size_t errlen);
 int daemon_pidfile_write(char *err, size_t errlen);
 void daemon_pidfile_remove(void);
 int daemon_user_check(const char *user, char *err, size_t errlen);
@@ -550,7 +560,40 @@ int systemd_notify_enabled(void);
 void systemd_notify(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void systemd_notify_close(void);
 uint64_t systemd_watchdog_usec(void);
-int systemd_listen_fds(int *fds, int max, char *err, size_t errlen);
+void systemd_notify_fds(const int *fds, int nfds, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* inherit.c: sockets handed over at start (systemd's, or the echod this
+ * one replaces), and keeping ours in systemd's fd store. */
+#define INHERIT_MAX 256
+#define INHERIT_NAME_MAX 255 /* systemd's limit on a descriptor's name */
+#define INHERIT_NAME_UPGRADE "echod-upgrade"
+#define INHERIT_NAME_PIDFILE "echod-pidfile"
+int inherit_init(char *err, size_t errlen);
+int inherit_activated(int *fds, int max);
+int inherit_take(int type, const struct sockaddr *sa, socklen_t len, int v6only,
+		 int reuseport);
+int inherit_take_unix(const char *path);
+int inherit_upgrade_fd(void);
+int inherit_pidfile_take(void);
+void inherit_close_rest(void);
+int inherit_storing(void);
+void inherit_store(int fd);
+void inherit_unstore(int fd);
+int inherit_name_fd(int fd, char *buf, size_t buflen);
+int inherit_fdname(int type, const struct sockaddr *sa, socklen_t len,
+		   char *buf, size_t buflen);
+int inherit_same_addr(const struct sockaddr *a, socklen_t alen,
+		      const struct sockaddr *b, socklen_t blen);
+
+/* upgrade.c: SIGUSR2, the binary upgraded in place. */
+int upgrade_init(char **argv, char *err, size_t errlen);
+void upgrade_begin(struct server *srv);
+void upgrade_free(struct server *srv);
+int upgrade_child(void);
+void upgrade_child_ready(void);
+void upgrade_child_failed(const char *reason);
+void server_hand_over(struct server *srv);
 
 /* server.c */
 int server_init(struct server *srv, const struct options *opts,
@@ -569,6 +612,7 @@ struct server {
 	struct admission *adm;	     /* admission.c's */
 	struct metrics *metrics;     /* metrics.c's: slots, main counters */
 	struct admin *admin;	     /* admin.c's, or NULL */
+	struct upgrade *upgrade;     /* upgrade.c's: SIGUSR2 under way */
 	int signal_fd;		     /* signalfd of the signals we take */
 	struct event *signal_ev;
 	struct event *drain_timer;    /* while stopping: are we done? */

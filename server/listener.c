@@ -45,7 +45,6 @@
 /* reuseport: connections a worker takes per readiness of its socket. */
 #define LISTENER_ACCEPTS_PER_EVENT 16
 #define LISTENER_MAX_PER_SPEC 16
-#define LISTENER_MAX_ACTIVATED 64
 /* Keepalive: first probe after 60s of silence, then every 10s, 6 tries:
  * a dead peer is gone within two minutes. */
 #define LISTENER_KEEPIDLE_S 60
@@ -85,6 +84,7 @@ struct listener {
 struct listener_set {
 	TAILQ_HEAD(, listener) list;
 	int activated;			 /* the sockets came from systemd */
+	int handed;			 /* a new echod has them (SIGUSR2) */
 	int announced;			 /* "listening on" lines were logged */
 	struct event *accept_resume;	 /* ends an accept back-off */
 	_Atomic time_t accept_warned;	 /* last back-off warning (rate) */
@@ -265,6 +265,14 @@ listener_bind(const struct addr *a, int wildcard, int reuseport,
 	int fd, on = 1;
 
 	addr_format((const struct sockaddr *)&a->ss, name, sizeof(name));
+	/* Handed over (a restart or an upgrade): already bound, and its
+	 * queue kept every connection that came meanwhile. */
+	fd = inherit_take(SOCK_STREAM, (const struct sockaddr *)&a->ss, a->len,
+			  !wildcard, reuseport);
+	if (fd != -1) {
+		listener_set_options(fd, a->ss.ss_family, cfg, name);
+		return fd;
+	}
 	fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 		    0);
 	if (fd == -1) {
@@ -288,6 +296,7 @@ listener_bind(const struct addr *a, int wildcard, int reuseport,
 	if (listen(fd, (int)cfg->backlog) == -1)
 		goto fail;
 	listener_set_options(fd, a->ss.ss_family, cfg, name);
+	inherit_store(fd);
 	return fd;
 fail:
 	snprintf(err, errlen, "cannot listen on %s: %s", name, strerror(errno));
@@ -364,10 +373,33 @@ listener_add(struct server *srv, int fd, const struct listen_conf *lc,
 	return l;
 }
 
+/* A listener's socket (a UDP one's first), or -1. */
+static int
+listener_fd(const struct listener *l)
+{
+	int fd = -1;
+
+	if (l->udp != NULL)
+		return udp_endpoint_fds(l->udp, &fd, 1) == 1 ? fd : -1;
+	return l->lev != NULL ? evconnlistener_get_fd(l->lev) : l->fd;
+}
+
+/*
+ * Closes a listener. One a reload retires leaves systemd's fd store and
+ * takes its socket file with it; at exit both stay if the socket lives
+ * on elsewhere (in the store, or in the echod an upgrade started), so
+ * that the next one finds them.
+ */
 static void
-listener_free(struct listener_set *ls, struct listener *l)
+listener_free(struct listener_set *ls, struct listener *l, int retire)
 {
 	TAILQ_REMOVE(&ls->list, l, entry);
+	if (retire && !l->clone)
+		inherit_unstore(listener_fd(l));
+	if (!retire && (ls->handed || inherit_storing())) {
+		free(l->path);
+		l->path = NULL;
+	}
 	if (l->udp != NULL) {
 		udp_endpoint_close(l->udp);
 	} else if (l->lev != NULL) {
@@ -509,16 +541,49 @@ listener_watch(struct listener *l, struct worker *w, char *err, size_t errlen)
 	return 0;
 }
 
-/* reuseport, once the workers run: worker 0 takes the socket bound at
+/* reuseport: another socket of first's line, fd, for worker w. */
+static int
+listener_clone(struct server *srv, struct listener *first, int fd,
+	       struct worker *w, char *err, size_t errlen)
+{
+	struct listener_set *ls = srv->listen;
+	struct listener *l = calloc(1, sizeof(*l));
+
+	if (l == NULL || (l->text = strdup(first->text)) == NULL) {
+		free(l);
+		close(fd);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	l->srv = srv;
+	l->fd = fd;
+	l->profile = first->profile;
+	l->slot = first->slot;
+	l->family = first->family;
+	l->clone = 1;
+	l->rng = (ls->rng ^
+		  (0x9E3779B97F4A7C15ULL * (w->id + 1) + (uint64_t)fd)) |
+		 1;
+	memcpy(l->name, first->name, sizeof(l->name));
+	TAILQ_INSERT_TAIL(&ls->list, l, entry);
+	return listener_watch(l, w, err, errlen);
+}
+
+/*
+ * reuseport, once the workers run: worker 0 takes the socket bound at
  * start, every other worker a socket of its own on the same address
- * (the port the first got, if it asked for any). */
+ * (the port the first got, if it asked for any). Sockets of the line
+ * handed over beyond those are served too, shared out over the workers:
+ * closing one would reset the connections waiting in its queue.
+ */
 static int
 listener_attach_reuseport(struct server *srv, struct listener *first, char *err,
 			  size_t errlen)
 {
-	struct listener_set *ls = srv->listen;
 	struct addr a;
 	unsigned i, n = worker_count(srv);
+	int v6only = 1, fd;
+	socklen_t optlen = sizeof(v6only);
 
 	if (listener_watch(first, worker_get(srv, 0), err, errlen) == -1)
 		return -1;
@@ -528,32 +593,22 @@ listener_attach_reuseport(struct server *srv, struct listener *first, char *err,
 			 strerror(errno));
 		return -1;
 	}
+	if (a.ss.ss_family == AF_INET6)
+		getsockopt(first->fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only,
+			   &optlen);
 	for (i = 1; i < n; i++) {
-		struct listener *l = calloc(1, sizeof(*l));
-		int v6only = 1;
-		socklen_t optlen = sizeof(v6only);
-
-		if (l == NULL || (l->text = strdup(first->text)) == NULL) {
-			free(l);
-			snprintf(err, errlen, "out of memory");
-			return -1;
-		}
-		l->srv = srv;
-		l->profile = first->profile;
-		l->slot = first->slot;
-		l->family = first->family;
-		l->clone = 1;
-		l->rng = (ls->rng ^ (0x9E3779B97F4A7C15ULL * (i + 1))) | 1;
-		memcpy(l->name, first->name, sizeof(l->name));
-		if (a.ss.ss_family == AF_INET6)
-			getsockopt(first->fd, IPPROTO_IPV6, IPV6_V6ONLY,
-				   &v6only, &optlen);
-		l->fd = listener_bind(&a, !v6only, 1, srv->cfg, err, errlen);
-		TAILQ_INSERT_TAIL(&ls->list, l, entry);
-		if (l->fd == -1 ||
-		    listener_watch(l, worker_get(srv, i), err, errlen) == -1)
+		fd = listener_bind(&a, !v6only, 1, srv->cfg, err, errlen);
+		if (fd == -1 ||
+		    listener_clone(srv, first, fd, worker_get(srv, i), err,
+				   errlen) == -1)
 			return -1;
 	}
+	for (i = 0; (fd = inherit_take(SOCK_STREAM, (struct sockaddr *)&a.ss,
+				       a.len, v6only, 1)) != -1;
+	     i++)
+		if (listener_clone(srv, first, fd, worker_get(srv, i % n), err,
+				   errlen) == -1)
+			return -1;
 	return 0;
 }
 
@@ -708,6 +763,13 @@ listener_bind_unix(const struct listen_conf *lc, const struct config *cfg,
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
 	memcpy(sun.sun_path, lc->path, strlen(lc->path));
+	if ((fd = inherit_take_unix(lc->path)) != -1) {
+		/* Handed over, its file in place: only the settings. */
+		if (chmod(lc->path, (mode_t)cfg->unix_mode) == -1 ||
+		    listen(fd, (int)cfg->backlog) == -1)
+			log_warn("unix:%s", lc->path);
+		return fd;
+	}
 	if (lstat(lc->path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode)) {
 			snprintf(err, errlen,
@@ -754,6 +816,7 @@ listener_bind_unix(const struct listen_conf *lc, const struct config *cfg,
 		close(fd);
 		return -1;
 	}
+	inherit_store(fd);
 	return fd;
 }
 
@@ -1032,11 +1095,9 @@ listener_init(struct server *srv, char *err, size_t errlen)
 int
 listener_open_all(struct server *srv, char *err, size_t errlen)
 {
-	int fds[LISTENER_MAX_ACTIVATED], n, i;
+	int fds[INHERIT_MAX], n, i;
 
-	n = systemd_listen_fds(fds, LISTENER_MAX_ACTIVATED, err, errlen);
-	if (n == -1)
-		return -1;
+	n = inherit_activated(fds, INHERIT_MAX);
 	if (n > 0)
 		return listener_open_activated(srv, fds, n, err, errlen);
 	for (i = 0; i < srv->cfg->nlisten; i++)
@@ -1110,7 +1171,7 @@ listener_reconcile(struct server *srv, const struct config *ncfg, char *err,
 		if (lc == NULL) {
 			if (!l->clone)
 				log_info("no longer listening on %s", l->name);
-			listener_free(ls, l);
+			listener_free(ls, l, 1);
 		} else if (!listener_same_profile(&l->profile, &lc->profile)) {
 			/* New connections get the new parameters; open
 			 * ones keep what they started with. A worker's
@@ -1135,7 +1196,7 @@ undo:
 	for (l = TAILQ_FIRST(&ls->list); l != NULL; l = next) {
 		next = TAILQ_NEXT(l, entry);
 		if (!listener_in_config(srv->cfg, l->text))
-			listener_free(ls, l);
+			listener_free(ls, l, 1);
 	}
 	return -1;
 }
@@ -1179,6 +1240,30 @@ listener_apply_options(struct server *srv)
 	}
 }
 
+/* Every listening socket, for a new echod to take over: at most max. */
+int
+listener_fds(struct server *srv, int *fds, int max)
+{
+	struct listener *l;
+	int n = 0;
+
+	TAILQ_FOREACH (l, &srv->listen->list, entry) {
+		if (l->udp != NULL)
+			n += udp_endpoint_fds(l->udp, fds + n, max - n);
+		else if (n < max && listener_fd(l) != -1)
+			fds[n++] = listener_fd(l);
+	}
+	return n;
+}
+
+/* A new echod serves our sockets now: closing them must not take their
+ * files, nor their place in systemd's store. */
+void
+listener_hand_over(struct server *srv)
+{
+	srv->listen->handed = 1;
+}
+
 /* Stops accepting: every listening socket is closed. */
 void
 listener_close_all(struct server *srv)
@@ -1189,7 +1274,7 @@ listener_close_all(struct server *srv)
 	if (ls == NULL)
 		return;
 	while ((l = TAILQ_FIRST(&ls->list)) != NULL)
-		listener_free(ls, l);
+		listener_free(ls, l, 0);
 	evtimer_del(ls->accept_resume);
 }
 

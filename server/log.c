@@ -352,6 +352,30 @@ LOG_DEFINE(log_warnx, LOG_LEVEL_WARN, NULL)
 LOG_DEFINE(log_info, LOG_LEVEL_INFO, NULL)
 LOG_DEFINE(log_debug, LOG_LEVEL_DEBUG, NULL)
 
+static void (*log_fatal_hook)(const char *reason);
+
+void
+log_set_fatal_hook(void (*hook)(const char *reason))
+{
+	log_fatal_hook = hook;
+}
+
+/* Hands the reason echod exits to the hook, if one is set. */
+static void
+log_fatal_tell(const char *fmt, va_list ap, const char *suffix)
+{
+	char reason[1024];
+	int n;
+
+	if (log_fatal_hook == NULL)
+		return;
+	n = vsnprintf(reason, sizeof(reason), fmt, ap);
+	if (n >= 0 && suffix != NULL && (size_t)n < sizeof(reason))
+		snprintf(reason + n, sizeof(reason) - (size_t)n, ": %s",
+			 suffix);
+	log_fatal_hook(reason);
+}
+
 void
 fatal(int status, const char *fmt, ...)
 {
@@ -361,6 +385,9 @@ fatal(int status, const char *fmt, ...)
 	va_start(ap, fmt);
 	log_exiting = 1;
 	log_vwrite(LOG_LEVEL_ERROR, fmt, ap, strerror(saved), NULL, 0);
+	va_end(ap);
+	va_start(ap, fmt);
+	log_fatal_tell(fmt, ap, strerror(saved));
 	va_end(ap);
 	exit(status);
 }
@@ -373,6 +400,9 @@ fatalx(int status, const char *fmt, ...)
 	va_start(ap, fmt);
 	log_exiting = 1;
 	log_vwrite(LOG_LEVEL_ERROR, fmt, ap, NULL, NULL, 0);
+	va_end(ap);
+	va_start(ap, fmt);
+	log_fatal_tell(fmt, ap, NULL);
 	va_end(ap);
 	exit(status);
 }

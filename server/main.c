@@ -1,9 +1,9 @@
 /*
  * main.c: echod's entry point, in the order things happen: options,
- * configuration, logging, detaching, the pid file, libevent threading,
- * binding, dropping privileges, workers, readiness, the loop, clean-up.
- * Behaviour lives in the modules; this file only wires them together and
- * decides the exit statuses.
+ * what was handed over, configuration, logging, detaching, the pid file,
+ * libevent threading, binding, dropping privileges, workers, readiness, the
+ * loop, clean-up. Behaviour lives in the modules; this file only wires them
+ * together and decides the exit statuses.
  */
 #include <limits.h>
 #include <signal.h>
@@ -49,10 +49,21 @@ main(int argc, char **argv)
 		printf("echod %s\n", ECHOD_VERSION);
 		return ECHOD_EXIT_OK;
 	}
+	/* Sockets from systemd or from the echod this one upgrades; then,
+	 * if an upgrade started us, why we fail goes back to it. */
+	if (inherit_init(err, sizeof(err)) == -1) {
+		fprintf(stderr, "echod: %s\n", err);
+		return ECHOD_EXIT_FAILURE;
+	}
+	if (upgrade_init(argv, err, sizeof(err)) == -1) {
+		fprintf(stderr, "echod: %s\n", err);
+		return ECHOD_EXIT_FAILURE;
+	}
 	if ((cfg = malloc(sizeof(*cfg))) == NULL)
 		return ECHOD_EXIT_FAILURE;
 	if (options_load_config(&opts, cfg, err, sizeof(err)) == -1) {
 		fprintf(stderr, "echod: %s\n", err);
+		upgrade_child_failed(err);
 		free(cfg);
 		return ECHOD_EXIT_CONFIG;
 	}
@@ -97,11 +108,13 @@ main(int argc, char **argv)
 		opts.config_file = config_path;
 	}
 	if (cfg->pid_file != NULL &&
-	    daemon_pidfile_open(cfg->pid_file, err, sizeof(err)) == -1)
+	    daemon_pidfile_open(cfg->pid_file, inherit_pidfile_take(), err,
+				sizeof(err)) == -1)
 		fatalx(ECHOD_EXIT_FAILURE, "%s", err);
 	/* Before any thread or event loop exists; the pid file's lock goes
-	 * with its descriptor into the child. */
-	if (cfg->daemonize)
+	 * with its descriptor into the child. An upgrade's new process is
+	 * detached already, if its old one was. */
+	if (cfg->daemonize && !upgrade_child())
 		daemon_detach();
 	if (systemd_notify_init(err, sizeof(err)) == -1)
 		log_warnx("%s", err);
@@ -117,6 +130,7 @@ main(int argc, char **argv)
 		fatalx(ECHOD_EXIT_FAILURE, "%s", err);
 	if (server_start(&srv, err, sizeof(err)) == -1)
 		fatalx(ECHOD_EXIT_FAILURE, "%s", err);
+	inherit_close_rest();
 	if (daemon_pidfile_write(err, sizeof(err)) == -1)
 		fatalx(ECHOD_EXIT_FAILURE, "%s", err);
 	listener_announce(&srv);
@@ -124,6 +138,7 @@ main(int argc, char **argv)
 		log_to_syslog();
 		daemon_ready();
 	}
+	upgrade_child_ready();
 
 	server_run(&srv);
 

@@ -1,8 +1,9 @@
 /*
  * server.c: the running daemon's life cycle on the main loop: start-up of
  * listeners and workers, the signals (SIGTERM/SIGINT stop gracefully and a
- * second one at once, SIGHUP reloads, SIGUSR1 logs statistics), the
- * reload itself, and systemd's watchdog and status. Connections are
+ * second one at once, SIGHUP reloads, SIGUSR1 logs statistics, SIGUSR2
+ * upgrades: upgrade.c), the reload itself, the hand-over that ends an
+ * upgrade, and systemd's watchdog and status. Connections are
  * worker.c's and conn.c's; sockets are listener.c's; the admin endpoint
  * is admin.c's, on this loop.
  */
@@ -122,11 +123,28 @@ server_shutdown(struct server *srv, const char *why)
 	log_info("%s: shutting down, %llu connection%s open", why,
 		 (unsigned long long)n, n == 1 ? "" : "s");
 	systemd_notify("STOPPING=1");
+	/* A new echod being started has been handed the sockets. */
+	if (srv->upgrade != NULL)
+		listener_hand_over(srv);
 	listener_close_all(srv);
 	atomic_store(&srv->draining, 1);
 	worker_poke_all(srv);
 	evtimer_add(srv->shutdown_timer, &tv);
 	evtimer_add(srv->drain_timer, &now);
+}
+
+/*
+ * An upgrade's new process serves (upgrade.c): it has every socket, the
+ * pid file and the admin endpoint; this one stops accepting, leaves
+ * them as they are, and drains as on SIGTERM.
+ */
+void
+server_hand_over(struct server *srv)
+{
+	listener_hand_over(srv);
+	admin_close(srv);
+	daemon_pidfile_release();
+	server_shutdown(srv, "upgraded");
 }
 
 /*
@@ -229,6 +247,9 @@ server_signal(struct server *srv, int sig)
 		stats_snapshot(srv, &st);
 		log_info("stats: %s", stats_format(&st, buf, sizeof(buf)));
 		break;
+	case SIGUSR2:
+		upgrade_begin(srv);
+		break;
 	default:
 		break;
 	}
@@ -291,7 +312,7 @@ server_watchdog_cb(evutil_socket_t fd, short what, void *arg)
 static int
 server_signals_init(struct server *srv, char *err, size_t errlen)
 {
-	static const int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1};
+	static const int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2};
 	sigset_t set;
 	size_t i;
 	int rc;
@@ -393,6 +414,7 @@ server_run(struct server *srv)
 void
 server_free(struct server *srv)
 {
+	upgrade_free(srv);
 	admin_close(srv);
 	listener_free_all(srv);
 	worker_stop_all(srv);

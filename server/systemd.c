@@ -1,25 +1,25 @@
 /*
  * systemd.c: what echod speaks to systemd: the notify protocol (READY=1,
- * RELOADING=1, STOPPING=1, STATUS=, WATCHDOG=1) and socket activation
- * (LISTEN_FDS/LISTEN_PID). The protocol is one datagram on the AF_UNIX
- * socket named by NOTIFY_SOCKET, so echod speaks it itself rather than
- * linking libsystemd: no dependency, and nothing to do when the
- * variables are unset (not under systemd).
+ * RELOADING=1, STOPPING=1, STATUS=, WATCHDOG=1, and descriptors for the
+ * fd store), and the watchdog's period. The protocol is one datagram on
+ * the AF_UNIX socket named by NOTIFY_SOCKET, so echod speaks it itself
+ * rather than linking libsystemd: no dependency, and nothing to do when
+ * the variables are unset (not under systemd). What systemd hands echod
+ * at start (LISTEN_FDS) is inherit.c's.
  */
 #include <errno.h>
-#include <fcntl.h>
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include "echod.h"
 #include "parse.h"
-
-/* The first descriptor systemd passes (SD_LISTEN_FDS_START). */
-#define SYSTEMD_LISTEN_FDS_START 3
 
 static int systemd_fd = -1;
 static struct sockaddr_un systemd_addr;
@@ -63,10 +63,42 @@ systemd_notify_enabled(void)
 	return systemd_fd != -1;
 }
 
+/* Sends one message, with descriptors (SCM_RIGHTS) if n > 0. */
+static void
+systemd_send(const char *msg, size_t len, const int *fds, int n)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * 4)];
+		struct cmsghdr align;
+	} cm;
+	struct iovec iov = {.iov_base = (void *)(uintptr_t)msg, .iov_len = len};
+	struct msghdr mh;
+
+	memset(&mh, 0, sizeof(mh));
+	mh.msg_name = &systemd_addr;
+	mh.msg_namelen = systemd_addrlen;
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	if (n > 0 && n <= 4) {
+		struct cmsghdr *c;
+
+		memset(&cm, 0, sizeof(cm));
+		mh.msg_control = cm.buf;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n);
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
+		memcpy(CMSG_DATA(c), fds, sizeof(int) * (size_t)n);
+	}
+	if (sendmsg(systemd_fd, &mh, MSG_NOSIGNAL) == -1)
+		log_debug("notify: %s", strerror(errno));
+}
+
 void
 systemd_notify(const char *fmt, ...)
 {
-	char msg[256];
+	char msg[512];
 	va_list ap;
 	int n;
 
@@ -77,9 +109,24 @@ systemd_notify(const char *fmt, ...)
 	va_end(ap);
 	if (n < 0 || (size_t)n >= sizeof(msg))
 		return;
-	if (sendto(systemd_fd, msg, (size_t)n, MSG_NOSIGNAL,
-		   (struct sockaddr *)&systemd_addr, systemd_addrlen) == -1)
-		log_debug("notify: %s", strerror(errno));
+	systemd_send(msg, (size_t)n, NULL, 0);
+}
+
+void
+systemd_notify_fds(const int *fds, int nfds, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	int n;
+
+	if (systemd_fd == -1)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(msg))
+		return;
+	systemd_send(msg, (size_t)n, fds, nfds);
 }
 
 void
@@ -106,58 +153,4 @@ systemd_watchdog_usec(void)
 	     p != (uint64_t)getpid()))
 		return 0;
 	return v;
-}
-
-int
-systemd_listen_fds(int *fds, int max, char *err, size_t errlen)
-{
-	const char *pid = getenv("LISTEN_PID");
-	const char *nfds = getenv("LISTEN_FDS");
-	uint64_t p, n;
-	char msg[128];
-	int i;
-
-	if (pid == NULL || nfds == NULL)
-		return 0;
-	if (parse_uint(pid, 1, UINT64_MAX, &p, msg, sizeof(msg)) == -1 ||
-	    p != (uint64_t)getpid())
-		return 0;
-	if (parse_uint(nfds, 0, (uint64_t)max, &n, msg, sizeof(msg)) == -1) {
-		snprintf(err, errlen, "LISTEN_FDS: %s", msg);
-		return -1;
-	}
-	for (i = 0; i < (int)n; i++) {
-		int fd = SYSTEMD_LISTEN_FDS_START + i, type = 0, listening = 0;
-		socklen_t len = sizeof(type);
-
-		if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == -1 ||
-		    type != SOCK_STREAM) {
-			snprintf(err, errlen,
-				 "socket activation: descriptor %d is not a "
-				 "stream socket",
-				 fd);
-			return -1;
-		}
-		len = sizeof(listening);
-		if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening,
-			       &len) == -1 ||
-		    !listening) {
-			snprintf(err, errlen,
-				 "socket activation: descriptor %d is not "
-				 "listening",
-				 fd);
-			return -1;
-		}
-		if (fcntl(fd, F_SETFD, FD_CLOEXEC) == -1 ||
-		    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == -1) {
-			snprintf(err, errlen, "socket activation: fd %d: %s",
-				 fd, strerror(errno));
-			return -1;
-		}
-		fds[i] = fd;
-	}
-	unsetenv("LISTEN_PID");
-	unsetenv("LISTEN_FDS");
-	unsetenv("LISTEN_FDNAMES");
-	return (int)n;
 }

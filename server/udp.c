@@ -362,6 +362,11 @@ udp_socket_open(const struct udp_endpoint *e, char *err, size_t errlen)
 	int fd, on = 1;
 	int family = e->addr.ss_family;
 
+	/* Handed over by a restart or an upgrade: bound, options set. */
+	fd = inherit_take(SOCK_DGRAM, (const struct sockaddr *)&e->addr,
+			  e->addrlen, e->v6only, 1);
+	if (fd != -1)
+		return fd;
 	fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1)
 		goto fail;
@@ -385,6 +390,7 @@ udp_socket_open(const struct udp_endpoint *e, char *err, size_t errlen)
 	}
 	if (bind(fd, (const struct sockaddr *)&e->addr, e->addrlen) == -1)
 		goto fail;
+	inherit_store(fd);
 	return fd;
 fail:
 	snprintf(err, errlen, "cannot listen on %s (udp): %s", e->name,
@@ -441,6 +447,19 @@ const char *
 udp_endpoint_name(const struct udp_endpoint *e)
 {
 	return e->name;
+}
+
+/* e's sockets, at most max of them. */
+int
+udp_endpoint_fds(const struct udp_endpoint *e, int *fds, int max)
+{
+	int n = 0;
+	unsigned i;
+
+	for (i = 0; i < e->n && n < max; i++)
+		if (e->sock[i].fd != -1)
+			fds[n++] = e->sock[i].fd;
+	return n;
 }
 
 /* Gives each worker its socket on e, and starts serving. */

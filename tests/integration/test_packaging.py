@@ -240,6 +240,9 @@ class SystemdUnitTest(unittest.TestCase):
         self.assertEqual(args[1], "--config")
         self.assertTrue(args[2].endswith("/echod/echod.conf"), args)
         self.assertEqual(unit_settings(service, "Type"), ["notify"])
+        # Restarts keep the sockets (echod sends FDSTORE=1).
+        self.assertEqual(unit_settings(service, "FileDescriptorStoreMax"),
+                         ["256"])
         self.assertEqual(unit_settings(service, "ExecReload"),
                          ["/bin/kill -HUP $MAINPID"])
         self.assertNotRegex(service, r"@[A-Z_]+@")

@@ -1,6 +1,7 @@
 """systemd integration, checked without systemd: the notify protocol on an
 AF_UNIX datagram socket the test binds itself (a path and an abstract
-"@name"): READY=1 once serving, STATUS= with the connection count,
+"@name"): FDSTORE=1 for its socket then READY=1 once serving (the fd
+store itself is test_upgrade.py's), STATUS= with the connection count,
 RELOADING=1 then READY=1 around SIGHUP, STOPPING=1 at SIGTERM, WATCHDOG=1
 at half of WATCHDOG_USEC and only for the pid WATCHDOG_PID names; and
 socket activation through Debian's systemd-socket-activate, which binds,
@@ -22,6 +23,12 @@ from echodtest import (Deadline, Echod, EchodTestCase, exchange, scaled,
 
 SOCKET_ACTIVATE = shutil.which("systemd-socket-activate")
 PORT_ATTEMPTS = 5
+
+
+def stored(port):
+    """The FDSTORE=1 message that hands systemd 127.0.0.1:port (the name
+    is the kind, then the address in hex: test_inherit.c checks it)."""
+    return f"FDSTORE=1\nFDNAME=echod-stream-047f000001{port:04x}"
 
 
 def free_port():
@@ -147,7 +154,9 @@ class NotifyProtocol(SystemdTestCase):
             if first is None and proc.poll() is not None:
                 continue  # port taken meanwhile
             break
-        self.assertEqual(first, "READY=1")
+        # Its socket goes to systemd's fd store first, for a restart.
+        self.assertEqual(first, stored(port))
+        self.assertEqual(notify.receive(scaled(10)), "READY=1")
         with open(log) as f:
             self.assertIn(f"listening on 127.0.0.1:{port}", f.read())
         # Serving now: connect without retrying.
@@ -167,7 +176,8 @@ class NotifyProtocol(SystemdTestCase):
         notify = self.notify_socket()
         server = self.start_notified(notify)
         self.assertEqual(notify.wait("STATUS=0 connections"),
-                         ["READY=1", "STATUS=0 connections"])
+                         [stored(server.port), "READY=1",
+                          "STATUS=0 connections"])
         socks = [self.connect(server.address) for _ in range(2)]
         for s in socks:
             self.assertEqual(exchange(s, b"x", 10), b"x")

@@ -1,0 +1,684 @@
+"""Zero-downtime upgrade and restart.
+
+SIGUSR2: echod starts its executable anew with its sockets, pid file and
+a pipe; once the new process serves, the old one stops accepting, drains
+and exits 0. Clients connect without pause across it, over TCP (plain,
+reuseport, TLS), a Unix socket and UDP: none is refused, no echo fails or
+differs, and a long connection on the old process gets all of its echo.
+A bad config, a binary that is not one, or one that exits, leave the old
+one serving with the reason logged and its pid file. A config that drops
+a line closes the handed socket (and its file).
+
+systemd's fd store, reproduced by the test itself as systemd does it:
+echod sends FDSTORE=1 with each socket it binds; a restart stops the old
+process (SIGTERM), waits for it, then starts the new one with the stored
+descriptors in LISTEN_FDS/LISTEN_FDNAMES. Connections made meanwhile wait
+in the kernel's queues: none is refused. A reload that drops a line
+removes its socket from the store (FDSTOREREMOVE=1).
+"""
+
+import array
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+import echodtest
+from echodtest import (Deadline, EchodTestCase, random_payload, scaled,
+                       wait_for)
+from test_proxy import make_cert
+
+PORT_ATTEMPTS = 5
+
+
+def free_port(kind=socket.SOCK_STREAM):
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pid_alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def read_pid(path):
+    try:
+        with open(path) as f:
+            text = f.read().strip()
+        return int(text) if text else None
+    except FileNotFoundError:
+        return None
+
+
+class Traffic:
+    """Clients that connect without pause, one thread per address: each
+    connection sends a payload, half-closes and reads the echo to EOF.
+    UDP: one datagram and its reply per round."""
+
+    def __init__(self, targets, tls_context=None):
+        self.targets = targets  # (kind, address) pairs
+        self.tls = tls_context
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.ok = {}
+        self.refused = []
+        self.failed = []
+        self.threads = [threading.Thread(target=self.run, args=(t, i),
+                                         daemon=True)
+                        for i, t in enumerate(targets)]
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def finish(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join(scaled(60))
+
+    def count(self, kind):
+        with self.lock:
+            return self.ok.get(kind, 0)
+
+    def one(self, kind, address, payload):
+        if kind == "udp":
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.settimeout(scaled(2))
+                s.sendto(payload, address)
+                try:
+                    return s.recv(65536)
+                except socket.timeout:
+                    return None  # UDP may lose a datagram: retried
+        family = socket.AF_UNIX if kind == "unix" else socket.AF_INET
+        s = socket.socket(family, socket.SOCK_STREAM)
+        s.settimeout(scaled(20))
+        try:
+            s.connect(address)
+            if kind == "tls":
+                s = self.tls.wrap_socket(s, server_hostname="localhost")
+            s.sendall(payload)
+            if kind == "tls":
+                got = echodtest.recv_exactly(s, len(payload), scaled(20))
+                s.close()
+                return got
+            s.shutdown(socket.SHUT_WR)
+            return echodtest.recv_until_eof(s, scaled(20))
+        finally:
+            s.close()
+
+    def run(self, target, index):
+        kind, address = target
+        n = 0
+        while not self.stop.is_set():
+            n += 1
+            payload = random_payload(512 + (n * 37) % 1500, n * 131 + index)
+            try:
+                got = self.one(kind, address, payload)
+            except ConnectionRefusedError as e:
+                with self.lock:
+                    self.refused.append((kind, repr(e)))
+                continue
+            except (OSError, AssertionError) as e:
+                with self.lock:
+                    self.failed.append((kind, repr(e)))
+                continue
+            if got is None:
+                continue
+            if got != payload:
+                with self.lock:
+                    self.failed.append((kind, f"echo of {len(payload)} "
+                                        f"bytes came back as {len(got)} "
+                                        f"different ones"))
+                continue
+            with self.lock:
+                self.ok[kind] = self.ok.get(kind, 0) + 1
+
+
+class LongConnection:
+    """A connection opened before the upgrade that streams size bytes
+    without reading them, so the old process holds its echo queued; it
+    reads it all back only once told to."""
+
+    def __init__(self, address, size):
+        self.payload = random_payload(size, 77)
+        self.sock = echodtest.connect(address)
+        self.sent = threading.Event()
+        self.error = None
+        self.sender = threading.Thread(target=self.send, daemon=True)
+        self.sender.start()
+
+    def send(self):
+        try:
+            self.sock.sendall(self.payload)
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError as e:
+            self.error = e
+        self.sent.set()
+
+    def wait_stalled(self):
+        """Returns once the server stopped reading (backpressure)."""
+        last, still = -1, 0
+        deadline = Deadline(scaled(30))
+        while still < 5 and not deadline.expired():
+            time.sleep(0.05)
+            out = subprocess.run(
+                ["ss", "-tnH", "state", "established",
+                 f"sport = :{self.sock.getsockname()[1]}"],
+                capture_output=True, text=True, check=True).stdout
+            queued = sum(int(ln.split()[1]) for ln in out.splitlines())
+            still = still + 1 if queued == last else 0
+            last = queued
+
+    def finish(self):
+        got = echodtest.recv_until_eof(self.sock, scaled(60))
+        self.sender.join(scaled(60))
+        self.sock.close()
+        return got
+
+
+class Instance:
+    """An echod started in the foreground from a config file, logging to
+    a file: the process an upgrade starts writes to it too."""
+
+    def __init__(self, testcase, conf, binary=None, env=None, argv=None):
+        self.t = testcase
+        self.conf = conf
+        self.log = os.path.join(testcase.dir, "echod.log")
+        self.argv = argv or [binary or echodtest.echod_path(), "-c", conf]
+        self.env = env
+        self.proc = None
+
+    def start(self, nlisten):
+        with open(self.log, "ab") as log:
+            start = log.tell()
+            self.proc = subprocess.Popen(
+                self.argv, stdin=subprocess.DEVNULL, stdout=log,
+                stderr=log, cwd=self.t.dir, env=self.env,
+                pass_fds=getattr(self, "pass_fds", ()))
+        self.t.addCleanup(self.kill)
+        self.wait_log(r"listening on", count=nlisten, start=start)
+        return self
+
+    def text(self, start=0):
+        with open(self.log, "rb") as f:
+            f.seek(start)
+            return f.read().decode(errors="replace")
+
+    def size(self):
+        return os.path.getsize(self.log)
+
+    def wait_log(self, needle, count=1, start=0, timeout=20):
+        import re
+        rx = re.compile(needle)
+        try:
+            wait_for(lambda: len(rx.findall(self.text(start))) >= count,
+                     scaled(timeout), f"{count}x '{needle}' in the log")
+        except AssertionError as e:
+            raise AssertionError(f"{e}:\n{self.text()}") from None
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class UpgradeTestCase(EchodTestCase):
+
+    def setUp(self):
+        tmp = tempfile.TemporaryDirectory(prefix="echod-up-")
+        self.addCleanup(tmp.cleanup)
+        self.dir = tmp.name
+        self.pidfile = os.path.join(self.dir, "echod.pid")
+        self.sock = os.path.join(self.dir, "echo.sock")
+        self.addCleanup(self.kill_pidfile)
+
+    def kill_pidfile(self):
+        """Stops what the pid file names: a process the test started
+        (through SIGUSR2), by PID."""
+        pid = read_pid(self.pidfile)
+        if pid and pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+            wait_for(lambda: not pid_alive(pid), scaled(10), "exit")
+
+    def write_conf(self, lines, extra=()):
+        path = os.path.join(self.dir, "echod.conf")
+        with open(path, "w") as f:
+            f.write("\n".join(list(lines) + list(extra)) + "\n")
+        return path
+
+    def config(self, tls=False, udp=True, reuseport=True, unix=True,
+               admin=True):
+        """Listen lines on fresh ports, and the lines around them."""
+        self.ports = {"plain": free_port()}
+        lines = [f"listen = 127.0.0.1:{self.ports['plain']}"]
+        if reuseport:
+            self.ports["reuseport"] = free_port()
+            lines.append(f"listen = 127.0.0.1:{self.ports['reuseport']} "
+                         "reuseport")
+        if tls:
+            self.cert, self.key = make_cert(self.dir)
+            self.ports["tls"] = free_port()
+            lines += [f"listen = 127.0.0.1:{self.ports['tls']} tls",
+                      f"tls_certificate = {self.cert}",
+                      f"tls_certificate_key = {self.key}"]
+        if unix:
+            lines.append(f"listen = unix:{self.sock}")
+        if udp:
+            self.ports["udp"] = free_port(socket.SOCK_DGRAM)
+            lines.append(f"listen = 127.0.0.1:{self.ports['udp']} udp")
+        if admin:
+            self.ports["admin"] = free_port()
+            lines.append(f"admin_listen = 127.0.0.1:{self.ports['admin']}")
+        self.nlisten = len([ln for ln in lines if ln.startswith("listen")])
+        return lines + ["threads = 2", f"pid_file = {self.pidfile}",
+                        "log_level = debug"]
+
+    def start(self, binary=None, **kw):
+        """An echod on the config's ports; retried on a port taken in
+        between."""
+        for attempt in range(PORT_ATTEMPTS):
+            conf = self.write_conf(self.config(**kw))
+            inst = Instance(self, conf, binary)
+            try:
+                inst.start(self.nlisten)
+                wait_for(lambda: read_pid(self.pidfile) == inst.proc.pid,
+                         scaled(10), "the pid file")
+                return inst
+            except AssertionError:
+                inst.kill()
+                if "Address already in use" not in inst.text() or \
+                        attempt == PORT_ATTEMPTS - 1:
+                    raise
+
+    def targets(self, tls=False):
+        t = [("tcp", ("127.0.0.1", self.ports["plain"]))]
+        if "reuseport" in self.ports:
+            t.append(("reuseport", ("127.0.0.1", self.ports["reuseport"])))
+        if tls:
+            t.append(("tls", ("127.0.0.1", self.ports["tls"])))
+        if os.path.exists(self.sock):
+            t.append(("unix", self.sock))
+        if "udp" in self.ports:
+            t.append(("udp", ("127.0.0.1", self.ports["udp"])))
+        return t
+
+    def tls_context(self):
+        import ssl
+        ctx = ssl.create_default_context(cafile=self.cert)
+        return ctx
+
+    def assertServes(self, tls=False):
+        """One round on each address, from a fresh client."""
+        traffic = Traffic(self.targets(tls),
+                          self.tls_context() if tls else None)
+        for kind, address in traffic.targets:
+            payload = b"serving? " + kind.encode()
+            for _ in range(5):
+                got = traffic.one(kind, address, payload)
+                if got is not None:
+                    break
+            self.assertEqual(got, payload, kind)
+
+    def upgrade(self, inst):
+        """SIGUSR2; returns the new pid once the old one exited 0."""
+        old = inst.proc.pid
+        start = inst.size()
+        os.kill(old, signal.SIGUSR2)
+        inst.wait_log(r"is serving", start=start)
+        new = read_pid(self.pidfile)
+        self.assertNotEqual(new, old)
+        self.assertTrue(pid_alive(new))
+        return new
+
+
+class SigUsr2(UpgradeTestCase):
+
+    def test_nothing_refused_nor_lost_across_an_upgrade(self):
+        echodtest.skip_under_wrapper(self, "the wrapper is what upgrades")
+        inst = self.start(tls=True)
+        old = inst.proc.pid
+        long_conn = LongConnection(("127.0.0.1", self.ports["plain"]),
+                                   8 * echodtest.MIB)
+        long_conn.wait_stalled()
+        traffic = Traffic(self.targets(tls=True), self.tls_context())
+        traffic.start()
+        self.addCleanup(traffic.finish)
+        wait_for(lambda: all(traffic.count(k) >= 20
+                             for k, _ in traffic.targets),
+                 scaled(30), "traffic before the upgrade")
+        before = {k: traffic.count(k) for k, _ in traffic.targets}
+        new = self.upgrade(inst)
+        # The old process still drains the long connection's echo.
+        self.assertIsNone(inst.proc.poll(),
+                          "the old echod left before its echo was done")
+        wait_for(lambda: all(traffic.count(k) >= before[k] + 20
+                             for k, _ in traffic.targets),
+                 scaled(30), "traffic after the upgrade")
+        got = long_conn.finish()
+        self.assertIsNone(long_conn.error)
+        self.assertBytesEqual(got, long_conn.payload, "the long echo")
+        self.assertEqual(inst.proc.wait(scaled(20)), 0, inst.text())
+        wait_for(lambda: all(traffic.count(k) >= before[k] + 40
+                             for k, _ in traffic.targets),
+                 scaled(30), "traffic after the old one left")
+        traffic.finish()
+        self.assertEqual(traffic.refused, [], "refused connections")
+        self.assertEqual(traffic.failed, [], "failed echoes")
+        # Every socket went over; the old one handed them and left
+        # the Unix socket's file where it was.
+        log = inst.text()
+        self.assertIn(f"echod[{old}] info: upgraded: shutting down", log)
+        self.assertNotIn("no longer listed", log)
+        self.assertTrue(os.path.exists(self.sock))
+        self.assertServes(tls=True)
+        with socket.create_connection(("127.0.0.1", self.ports["admin"]),
+                                      timeout=scaled(10)) as s:
+            s.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
+            reply = echodtest.recv_until_eof(s, scaled(10))
+        self.assertRegex(reply, rb"^HTTP/1.[01] 200 ", reply)
+        # And the new one upgrades in its turn, then stops cleanly.
+        os.kill(new, signal.SIGUSR2)
+        inst.wait_log(rf"echod\[{new}\] info: upgrade: the new process")
+        newer = read_pid(self.pidfile)
+        wait_for(lambda: not pid_alive(new), scaled(20), "the old exit")
+        os.kill(newer, signal.SIGTERM)
+        wait_for(lambda: not pid_alive(newer), scaled(20), "the exit")
+        self.assertFalse(os.path.exists(self.pidfile))
+        self.assertFalse(os.path.exists(self.sock))
+
+    def test_a_bad_config_keeps_the_old_one_serving(self):
+        inst = self.start()
+        old = inst.proc.pid
+        conf = self.write_conf(self.config_lines_plus("listen = nowhere"))
+        start = inst.size()
+        inst.proc.send_signal(signal.SIGUSR2)
+        inst.wait_log(r"upgrade failed, still serving: .*echod.conf:\d+: "
+                      r"'listen' has a bad address: 'nowhere'", start=start)
+        self.assertIsNone(inst.proc.poll())
+        self.assertEqual(read_pid(self.pidfile), old)
+        self.assertTrue(os.path.exists(self.sock))
+        self.assertServes()
+        # Mended, it goes through.
+        with open(conf) as f:
+            lines = [ln for ln in f.read().splitlines()
+                     if "nowhere" not in ln]
+        self.write_conf(lines)
+        self.upgrade(inst)
+        self.assertEqual(inst.proc.wait(scaled(20)), 0)
+        self.assertServes()
+
+    def config_lines_plus(self, line):
+        with open(os.path.join(self.dir, "echod.conf")) as f:
+            return f.read().splitlines() + [line]
+
+    def test_a_bad_binary_keeps_the_old_one_serving(self):
+        echodtest.skip_under_wrapper(self, "the wrapper is what upgrades")
+        binary = os.path.join(self.dir, "echod")
+        shutil.copy2(echodtest.echod_path(), binary)
+        inst = self.start(binary=binary)
+        old = inst.proc.pid
+        good = binary + ".good"
+        os.rename(binary, good)
+
+        def attempt(content, reason):
+            with open(binary, "wb") as f:
+                f.write(content)
+            os.chmod(binary, 0o755)
+            start = inst.size()
+            inst.proc.send_signal(signal.SIGUSR2)
+            inst.wait_log(r"upgrade failed, still serving: " + reason,
+                          start=start)
+            self.assertIsNone(inst.proc.poll())
+            self.assertEqual(read_pid(self.pidfile), old)
+            self.assertServes()
+            os.unlink(binary)
+
+        attempt(b"\x7fELF garbage\n",
+                rf"cannot execute {binary}: Exec format error")
+        attempt(b"#!/bin/sh\nexit 3\n",
+                r"the new process \(pid \d+\) exited with status 3 before "
+                r"it was serving")
+        attempt(b"#!/bin/sh\nkill -9 $$\n",
+                r"the new process \(pid \d+\) was killed by signal 9")
+        os.rename(good, binary)
+        new = self.upgrade(inst)
+        self.assertEqual(inst.proc.wait(scaled(20)), 0)
+        self.assertIn(f"echod[{new}] info: listening on", inst.text())
+        self.assertServes()
+
+    def test_a_config_that_drops_a_line_closes_its_socket(self):
+        inst = self.start()
+        lines = [ln for ln in self.config_lines_plus("")
+                 if "unix:" not in ln and "reuseport" not in ln]
+        moved = free_port()
+        lines.append(f"listen = 127.0.0.1:{moved}")
+        self.write_conf(lines)
+        start = inst.size()
+        new = self.upgrade(inst)
+        self.assertEqual(inst.proc.wait(scaled(20)), 0)
+        log = inst.text(start)
+        self.assertIn(f"echod[{new}] info: unix:{self.sock}: handed over, "
+                      "but no longer listed: closed", log)
+        self.assertRegex(log, rf"echod\[{new}\] info: 127.0.0.1:"
+                         rf"{self.ports['reuseport']}: handed over")
+        self.assertIn(f"echod[{new}] info: listening on 127.0.0.1:{moved}",
+                      log)
+        self.assertFalse(os.path.exists(self.sock))
+        with self.assertRaises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1",
+                                      self.ports["reuseport"]), 5).close()
+        del self.ports["reuseport"]
+        self.ports["plain"] = moved
+        self.assertServes()
+
+    def test_daemonized(self):
+        conf = self.write_conf(self.config(reuseport=False, udp=False,
+                                           admin=False),
+                               ["daemonize = yes"])
+        rc = subprocess.run([echodtest.echod_path(), "-c", conf],
+                            cwd=self.dir, capture_output=True,
+                            timeout=scaled(30)).returncode
+        self.assertEqual(rc, 0)
+        old = read_pid(self.pidfile)
+        self.assertServes()
+        os.kill(old, signal.SIGUSR2)
+        wait_for(lambda: read_pid(self.pidfile) not in (None, old),
+                 scaled(20), "the new pid in the pid file")
+        wait_for(lambda: not pid_alive(old), scaled(20), "the old exit")
+        new = read_pid(self.pidfile)
+        self.assertNotEqual(os.getsid(new), os.getsid(0))
+        self.assertServes()
+        os.kill(new, signal.SIGTERM)
+        wait_for(lambda: not pid_alive(new), scaled(20), "the exit")
+        self.assertFalse(os.path.exists(self.pidfile))
+
+
+class FakeSystemd:
+    """What systemd does for a Type=notify service with
+    FileDescriptorStoreMax=: keeps what FDSTORE=1 hands it, forgets what
+    FDSTOREREMOVE=1 names, and passes the store to the next start."""
+
+    def __init__(self, directory):
+        self.path = os.path.join(directory, "notify")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.store = []  # (name, fd)
+        self.messages = []
+
+    def close(self):
+        for _, fd in self.store:
+            os.close(fd)
+        self.store = []
+        self.sock.close()
+
+    def pump(self, timeout):
+        """Takes one message, if one comes within timeout."""
+        self.sock.settimeout(max(timeout, 0.001))
+        fds = array.array("i")
+        try:
+            msg, anc, _, _ = self.sock.recvmsg(4096, socket.CMSG_SPACE(
+                16 * fds.itemsize))
+        except socket.timeout:
+            return None
+        for level, kind, data in anc:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds.frombytes(data[:len(data) - len(data) % fds.itemsize])
+        text = msg.decode()
+        fields = dict(line.split("=", 1) for line in text.split("\n")
+                      if "=" in line)
+        if fields.get("FDSTORE") == "1":
+            for fd in fds:
+                self.store.append((fields.get("FDNAME", "stored"), fd))
+        else:
+            for fd in fds:
+                os.close(fd)
+        if fields.get("FDSTOREREMOVE") == "1":
+            for name, fd in [e for e in self.store
+                             if e[0] == fields.get("FDNAME")]:
+                os.close(fd)
+                self.store.remove((name, fd))
+        self.messages.append(text)
+        return text
+
+    def wait(self, text, timeout=20):
+        deadline = Deadline(scaled(timeout))
+        while not deadline.expired():
+            if self.pump(deadline.remaining()) == text:
+                return
+        raise AssertionError(f"no {text!r} from echod: {self.messages}")
+
+    def start(self, testcase, conf):
+        """Starts echod as systemd would: NOTIFY_SOCKET, and the store
+        as LISTEN_FDS/LISTEN_FDNAMES/LISTEN_PID at 3, 4, ..."""
+        import fcntl
+        high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 100) for _, fd in self.store]
+        moves = " ".join(f"{3 + i}<&{fd}" for i, fd in enumerate(high))
+        closes = " ".join(f"{fd}<&-" for fd in high)
+        env = dict(os.environ, NOTIFY_SOCKET=self.path)
+        if self.store:
+            env["LISTEN_FDS"] = str(len(self.store))
+            env["LISTEN_FDNAMES"] = ":".join(n for n, _ in self.store)
+        script = ('[ -n "$LISTEN_FDS" ] && export LISTEN_PID=$$; '
+                  f'exec "$0" "$@" {moves} {closes}')
+        inst = Instance(testcase, conf, env=env,
+                        argv=["bash", "-c", script, echodtest.echod_path(),
+                              "-c", conf])
+        inst.pass_fds = tuple(high)
+        try:
+            inst.start(testcase.nlisten)
+        finally:
+            for fd in high:
+                os.close(fd)
+        self.wait("READY=1")
+        return inst
+
+
+class FdStore(UpgradeTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.systemd = FakeSystemd(self.dir)
+        self.addCleanup(self.systemd.close)
+
+    def start_service(self):
+        for attempt in range(PORT_ATTEMPTS):
+            conf = self.write_conf(self.config())
+            try:
+                return self.systemd.start(self, conf)
+            except AssertionError:
+                if attempt == PORT_ATTEMPTS - 1:
+                    raise
+
+    def stored_names(self):
+        return sorted(n for n, _ in self.systemd.store)
+
+    def test_every_socket_goes_to_the_store(self):
+        inst = self.start_service()
+        names = self.stored_names()
+        # plain, reuseport (2 workers), unix, udp (2 workers), admin
+        self.assertEqual(len(names), 7, names)
+        self.assertEqual(len(set(names)), 5, names)
+        self.assertEqual(len([n for n in names
+                              if n.startswith("echod-dgram-")]), 2)
+        self.assertTrue(all(n.startswith(("echod-stream-", "echod-dgram-"))
+                            and len(n) <= 255 and ":" not in n
+                            for n in names), names)
+        inst.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(inst.proc.wait(scaled(20)), 0)
+        # The socket lives on in the store: its file stays.
+        self.assertTrue(os.path.exists(self.sock))
+
+    def test_nothing_refused_across_a_restart(self):
+        echodtest.skip_under_wrapper(self, "the test starts echod itself")
+        inst = self.start_service()
+        long_conn = LongConnection(("127.0.0.1", self.ports["plain"]),
+                                   4 * echodtest.MIB)
+        long_conn.wait_stalled()
+        traffic = Traffic(self.targets())
+        traffic.start()
+        self.addCleanup(traffic.finish)
+        wait_for(lambda: all(traffic.count(k) >= 20
+                             for k, _ in traffic.targets),
+                 scaled(30), "traffic before the restart")
+        # systemctl restart: stop, wait, start.
+        inst.proc.send_signal(signal.SIGTERM)
+        self.systemd.wait("STOPPING=1")
+        got = long_conn.finish()
+        self.assertBytesEqual(got, long_conn.payload, "the long echo")
+        self.assertEqual(inst.proc.wait(scaled(20)), 0)
+        before = {k: traffic.count(k) for k, _ in traffic.targets}
+        time.sleep(0.3)  # clients keep connecting while nothing accepts
+        new = self.systemd.start(self, inst.conf)
+        wait_for(lambda: all(traffic.count(k) >= before[k] + 20
+                             for k, _ in traffic.targets),
+                 scaled(30), "traffic after the restart")
+        traffic.finish()
+        self.assertEqual(traffic.refused, [], "refused connections")
+        self.assertEqual(traffic.failed, [], "failed echoes")
+        log = new.text()
+        self.assertNotIn("handed over, but no longer listed", log)
+        self.assertEqual(len(self.systemd.store), 7, self.stored_names())
+        self.assertServes()
+
+    def test_a_reload_takes_a_dropped_line_out_of_the_store(self):
+        inst = self.start_service()
+        before = self.stored_names()
+        lines = [ln for ln in self.config_lines()
+                 if "unix:" not in ln and " udp" not in ln]
+        added = free_port()
+        lines.append(f"listen = 127.0.0.1:{added}")
+        self.write_conf(lines)
+        inst.proc.send_signal(signal.SIGHUP)
+        self.systemd.wait("READY=1")
+        after = self.stored_names()
+        gone = [n for n in before if n not in after]
+        self.assertEqual(len(gone), 3, (before, after))  # unix, udp x2
+        self.assertEqual(len(after), 5, after)
+        self.assertTrue(any(n.endswith(f"{added:04x}") for n in after),
+                        after)
+
+    def config_lines(self):
+        with open(os.path.join(self.dir, "echod.conf")) as f:
+            return f.read().splitlines()
+
+    def test_sigusr2_under_systemd_says_restart(self):
+        inst = self.start_service()
+        start = inst.size()
+        inst.proc.send_signal(signal.SIGUSR2)
+        inst.wait_log(r"SIGUSR2: under systemd, upgrade with 'systemctl "
+                      r"restart echod'", start=start)
+        self.assertIsNone(inst.proc.poll())
+        self.assertEqual(read_pid(self.pidfile), inst.proc.pid)
+
+
+if __name__ == "__main__":
+    echodtest.main()
