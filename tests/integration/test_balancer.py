@@ -7,12 +7,18 @@ proxy_protocol on (v1). echod must see the real clients (127.0.0.2 and
 127.0.0.3, not the balancer): in its log, and in max_connections_per_ip,
 enforced per real client. echo-client --load runs through both from
 those two addresses (--source) and from 127.0.0.2-254 (connrate) without
-an error."""
+an error. And one instance upgraded in place (SIGUSR2) under that load,
+HAProxy told not to retry a refused connection: no error, no check
+down."""
+import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
+import time
 
 import echodtest
 from echodtest import (Echod, EchodTestCase, bound_port, recv_exactly,
@@ -161,20 +167,17 @@ class BalancerTestCase(EchodTestCase):
                             source)
 
 
-class HAProxyTest(BalancerTestCase):
-    def test_haproxy_send_proxy_v2_with_echo_health_checks(self):
-        haproxy = self.tool("haproxy")
-        servers = self.echods(2, "--max-connections-per-ip", "2")
-        port = free_port()
-        backends = "\n".join(
-            f"    server e{i} {s.address[0]}:{s.address[1]} send-proxy-v2 "
-            f"check inter 300ms rise 1 fall 2"
-            for i, s in enumerate(servers))
-        hex_health = HEALTH.hex()
-        config = f"""global
+def haproxy_config(port, servers, retries=3):
+    backends = "\n".join(
+        f"    server e{i} {s.address[0]}:{s.address[1]} send-proxy-v2 "
+        f"check inter 300ms rise 1 fall 2"
+        for i, s in enumerate(servers))
+    hex_health = HEALTH.hex()
+    return f"""global
     maxconn 2000
 defaults
     mode tcp
+    retries {retries}
     timeout connect 5s
     timeout client 60s
     timeout server 60s
@@ -189,8 +192,93 @@ backend echods
     tcp-check expect binary {hex_health}
 {backends}
 """
+
+
+def read_pid(path):
+    try:
+        with open(path) as f:
+            return int(f.read().strip() or 0) or None
+    except FileNotFoundError:
+        return None
+
+
+class HAProxyTest(BalancerTestCase):
+    def test_upgrading_one_instance_under_load_loses_nothing(self):
+        echodtest.skip_under_wrapper(self, "the wrapper is what upgrades")
+        haproxy = self.tool("haproxy")
+        tmp = tempfile.TemporaryDirectory(prefix="echod-lb-up-")
+        self.addCleanup(tmp.cleanup)
+        servers = []
+        for i in range(2):
+            pidfile = os.path.join(tmp.name, f"echod{i}.pid")
+            conf = os.path.join(tmp.name, f"echod{i}.conf")
+            with open(conf, "w") as f:
+                f.write(f"listen = 127.0.0.1:{free_port()} proxy_protocol\n"
+                        f"pid_file = {pidfile}\nthreads = 2\n")
+            s = Echod("-c", conf, listen=(), expect=1)
+            s.pidfile = pidfile
+            self.addCleanup(s.kill)
+            self.addCleanup(self.kill_upgraded, s)
+            s.start()
+            servers.append(s)
+        port = free_port()
+        # No retry: a refused connection would reach the client.
         lb = Balancer(self, "haproxy", [haproxy, "-db", "-f", "@CONF@"],
-                      config, port)
+                      haproxy_config(port, servers, retries=0), port)
+        lb.wait_serving()
+        runs = [subprocess.Popen(
+            [echodtest.client_path(), "--load", "--mode", mode, "-c", "4",
+             "-d", "4", "--warmup", "0", "--json", "--source", source,
+             "127.0.0.1", str(port)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            for mode, source in (("connrate", "127.0.0.2"),
+                                 ("connrate", "127.0.0.3"),
+                                 ("pingpong", "127.0.0.4"))]
+        time.sleep(1)
+        old = servers[0]
+        old.send_signal(signal.SIGUSR2)
+        old.wait_log(r"upgrade: the new process \(pid \d+\) is serving",
+                     timeout=scaled(20))
+        new_pid = read_pid(old.pidfile)
+        self.assertNotEqual(new_pid, old.pid)
+        for p in runs:
+            out, err = p.communicate(timeout=120)
+            self.assertEqual(p.returncode, 0, err)
+            self.assertIn(b'"errors":0', out)
+            r = json.loads(out)
+            # The figures docs/scaling.md quotes.
+            print(f"\nthrough HAProxy across an upgrade: {r['mode']} "
+                  f"-c 4 -d 4: {r['connects']} connections "
+                  f"({r['conns_per_s']:.0f}/s), {r['messages']} echoes "
+                  f"({r['msgs_per_s']:.0f}/s), {r['errors']} errors",
+                  file=sys.stderr)
+        # The old one drained its pingpong connections and left.
+        self.assertEqual(old.proc.wait(scaled(20)), 0)
+        self.assertTrue(any(f"echod[{new_pid}] debug: received" in ln or
+                            f"echod[{new_pid}] info: listening" in ln
+                            for ln in old.stderr_lines()))
+        self.assertNotIn("DOWN", lb.output())
+        lb.wait_serving()
+        servers[1].stop_cleanly(self)
+        os.kill(new_pid, signal.SIGTERM)
+        wait_for(lambda: read_pid(old.pidfile) is None, scaled(20),
+                 "the new echod to stop")
+
+    def kill_upgraded(self, server):
+        """The process an upgrade started: by the pid in its pid file."""
+        pid = read_pid(server.pidfile)
+        if pid and pid != server.pid:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def test_haproxy_send_proxy_v2_with_echo_health_checks(self):
+        haproxy = self.tool("haproxy")
+        servers = self.echods(2, "--max-connections-per-ip", "2")
+        port = free_port()
+        lb = Balancer(self, "haproxy", [haproxy, "-db", "-f", "@CONF@"],
+                      haproxy_config(port, servers), port)
         lb.wait_serving()
         front = ("127.0.0.1", port)
         # The health checks: the echo itself, under a LOCAL header.
