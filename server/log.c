@@ -361,6 +361,9 @@ log_set_fatal_hook(void (*hook)(const char *reason))
 }
 
 /* Hands the reason echod exits to the hook, if one is set. */
+static void log_fatal_tell(const char *fmt, va_list ap, const char *suffix)
+	__attribute__((format(printf, 1, 0)));
+
 static void
 log_fatal_tell(const char *fmt, va_list ap, const char *suffix)
 {
