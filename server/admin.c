@@ -289,7 +289,8 @@ admin_bind(const char *where, char *name, size_t namelen, char *err,
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (addr.ss.ss_family == AF_INET6 && spec.wildcard)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
-	if (bind(fd, (struct sockaddr *)&addr.ss, addr.len) == -1 ||
+	if (inherit_bind(fd, SOCK_STREAM, (struct sockaddr *)&addr.ss,
+			 addr.len) == -1 ||
 	    listen(fd, ECHOD_ADMIN_MAX_CONNECTIONS) == -1) {
 		snprintf(err, errlen, "admin_listen %s: %s", where,
 			 strerror(errno));

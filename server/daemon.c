@@ -209,6 +209,26 @@ daemon_pidfile_fd(void)
 	return daemon_pid_fd;
 }
 
+/* An upgrade is done: the pid file is let go as it is if the new echod
+ * wrote its pid there, and removed as at exit if it did not (its
+ * config names another file, or none). */
+void
+daemon_pidfile_hand_over(void)
+{
+	char want[32], have[32];
+	ssize_t n;
+	int len;
+
+	if (daemon_pid_fd == -1)
+		return;
+	len = snprintf(want, sizeof(want), "%ld\n", (long)getpid());
+	n = pread(daemon_pid_fd, have, sizeof(have), 0);
+	if (n == len && memcmp(have, want, (size_t)len) == 0)
+		daemon_pidfile_remove();
+	else
+		daemon_pidfile_release();
+}
+
 /* A new echod has the pid file now (SIGUSR2): let it go as it is. */
 void
 daemon_pidfile_release(void)

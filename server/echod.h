@@ -334,6 +334,7 @@ void listener_apply_options(struct server *srv);
 int listener_attach_workers(struct server *srv, char *err, size_t errlen);
 void listener_close_all(struct server *srv);
 int listener_fds(struct server *srv, int *fds, int max);
+int listener_activated(const struct server *srv);
 void listener_hand_over(struct server *srv);
 void listener_free_all(struct server *srv);
 void listener_announce(struct server *srv);
@@ -543,6 +544,7 @@ void daemon_ready(void);
 int daemon_pidfile_open(const char *path, int inherited, char *err,
 			size_t errlen);
 void daemon_pidfile_release(void);
+void daemon_pidfile_hand_over(void);
 int daemon_pidfile_fd(void);
 int daemon_pidfile_restore(char *err, size_t errlen);
 int daemon_pidfile_write(char *err, size_t errlen);
@@ -574,6 +576,7 @@ int inherit_activated(int *fds, int max);
 int inherit_take(int type, const struct sockaddr *sa, socklen_t len, int v6only,
 		 int reuseport);
 int inherit_take_unix(const char *path);
+int inherit_bind(int fd, int type, const struct sockaddr *sa, socklen_t len);
 int inherit_upgrade_fd(void);
 int inherit_pidfile_take(void);
 void inherit_close_rest(void);
@@ -590,6 +593,7 @@ int inherit_same_addr(const struct sockaddr *a, socklen_t alen,
 int upgrade_init(char **argv, char *err, size_t errlen);
 void upgrade_begin(struct server *srv);
 void upgrade_free(struct server *srv);
+void upgrade_abort(struct server *srv, const char *why);
 int upgrade_child(void);
 void upgrade_child_ready(void);
 void upgrade_child_failed(const char *reason);

@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "echod.h"
@@ -33,6 +34,10 @@
 #define INHERIT_FDS_START 3
 #define INHERIT_PREFIX_STREAM "echod-stream-"
 #define INHERIT_PREFIX_DGRAM "echod-dgram-"
+/* How long a bind waits for systemd to close a socket it was told to
+ * drop from its store: tries, and the pause between them. */
+#define INHERIT_REBIND_TRIES 200
+#define INHERIT_REBIND_PAUSE_MS 10
 
 struct inherited {
 	int fd;
@@ -45,6 +50,10 @@ struct inherited {
 
 static struct inherited inherit_pool[INHERIT_MAX];
 static int inherit_npool;
+/* What was taken, by kind and address: a name systemd's store still
+ * holds for a socket in use is not to be removed. */
+static struct inherited inherit_taken[INHERIT_MAX];
+static int inherit_ntaken;
 static int inherit_activated_fds[INHERIT_MAX];
 static int inherit_nactivated;
 static int inherit_upgrade = -1;
@@ -317,8 +326,98 @@ inherit_take(int type, const struct sockaddr *sa, socklen_t len, int v6only,
 		     in->reuseport != reuseport))
 			continue;
 		fd = in->fd;
+		inherit_taken[inherit_ntaken++] = *in;
 		inherit_pool[i] = inherit_pool[--inherit_npool];
 		return fd;
+	}
+	return -1;
+}
+
+/* The port of an IP address, or -1. */
+static int
+inherit_port(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)(const void *)sa)
+				     ->sin_port);
+	if (sa->sa_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)(const void *)sa)
+				     ->sin6_port);
+	return -1;
+}
+
+/* Was a socket of this kind and address taken? */
+static int
+inherit_was_taken(const struct inherited *in)
+{
+	int i;
+
+	for (i = 0; i < inherit_ntaken; i++)
+		if (inherit_taken[i].type == in->type &&
+		    inherit_same_addr(
+			    (const struct sockaddr *)&in->ss, in->len,
+			    (const struct sockaddr *)&inherit_taken[i].ss,
+			    inherit_taken[i].len))
+			return 1;
+	return 0;
+}
+
+/* Closes a socket of the pool: out of systemd's store too, unless a
+ * socket of the same name is in use. */
+static void
+inherit_drop(struct inherited *in)
+{
+	if (!inherit_was_taken(in))
+		inherit_unstore(in->fd);
+	close(in->fd);
+}
+
+static int
+inherit_release_port(int type, const struct sockaddr *sa)
+{
+	int i, port = inherit_port(sa), n = 0;
+
+	if (port <= 0)
+		return 0;
+	for (i = 0; i < inherit_npool;) {
+		struct inherited *in = &inherit_pool[i];
+
+		if (in->type != type ||
+		    inherit_port((struct sockaddr *)&in->ss) != port) {
+			i++;
+			continue;
+		}
+		inherit_drop(in);
+		inherit_pool[i] = inherit_pool[--inherit_npool];
+		n++;
+	}
+	return n;
+}
+
+/*
+ * bind(2), for a socket of a listen line that took none handed over. If
+ * the address is in use by a handed socket of the same port nobody took
+ * (its settings differ from the line's: reuseport, the wildcard), that
+ * one is closed and leaves systemd's store, and the bind is tried again
+ * while systemd lets go of its copy. Only at start: the pool is empty
+ * after it.
+ */
+int
+inherit_bind(int fd, int type, const struct sockaddr *sa, socklen_t len)
+{
+	struct timespec pause = {0, INHERIT_REBIND_PAUSE_MS * 1000000L};
+	int i;
+
+	if (bind(fd, sa, len) == 0)
+		return 0;
+	if (errno != EADDRINUSE || inherit_release_port(type, sa) == 0)
+		return -1;
+	for (i = 0; i < INHERIT_REBIND_TRIES; i++) {
+		if (bind(fd, sa, len) == 0)
+			return 0;
+		if (errno != EADDRINUSE)
+			return -1;
+		nanosleep(&pause, NULL);
 	}
 	return -1;
 }
@@ -366,7 +465,6 @@ inherit_close_rest(void)
 		addr_format((struct sockaddr *)&in->ss, name, sizeof(name));
 		log_info("%s%s: handed over, but no longer listed: closed",
 			 name, in->type == SOCK_DGRAM ? " udp" : "");
-		inherit_unstore(in->fd);
 		if (in->ss.ss_family == AF_UNIX) {
 			const struct sockaddr_un *sun = (const void *)&in->ss;
 			if (sun->sun_path[0] != '\0' &&
@@ -374,7 +472,7 @@ inherit_close_rest(void)
 				log_warn("%s: cannot remove the socket file",
 					 name);
 		}
-		close(in->fd);
+		inherit_drop(in);
 	}
 	inherit_npool = 0;
 	if (inherit_pidfile != -1)

@@ -291,7 +291,10 @@ listener_bind(const struct addr *a, int wildcard, int reuseport,
 			       sizeof(v6only)) == -1)
 			goto fail;
 	}
-	if (bind(fd, (const struct sockaddr *)&a->ss, a->len) == -1)
+	/* A socket handed over for this port whose settings differ from
+	 * the line's (reuseport, the wildcard) holds the port: it goes. */
+	if (inherit_bind(fd, SOCK_STREAM, (const struct sockaddr *)&a->ss,
+			 a->len) == -1)
 		goto fail;
 	if (listen(fd, (int)cfg->backlog) == -1)
 		goto fail;
@@ -1240,20 +1243,34 @@ listener_apply_options(struct server *srv)
 	}
 }
 
-/* Every listening socket, for a new echod to take over: at most max. */
+/* Every listening socket, for a new echod to take over: how many there
+ * are, of which the first max are in fds. */
 int
 listener_fds(struct server *srv, int *fds, int max)
 {
 	struct listener *l;
-	int n = 0;
+	int n = 0, udp[INHERIT_MAX], k, i;
 
 	TAILQ_FOREACH (l, &srv->listen->list, entry) {
-		if (l->udp != NULL)
-			n += udp_endpoint_fds(l->udp, fds + n, max - n);
-		else if (n < max && listener_fd(l) != -1)
-			fds[n++] = listener_fd(l);
+		if (l->udp != NULL) {
+			k = udp_endpoint_fds(l->udp, udp, INHERIT_MAX);
+			for (i = 0; i < k; i++, n++)
+				if (n < max)
+					fds[n] = udp[i];
+		} else if (listener_fd(l) != -1) {
+			if (n < max)
+				fds[n] = listener_fd(l);
+			n++;
+		}
 	}
 	return n;
+}
+
+/* Are the sockets socket activation's (no listen line's)? */
+int
+listener_activated(const struct server *srv)
+{
+	return srv->listen->activated;
 }
 
 /* A new echod serves our sockets now: closing them must not take their

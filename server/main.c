@@ -116,6 +116,8 @@ main(int argc, char **argv)
 	 * detached already, if its old one was. */
 	if (cfg->daemonize && !upgrade_child())
 		daemon_detach();
+	else if (cfg->daemonize && chdir("/") == -1)
+		fatal(ECHOD_EXIT_FAILURE, "chdir /");
 	if (systemd_notify_init(err, sizeof(err)) == -1)
 		log_warnx("%s", err);
 	mem_init(); /* before libevent allocates anything */
@@ -130,7 +132,6 @@ main(int argc, char **argv)
 		fatalx(ECHOD_EXIT_FAILURE, "%s", err);
 	if (server_start(&srv, err, sizeof(err)) == -1)
 		fatalx(ECHOD_EXIT_FAILURE, "%s", err);
-	inherit_close_rest();
 	if (daemon_pidfile_write(err, sizeof(err)) == -1)
 		fatalx(ECHOD_EXIT_FAILURE, "%s", err);
 	listener_announce(&srv);
@@ -139,6 +140,9 @@ main(int argc, char **argv)
 		daemon_ready();
 	}
 	upgrade_child_ready();
+	/* Only once committed: a new process that failed leaves the old
+	 * one's sockets and files alone. */
+	inherit_close_rest();
 
 	server_run(&srv);
 

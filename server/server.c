@@ -123,9 +123,7 @@ server_shutdown(struct server *srv, const char *why)
 	log_info("%s: shutting down, %llu connection%s open", why,
 		 (unsigned long long)n, n == 1 ? "" : "s");
 	systemd_notify("STOPPING=1");
-	/* A new echod being started has been handed the sockets. */
-	if (srv->upgrade != NULL)
-		listener_hand_over(srv);
+	upgrade_abort(srv, why);
 	listener_close_all(srv);
 	atomic_store(&srv->draining, 1);
 	worker_poke_all(srv);
@@ -141,9 +139,11 @@ server_shutdown(struct server *srv, const char *why)
 void
 server_hand_over(struct server *srv)
 {
+	if (srv->stopping)
+		return; /* cannot be: a stop abandons the upgrade */
 	listener_hand_over(srv);
 	admin_close(srv);
-	daemon_pidfile_release();
+	daemon_pidfile_hand_over();
 	server_shutdown(srv, "upgraded");
 }
 
@@ -178,6 +178,12 @@ server_reload(struct server *srv)
 
 	if (srv->stopping)
 		return;
+	if (srv->upgrade != NULL) {
+		/* The new process reads the file anyway; a reload now could
+		 * close sockets it was handed. */
+		log_warnx("SIGHUP: an upgrade is under way, not reloading");
+		return;
+	}
 	systemd_notify("RELOADING=1");
 	if ((ncfg = malloc(sizeof(*ncfg))) == NULL) {
 		snprintf(err, sizeof(err), "out of memory");

@@ -388,7 +388,10 @@ udp_socket_open(const struct udp_endpoint *e, char *err, size_t errlen)
 		   -1) {
 		goto fail;
 	}
-	if (bind(fd, (const struct sockaddr *)&e->addr, e->addrlen) == -1)
+	/* A socket handed over for the port that no line took (its
+	 * settings differ) holds it: it goes. */
+	if (inherit_bind(fd, SOCK_DGRAM, (const struct sockaddr *)&e->addr,
+			 e->addrlen) == -1)
 		goto fail;
 	inherit_store(fd);
 	return fd;

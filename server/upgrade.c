@@ -69,6 +69,13 @@ upgrade_child_failed(const char *reason)
 	upgrade_report = -1;
 }
 
+/*
+ * Notes what SIGUSR2 will run: the path echod was started by, as given
+ * (argv[0] if it names a file; a symbolic link there is followed at the
+ * upgrade, so repointing it upgrades), else what /proc/self/exe names
+ * now (not /proc/self/exe itself, which stays the old binary once a
+ * package replaced it). Without either, SIGUSR2 says it cannot.
+ */
 int
 upgrade_init(char **argv, char *err, size_t errlen)
 {
@@ -80,24 +87,32 @@ upgrade_init(char **argv, char *err, size_t errlen)
 	upgrade_report = inherit_upgrade_fd();
 	if (upgrade_report != -1)
 		log_set_fatal_hook(upgrade_child_failed);
-	/* The path, not /proc/self/exe itself: after a package upgrade it
-	 * names the new binary, while /proc/self/exe stays the old one. */
-	n = readlink("/proc/self/exe", path, sizeof(path) - 1);
-	if (n == -1) {
-		snprintf(err, errlen, "/proc/self/exe: %s", strerror(errno));
-		return -1;
+	if (getcwd(cwd, sizeof(cwd)) != NULL &&
+	    (upgrade_cwd = strdup(cwd)) == NULL)
+		goto nomem;
+	if (argv[0] != NULL && strchr(argv[0], '/') != NULL) {
+		if (argv[0][0] == '/' || upgrade_cwd == NULL)
+			upgrade_exe = strdup(argv[0]);
+		else if (asprintf(&upgrade_exe, "%s/%s", upgrade_cwd,
+				  argv[0]) == -1)
+			upgrade_exe = NULL;
+		if (upgrade_exe == NULL)
+			goto nomem;
+		return 0;
 	}
+	n = readlink("/proc/self/exe", path, sizeof(path) - 1);
+	if (n == -1)
+		return 0; /* no /proc: SIGUSR2 will say so */
 	path[n] = '\0';
 	if ((deleted = strstr(path, " (deleted)")) != NULL &&
 	    deleted[strlen(" (deleted)")] == '\0')
 		*deleted = '\0';
-	if ((upgrade_exe = strdup(path)) == NULL ||
-	    (getcwd(cwd, sizeof(cwd)) != NULL &&
-	     (upgrade_cwd = strdup(cwd)) == NULL)) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
+	if ((upgrade_exe = strdup(path)) == NULL)
+		goto nomem;
 	return 0;
+nomem:
+	snprintf(err, errlen, "out of memory");
+	return -1;
 }
 
 int
@@ -258,6 +273,27 @@ upgrade_reap(struct upgrade *u)
 	upgrade_failed(u, why);
 }
 
+/* A stop while an upgrade is under way: the new process goes, and this
+ * one stops as if there had been none. */
+void
+upgrade_abort(struct server *srv, const char *why)
+{
+	struct upgrade *u = srv->upgrade;
+	char err[256];
+	int status;
+
+	if (u == NULL)
+		return;
+	kill(u->pid, SIGKILL);
+	while (waitpid(u->pid, &status, 0) == -1 && errno == EINTR)
+		;
+	log_warnx("%s: upgrade abandoned: stopped the new process (pid %ld)",
+		  why, (long)u->pid);
+	if (daemon_pidfile_restore(err, sizeof(err)) == -1)
+		log_warnx("%s", err);
+	upgrade_end(srv);
+}
+
 static void
 upgrade_read_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -358,8 +394,10 @@ upgrade_begin(struct server *srv)
 	struct timeval tv = {UPGRADE_TIMEOUT_MS / 1000,
 			     (suseconds_t)(UPGRADE_TIMEOUT_MS % 1000) * 1000};
 	int fds[INHERIT_MAX], pipefd[2] = {-1, -1}, n, i, nsock;
-	char names[INHERIT_MAX * (INHERIT_NAME_MAX + 1) / 4], count[32],
-		pidvar[sizeof(UPGRADE_ENV_PID) + 24] = UPGRADE_ENV_PID;
+	/* "LISTEN_FDNAMES=" and a name and a ':' per descriptor. */
+	size_t nameslen = 32 + (size_t)INHERIT_MAX * (INHERIT_NAME_MAX + 1);
+	char *names = NULL, count[32],
+	     pidvar[sizeof(UPGRADE_ENV_PID) + 24] = UPGRADE_ENV_PID;
 	char name[INHERIT_NAME_MAX + 1];
 	size_t at;
 	char **env = NULL;
@@ -382,27 +420,46 @@ upgrade_begin(struct server *srv)
 		return;
 	}
 	if (upgrade_exe == NULL) {
-		log_warnx("SIGUSR2: cannot upgrade: own executable unknown");
+		log_warnx("SIGUSR2: cannot upgrade: the path of echod's own "
+			  "executable is unknown (no /proc, and started "
+			  "through PATH)");
+		return;
+	}
+	if (listener_activated(srv)) {
+		log_warnx("SIGUSR2: the sockets came from socket activation: "
+			  "restart through what passed them instead");
 		return;
 	}
 	/* The sockets, named by their addresses, then the pid file and
-	 * the pipe. */
+	 * the pipe; every one, or no upgrade: a socket left behind would
+	 * take its queue with it. */
 	nsock = listener_fds(srv, fds, INHERIT_MAX - 3);
+	if (nsock > INHERIT_MAX - 3 - (admin_fd(srv) != -1)) {
+		log_warnx("SIGUSR2: cannot upgrade: %d listening sockets, more "
+			  "than the %d that can be handed over",
+			  nsock + (admin_fd(srv) != -1), INHERIT_MAX - 3);
+		return;
+	}
 	if (admin_fd(srv) != -1)
 		fds[nsock++] = admin_fd(srv);
-	at = (size_t)snprintf(names, sizeof(names), "LISTEN_FDNAMES=");
-	for (i = n = 0; i < nsock; i++) {
+	if ((names = malloc(nameslen)) == NULL) {
+		log_warnx("SIGUSR2: cannot upgrade: out of memory");
+		return;
+	}
+	at = (size_t)snprintf(names, nameslen, "LISTEN_FDNAMES=");
+	for (i = n = 0; i < nsock; i++, n++) {
 		if (inherit_name_fd(fds[i], name, sizeof(name)) == -1 ||
-		    upgrade_name(names, sizeof(names), &at, name) == -1)
-			continue; /* not one to hand over: it rebinds */
-		fds[n++] = fds[i];
+		    upgrade_name(names, nameslen, &at, name) == -1) {
+			log_warn("SIGUSR2: cannot upgrade: descriptor %d",
+				 fds[i]);
+			goto fail;
+		}
 	}
 	if (daemon_pidfile_fd() != -1 &&
-	    upgrade_name(names, sizeof(names), &at, INHERIT_NAME_PIDFILE) == 0)
+	    upgrade_name(names, nameslen, &at, INHERIT_NAME_PIDFILE) == 0)
 		fds[n++] = daemon_pidfile_fd();
 	if (pipe2(pipefd, O_CLOEXEC) == -1 ||
-	    upgrade_name(names, sizeof(names), &at, INHERIT_NAME_UPGRADE) ==
-		    -1 ||
+	    upgrade_name(names, nameslen, &at, INHERIT_NAME_UPGRADE) == -1 ||
 	    (u = calloc(1, sizeof(*u))) == NULL ||
 	    (env = upgrade_env(n + 1, names, pidvar, count)) == NULL) {
 		log_warn("SIGUSR2: cannot upgrade");
@@ -427,6 +484,7 @@ upgrade_begin(struct server *srv)
 		upgrade_exec(fds, n, pipefd[1], env, pidvar);
 	close(pipefd[1]);
 	free(env);
+	free(names);
 	u->pid = pid;
 	srv->upgrade = u;
 	event_add(u->ev, NULL);
@@ -437,6 +495,7 @@ upgrade_begin(struct server *srv)
 	return;
 fail:
 	free(env);
+	free(names);
 	if (pipefd[1] != -1)
 		close(pipefd[1]);
 	if (u != NULL) {

@@ -340,6 +340,16 @@ class SocketActivation(SystemdTestCase):
             self.assertEchoes(("127.0.0.1", port), f"again {i}\n".encode())
         server.stop_cleanly(self)
 
+    def test_sigusr2_says_to_restart_through_the_activator(self):
+        server = self.activate(1)
+        self.assertEchoes(("127.0.0.1", server.ports[0]), b"up\n")
+        server.wait_log(r"serving 1 socket from systemd")
+        server.send_signal(signal.SIGUSR2)
+        server.wait_log(r"SIGUSR2: the sockets came from socket "
+                        r"activation: restart through what passed them")
+        self.assertEchoes(("127.0.0.1", server.ports[0]), b"still\n")
+        server.stop_cleanly(self)
+
     def test_two_handed_sockets(self):
         server = self.activate(2, "--listen", "127.0.0.1:1")
         self.assertEchoes(("127.0.0.1", server.ports[0]), b"first\n")

@@ -195,15 +195,21 @@ class Instance:
         self.log = os.path.join(testcase.dir, "echod.log")
         self.argv = argv or [binary or echodtest.echod_path(), "-c", conf]
         self.env = env
+        self.pass_fds = ()
         self.proc = None
 
     def start(self, nlisten):
         with open(self.log, "ab") as log:
             start = log.tell()
-            self.proc = subprocess.Popen(
-                self.argv, stdin=subprocess.DEVNULL, stdout=log,
-                stderr=log, cwd=self.t.dir, env=self.env,
-                pass_fds=getattr(self, "pass_fds", ()))
+            try:
+                self.proc = subprocess.Popen(
+                    self.argv, stdin=subprocess.DEVNULL, stdout=log,
+                    stderr=log, cwd=self.t.dir, env=self.env,
+                    pass_fds=self.pass_fds)
+            finally:
+                # Handed over: the child's now, not held here too.
+                for fd in self.pass_fds:
+                    os.close(fd)
         self.t.addCleanup(self.kill)
         self.wait_log(r"listening on", count=nlisten, start=start)
         return self
@@ -279,8 +285,9 @@ class UpgradeTestCase(EchodTestCase):
             self.ports["admin"] = free_port()
             lines.append(f"admin_listen = 127.0.0.1:{self.ports['admin']}")
         self.nlisten = len([ln for ln in lines if ln.startswith("listen")])
+        # The drain must outlast the test's own waits, however slow.
         return lines + ["threads = 2", f"pid_file = {self.pidfile}",
-                        "log_level = debug"]
+                        "log_level = debug", "shutdown_timeout = 10m"]
 
     def start(self, binary=None, **kw):
         """An echod on the config's ports; retried on a port taken in
@@ -455,6 +462,36 @@ class SigUsr2(UpgradeTestCase):
         self.assertIn(f"echod[{new}] info: listening on", inst.text())
         self.assertServes()
 
+    def test_a_stop_during_an_upgrade_abandons_it(self):
+        echodtest.skip_under_wrapper(self, "the wrapper is what upgrades")
+        binary = os.path.join(self.dir, "echod")
+        shutil.copy2(echodtest.echod_path(), binary)
+        inst = self.start(binary=binary)
+        os.rename(binary, binary + ".good")
+        with open(binary, "w") as f:  # never says it serves
+            f.write("#!/bin/sh\nexec sleep 300\n")
+        os.chmod(binary, 0o755)
+        inst.proc.send_signal(signal.SIGUSR2)
+        inst.wait_log(r"SIGUSR2: upgrading: started .* \(pid \d+\)")
+        import re
+        child = int(re.search(r"SIGUSR2: upgrading: started .* \(pid (\d+)\)",
+                              inst.text()).group(1))
+        self.assertTrue(pid_alive(child))
+        # A reload would close what the new process was handed.
+        inst.proc.send_signal(signal.SIGHUP)
+        inst.wait_log(r"SIGHUP: an upgrade is under way, not reloading")
+        inst.proc.send_signal(signal.SIGUSR2)
+        inst.wait_log(rf"an upgrade is under way already \(pid {child}\)")
+        self.assertServes()
+        inst.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(inst.proc.wait(scaled(20)), 0)
+        self.assertIn(f"SIGTERM: upgrade abandoned: stopped the new process "
+                      f"(pid {child})", inst.text())
+        self.assertFalse(pid_alive(child))
+        # Stopped as if there had been no upgrade: nothing left behind.
+        self.assertFalse(os.path.exists(self.pidfile))
+        self.assertFalse(os.path.exists(self.sock))
+
     def test_a_config_that_drops_a_line_closes_its_socket(self):
         inst = self.start()
         lines = [ln for ln in self.config_lines_plus("")
@@ -465,11 +502,13 @@ class SigUsr2(UpgradeTestCase):
         start = inst.size()
         new = self.upgrade(inst)
         self.assertEqual(inst.proc.wait(scaled(20)), 0)
+        # Closed once the new one is committed, after its word.
+        inst.wait_log(rf"echod\[{new}\] info: unix:{self.sock}: handed "
+                      r"over, but no longer listed: closed", start=start)
+        inst.wait_log(rf"echod\[{new}\] info: 127.0.0.1:"
+                      rf"{self.ports['reuseport']}: handed over", count=2,
+                      start=start)
         log = inst.text(start)
-        self.assertIn(f"echod[{new}] info: unix:{self.sock}: handed over, "
-                      "but no longer listed: closed", log)
-        self.assertRegex(log, rf"echod\[{new}\] info: 127.0.0.1:"
-                         rf"{self.ports['reuseport']}: handed over")
         self.assertIn(f"echod[{new}] info: listening on 127.0.0.1:{moved}",
                       log)
         self.assertFalse(os.path.exists(self.sock))
@@ -511,18 +550,31 @@ class FakeSystemd:
         self.path = os.path.join(directory, "notify")
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(self.path)
+        self.sock.settimeout(0.1)
         self.store = []  # (name, fd)
         self.messages = []
+        self.cond = threading.Condition()
+        self.done = threading.Event()
+        # Read at once, as systemd does: echod's sends would block on a
+        # full queue (net.unix.max_dgram_qlen) otherwise.
+        self.reader = threading.Thread(target=self.read, daemon=True)
+        self.reader.start()
 
     def close(self):
-        for _, fd in self.store:
-            os.close(fd)
-        self.store = []
+        self.done.set()
+        self.reader.join()
+        with self.cond:
+            for _, fd in self.store:
+                os.close(fd)
+            self.store = []
         self.sock.close()
 
-    def pump(self, timeout):
-        """Takes one message, if one comes within timeout."""
-        self.sock.settimeout(max(timeout, 0.001))
+    def read(self):
+        while not self.done.is_set():
+            self.pump()
+
+    def pump(self):
+        """Takes one message, if one comes soon."""
         fds = array.array("i")
         try:
             msg, anc, _, _ = self.sock.recvmsg(4096, socket.CMSG_SPACE(
@@ -535,49 +587,65 @@ class FakeSystemd:
         text = msg.decode()
         fields = dict(line.split("=", 1) for line in text.split("\n")
                       if "=" in line)
-        if fields.get("FDSTORE") == "1":
-            for fd in fds:
-                self.store.append((fields.get("FDNAME", "stored"), fd))
-        else:
-            for fd in fds:
-                os.close(fd)
-        if fields.get("FDSTOREREMOVE") == "1":
-            for name, fd in [e for e in self.store
-                             if e[0] == fields.get("FDNAME")]:
-                os.close(fd)
-                self.store.remove((name, fd))
-        self.messages.append(text)
+        with self.cond:
+            if fields.get("FDSTORE") == "1":
+                for fd in fds:
+                    self.store.append((fields.get("FDNAME", "stored"), fd))
+            else:
+                for fd in fds:
+                    os.close(fd)
+            if fields.get("FDSTOREREMOVE") == "1":
+                for name, fd in [e for e in self.store
+                                 if e[0] == fields.get("FDNAME")]:
+                    os.close(fd)
+                    self.store.remove((name, fd))
+            self.messages.append(text)
+            self.cond.notify_all()
         return text
 
-    def wait(self, text, timeout=20):
+    def mark(self):
+        """Where wait() looks from: messages after now."""
+        with self.cond:
+            return len(self.messages)
+
+    def wait(self, text, timeout=20, start=None):
+        """Waits for text among the messages since start (default: any
+        not waited for yet)."""
         deadline = Deadline(scaled(timeout))
-        while not deadline.expired():
-            if self.pump(deadline.remaining()) == text:
-                return
-        raise AssertionError(f"no {text!r} from echod: {self.messages}")
+        with self.cond:
+            first = self.seen if start is None else start
+            while True:
+                if text in self.messages[first:]:
+                    self.seen = first + self.messages[first:].index(text) + 1
+                    return
+                if deadline.expired():
+                    raise AssertionError(
+                        f"no {text!r} from echod: {self.messages}")
+                self.cond.wait(min(0.1, deadline.remaining()))
+
+    seen = 0
 
     def start(self, testcase, conf):
         """Starts echod as systemd would: NOTIFY_SOCKET, and the store
         as LISTEN_FDS/LISTEN_FDNAMES/LISTEN_PID at 3, 4, ..."""
         import fcntl
-        high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 100) for _, fd in self.store]
+        with self.cond:
+            high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 100)
+                    for _, fd in self.store]
+            names = [n for n, _ in self.store]
         moves = " ".join(f"{3 + i}<&{fd}" for i, fd in enumerate(high))
         closes = " ".join(f"{fd}<&-" for fd in high)
         env = dict(os.environ, NOTIFY_SOCKET=self.path)
-        if self.store:
-            env["LISTEN_FDS"] = str(len(self.store))
-            env["LISTEN_FDNAMES"] = ":".join(n for n, _ in self.store)
+        if names:
+            env["LISTEN_FDS"] = str(len(names))
+            env["LISTEN_FDNAMES"] = ":".join(names)
         script = ('[ -n "$LISTEN_FDS" ] && export LISTEN_PID=$$; '
                   f'exec "$0" "$@" {moves} {closes}')
         inst = Instance(testcase, conf, env=env,
                         argv=["bash", "-c", script, echodtest.echod_path(),
                               "-c", conf])
         inst.pass_fds = tuple(high)
-        try:
-            inst.start(testcase.nlisten)
-        finally:
-            for fd in high:
-                os.close(fd)
+        inst.start(testcase.nlisten)
         self.wait("READY=1")
         return inst
 
@@ -599,7 +667,8 @@ class FdStore(UpgradeTestCase):
                     raise
 
     def stored_names(self):
-        return sorted(n for n, _ in self.systemd.store)
+        with self.systemd.cond:
+            return sorted(n for n, _ in self.systemd.store)
 
     def test_every_socket_goes_to_the_store(self):
         inst = self.start_service()
@@ -647,6 +716,23 @@ class FdStore(UpgradeTestCase):
         log = new.text()
         self.assertNotIn("handed over, but no longer listed", log)
         self.assertEqual(len(self.systemd.store), 7, self.stored_names())
+        self.assertServes()
+
+    def test_a_restart_with_a_line_changed_binds_it_anew(self):
+        inst = self.start_service()
+        plain = self.ports["plain"]
+        name = [n for n in self.stored_names()
+                if n.endswith(f"047f000001{plain:04x}")]
+        self.assertEqual(len(name), 1)
+        # The plain line takes reuseport: the stored socket, without it,
+        # cannot be taken, and holds the port until it goes.
+        self.write_conf([ln + " reuseport" if ln.endswith(f":{plain}")
+                         else ln for ln in self.config_lines()])
+        inst.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(inst.proc.wait(scaled(20)), 0)
+        self.systemd.start(self, inst.conf)
+        self.assertEqual(self.stored_names().count(name[0]), 2)
+        self.assertEqual(len(self.stored_names()), 8)
         self.assertServes()
 
     def test_a_reload_takes_a_dropped_line_out_of_the_store(self):
