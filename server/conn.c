@@ -106,6 +106,15 @@ conn_read_budget(uint64_t queued, uint64_t max_buffer)
 	return room < ECHOD_READ_SLICE ? (size_t)room : ECHOD_READ_SLICE;
 }
 
+/* Draining: is a connection still waiting for its PROXY header done?
+ * Only once silent as long as a quiet connection: one accepted just
+ * before the drain began has its header and data on the way. */
+int
+conn_drain_header_done(uint64_t silent_ms)
+{
+	return silent_ms >= ECHOD_DRAIN_QUIET_MS;
+}
+
 /* While stopping, a connection is done once nothing is queued either way
  * (no echo waiting, no unread input) and it has been quiet a moment. */
 int
@@ -427,8 +436,11 @@ conn_sweep(struct conn *c, uint64_t now_ms, uint64_t idle_ms, int draining)
 
 	if (c->pre != NULL) {
 		/* Still reading its PROXY header (it has a timeout of its
-		 * own): no echo is owed, so a drain closes it at once. */
-		if (!draining)
+		 * own). Accepted just before a drain (an upgrade's hand-over,
+		 * say), its header and data are on their way: it is served.
+		 * One that is silent as long as a quiet connection is closed:
+		 * no echo is owed yet. */
+		if (!draining || !conn_drain_header_done(silent))
 			return 0;
 		conn_free(c, CONN_END_SHUTDOWN);
 		return 1;

@@ -380,6 +380,7 @@ int conn_must_hold_back(uint64_t queued, uint64_t max_buffer);
 uint64_t conn_resume_mark(uint64_t max_buffer);
 size_t conn_read_budget(uint64_t queued, uint64_t max_buffer);
 int conn_drain_done(uint64_t silent_ms, int queued, int unread);
+int conn_drain_header_done(uint64_t silent_ms);
 
 /* fault.c: the listen parameters, pure; the connection side is in
  * conn_int.h. */

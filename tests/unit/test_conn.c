@@ -51,6 +51,15 @@ START_TEST(test_conn_drain_waits_for_quiet_and_empty_queues)
 }
 END_TEST
 
+START_TEST(test_conn_drain_serves_a_header_on_its_way)
+{
+	/* Accepted just before the drain: its PROXY header may come. */
+	ck_assert_int_eq(conn_drain_header_done(0), 0);
+	ck_assert_int_eq(conn_drain_header_done(ECHOD_DRAIN_QUIET_MS - 1), 0);
+	ck_assert_int_eq(conn_drain_header_done(ECHOD_DRAIN_QUIET_MS), 1);
+}
+END_TEST
+
 static Suite *
 conn_suite(void)
 {
@@ -61,6 +70,7 @@ conn_suite(void)
 	tcase_add_test(tc, test_conn_resumes_at_half_of_max_buffer);
 	tcase_add_test(tc, test_conn_reads_a_slice_within_max_buffer);
 	tcase_add_test(tc, test_conn_drain_waits_for_quiet_and_empty_queues);
+	tcase_add_test(tc, test_conn_drain_serves_a_header_on_its_way);
 	suite_add_tcase(s, tc);
 	return s;
 }
