@@ -41,10 +41,11 @@
  * Idleness: each connection notes when it last moved a byte (a coarse
  * clock read, no system call), and the worker's sweep closes those silent
  * for idle_timeout with nothing queued, or, while stopping, those quiet
- * for ECHOD_DRAIN_QUIET_MS. A connection mid-echo or held back by a slow
- * reader is never idle: its echo is queued here, or still in the kernel's
- * send queue (SIOCOUTQ, asked only of a connection about to be closed as
- * idle). Echo the peer's kernel has acknowledged counts as delivered.
+ * for ECHOD_DRAIN_QUIET_MS (..._UPGRADE_MS after an upgrade's hand-over;
+ * ECHOD_DRAIN_FRESH_MS if they have sent nothing yet). A connection mid-echo or
+ * held back by a slow reader is never idle: its echo is queued here, or still
+ * in the kernel's send queue (SIOCOUTQ, asked only of a connection about to be
+ * closed as idle). Echo the peer's kernel has acknowledged counts as delivered.
  */
 #include <errno.h>
 #include <linux/sockios.h>
@@ -107,20 +108,24 @@ conn_read_budget(uint64_t queued, uint64_t max_buffer)
 }
 
 /* Draining: is a connection still waiting for its PROXY header done?
- * Only once silent as long as a quiet connection: one accepted just
- * before the drain began has its header and data on the way. */
+ * Only once silent as long as a fresh one (below). */
 int
 conn_drain_header_done(uint64_t silent_ms)
 {
-	return silent_ms >= ECHOD_DRAIN_QUIET_MS;
+	return silent_ms >= ECHOD_DRAIN_FRESH_MS;
 }
 
 /* While stopping, a connection is done once nothing is queued either way
- * (no echo waiting, no unread input) and it has been quiet a moment. */
+ * (no echo waiting, no unread input) and it has been quiet a moment; a
+ * longer one if it is fresh (has sent nothing yet), since its first
+ * bytes may be on their way. */
 int
-conn_drain_done(uint64_t silent_ms, int queued, int unread)
+conn_drain_done(uint64_t silent_ms, uint64_t quiet_ms, int queued, int unread,
+		int fresh)
 {
-	return !queued && !unread && silent_ms >= ECHOD_DRAIN_QUIET_MS;
+	if (fresh && quiet_ms < ECHOD_DRAIN_FRESH_MS)
+		quiet_ms = ECHOD_DRAIN_FRESH_MS;
+	return !queued && !unread && silent_ms >= quiet_ms;
 }
 
 const char *
@@ -428,8 +433,10 @@ conn_unsent(const struct conn *c)
  * input waiting. Returns 1 if c was freed.
  */
 int
-conn_sweep(struct conn *c, uint64_t now_ms, uint64_t idle_ms, int draining)
+conn_sweep(struct conn *c, uint64_t now_ms, uint64_t idle_ms,
+	   uint64_t drain_quiet_ms)
 {
+	int draining = drain_quiet_ms > 0;
 	uint64_t silent = now_ms - c->last_active;
 	int unread = 0;
 	size_t queued;
@@ -438,8 +445,8 @@ conn_sweep(struct conn *c, uint64_t now_ms, uint64_t idle_ms, int draining)
 		/* Still reading its PROXY header (it has a timeout of its
 		 * own). Accepted just before a drain (an upgrade's hand-over,
 		 * say), its header and data are on their way: it is served.
-		 * One that is silent as long as a quiet connection is closed:
-		 * no echo is owed yet. */
+		 * One silent as long as a fresh connection is closed: no
+		 * echo is owed yet. */
 		if (!draining || !conn_drain_header_done(silent))
 			return 0;
 		conn_free(c, CONN_END_SHUTDOWN);
@@ -470,7 +477,8 @@ conn_sweep(struct conn *c, uint64_t now_ms, uint64_t idle_ms, int draining)
 	if (draining && silent >= ECHOD_DRAIN_QUIET_MS &&
 	    ((c->fault != NULL && fault_stalled(c->fault)) ||
 	     (ioctl(c->fd, FIONREAD, &unread) == 0 &&
-	      conn_drain_done(silent, 0, unread > 0)))) {
+	      conn_drain_done(silent, drain_quiet_ms, 0, unread > 0,
+			      c->bytes_in == 0)))) {
 		conn_free(c, CONN_END_SHUTDOWN);
 		return 1;
 	}

@@ -53,6 +53,13 @@
 /* While stopping, a connection silent this long with nothing to echo is
  * closed: it has finished. */
 #define ECHOD_DRAIN_QUIET_MS 100
+/* ... after an upgrade, whose new process serves meanwhile: no hurry,
+ * and a client pausing between messages keeps its connection. */
+#define ECHOD_DRAIN_QUIET_UPGRADE_MS 1000
+/* ... unless it has sent nothing yet: then it may have been accepted just
+ * before the stop (an upgrade's hand-over, say) with its first bytes, or
+ * its PROXY header, on their way. */
+#define ECHOD_DRAIN_FRESH_MS 1000
 #define ECHOD_DRAIN_CHECK_MS 50
 /* After a burst of at least ECHOD_TRIM_MIN_PEAK connections falls to a
  * quarter, free heap pages go back to the system (see mem_trim_due()). */
@@ -372,14 +379,16 @@ enum conn_end {
 const char *conn_end_name(enum conn_end why);
 struct conn *conn_new(struct worker *w, const struct accepted *a);
 void conn_free(struct conn *c, enum conn_end why);
-int conn_sweep(struct conn *c, uint64_t now_ms, uint64_t idle_ms, int draining);
+int conn_sweep(struct conn *c, uint64_t now_ms, uint64_t idle_ms,
+	       uint64_t drain_quiet_ms);
 uint64_t conn_clock_ms(void);
 struct conn *conn_next(struct conn *c);
 /* The policies it applies, pure. */
 int conn_must_hold_back(uint64_t queued, uint64_t max_buffer);
 uint64_t conn_resume_mark(uint64_t max_buffer);
 size_t conn_read_budget(uint64_t queued, uint64_t max_buffer);
-int conn_drain_done(uint64_t silent_ms, int queued, int unread);
+int conn_drain_done(uint64_t silent_ms, uint64_t quiet_ms, int queued,
+		    int unread, int fresh);
 int conn_drain_header_done(uint64_t silent_ms);
 
 /* fault.c: the listen parameters, pure; the connection side is in
@@ -636,6 +645,8 @@ struct server {
 	_Atomic uint64_t udp_rate_limit;
 	_Atomic int log_connections;
 	_Atomic int draining;
+	/* While draining: ECHOD_DRAIN_QUIET_MS, or ..._UPGRADE_MS. */
+	_Atomic uint64_t drain_quiet_ms;
 };
 
 /* A worker: one event loop, its connections, its thread. */

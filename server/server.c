@@ -125,6 +125,8 @@ server_shutdown(struct server *srv, const char *why)
 	systemd_notify("STOPPING=1");
 	upgrade_abort(srv, why);
 	listener_close_all(srv);
+	if (atomic_load(&srv->drain_quiet_ms) == 0)
+		atomic_store(&srv->drain_quiet_ms, ECHOD_DRAIN_QUIET_MS);
 	atomic_store(&srv->draining, 1);
 	worker_poke_all(srv);
 	evtimer_add(srv->shutdown_timer, &tv);
@@ -144,6 +146,7 @@ server_hand_over(struct server *srv)
 	listener_hand_over(srv);
 	admin_close(srv);
 	daemon_pidfile_hand_over();
+	atomic_store(&srv->drain_quiet_ms, ECHOD_DRAIN_QUIET_UPGRADE_MS);
 	server_shutdown(srv, "upgraded");
 }
 

@@ -73,7 +73,8 @@ worker_sweep_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	for (c = TAILQ_FIRST(&w->conns); c != NULL; c = next) {
 		next = conn_next(c);
-		conn_sweep(c, now, idle, draining);
+		conn_sweep(c, now, idle,
+			   draining ? atomic_load(&w->srv->drain_quiet_ms) : 0);
 	}
 	if (period > 0) {
 		struct timeval tv = {(time_t)(period / 1000),

@@ -7,9 +7,10 @@ proxy_protocol on (v1). echod must see the real clients (127.0.0.2 and
 127.0.0.3, not the balancer): in its log, and in max_connections_per_ip,
 enforced per real client. echo-client --load runs through both from
 those two addresses (--source) and from 127.0.0.2-254 (connrate) without
-an error. And one instance upgraded in place (SIGUSR2) under that load,
-HAProxy told not to retry a refused connection: no error, no check
-down."""
+an error. And through each, one instance upgraded in place (SIGUSR2)
+under that load, the balancer told not to retry a refused connection
+(HAProxy's retries 0, nginx's proxy_next_upstream off): no client error,
+no HAProxy check down."""
 import json
 import os
 import shutil
@@ -102,6 +103,77 @@ class BalancerTestCase(EchodTestCase):
             s.start()
             servers.append(s)
         return servers
+
+    def upgrade_under_load(self, make_balancer):
+        """Two echods from config files (an upgrade needs fixed ports),
+        the balancer make_balancer(servers, port) starts in front, then
+        echo-client connrate from 127.0.0.2 and .3 and pingpong from .4
+        for 4 s, the first echod upgraded (SIGUSR2) 1 s in: no client
+        error, and the old process exits 0 once drained."""
+        echodtest.skip_under_wrapper(self, "the wrapper is what upgrades")
+        tmp = tempfile.TemporaryDirectory(prefix="echod-lb-up-")
+        self.addCleanup(tmp.cleanup)
+        servers = []
+        for i in range(2):
+            pidfile = os.path.join(tmp.name, f"echod{i}.pid")
+            conf = os.path.join(tmp.name, f"echod{i}.conf")
+            with open(conf, "w") as f:
+                f.write(f"listen = 127.0.0.1:{free_port()} proxy_protocol\n"
+                        f"pid_file = {pidfile}\nthreads = 2\n")
+            s = Echod("-c", conf, listen=(), expect=1)
+            s.pidfile = pidfile
+            self.addCleanup(s.kill)
+            self.addCleanup(self.kill_upgraded, s)
+            s.start()
+            servers.append(s)
+        port = free_port()
+        lb = make_balancer(servers, port)
+        lb.wait_serving()
+        runs = [subprocess.Popen(
+            [echodtest.client_path(), "--load", "--mode", mode, "-c", "4",
+             "-d", "4", "--warmup", "0", "--json", "--source", source,
+             "127.0.0.1", str(port)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            for mode, source in (("connrate", "127.0.0.2"),
+                                 ("connrate", "127.0.0.3"),
+                                 ("pingpong", "127.0.0.4"))]
+        time.sleep(1)
+        old = servers[0]
+        old.send_signal(signal.SIGUSR2)
+        old.wait_log(r"upgrade: the new process \(pid \d+\) is serving",
+                     timeout=scaled(20))
+        new_pid = read_pid(old.pidfile)
+        self.assertNotEqual(new_pid, old.pid)
+        for p in runs:
+            out, err = p.communicate(timeout=120)
+            self.assertEqual(p.returncode, 0, err)
+            self.assertIn(b'"errors":0', out)
+            r = json.loads(out)
+            # The figures docs/scaling.md quotes.
+            print(f"\nthrough {lb.name} across an upgrade: {r['mode']} "
+                  f"-c 4 -d 4: {r['connects']} connections "
+                  f"({r['conns_per_s']:.0f}/s), {r['messages']} echoes "
+                  f"({r['msgs_per_s']:.0f}/s), {r['errors']} errors",
+                  file=sys.stderr)
+        # The old one drained its pingpong connections and left.
+        self.assertEqual(old.proc.wait(scaled(20)), 0)
+        self.assertTrue(any(f"echod[{new_pid}] info: listening" in ln
+                            for ln in old.stderr_lines()))
+        lb.wait_serving()
+        servers[1].stop_cleanly(self)
+        os.kill(new_pid, signal.SIGTERM)
+        wait_for(lambda: read_pid(old.pidfile) is None, scaled(20),
+                 "the new echod to stop")
+        return lb
+
+    def kill_upgraded(self, server):
+        """The process an upgrade started: by the pid in its pid file."""
+        pid = read_pid(server.pidfile)
+        if pid and pid != server.pid:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     def tool(self, name):
         path = shutil.which(name)
@@ -204,74 +276,13 @@ def read_pid(path):
 
 class HAProxyTest(BalancerTestCase):
     def test_upgrading_one_instance_under_load_loses_nothing(self):
-        echodtest.skip_under_wrapper(self, "the wrapper is what upgrades")
         haproxy = self.tool("haproxy")
-        tmp = tempfile.TemporaryDirectory(prefix="echod-lb-up-")
-        self.addCleanup(tmp.cleanup)
-        servers = []
-        for i in range(2):
-            pidfile = os.path.join(tmp.name, f"echod{i}.pid")
-            conf = os.path.join(tmp.name, f"echod{i}.conf")
-            with open(conf, "w") as f:
-                f.write(f"listen = 127.0.0.1:{free_port()} proxy_protocol\n"
-                        f"pid_file = {pidfile}\nthreads = 2\n")
-            s = Echod("-c", conf, listen=(), expect=1)
-            s.pidfile = pidfile
-            self.addCleanup(s.kill)
-            self.addCleanup(self.kill_upgraded, s)
-            s.start()
-            servers.append(s)
-        port = free_port()
-        # No retry: a refused connection would reach the client.
-        lb = Balancer(self, "haproxy", [haproxy, "-db", "-f", "@CONF@"],
-                      haproxy_config(port, servers, retries=0), port)
-        lb.wait_serving()
-        runs = [subprocess.Popen(
-            [echodtest.client_path(), "--load", "--mode", mode, "-c", "4",
-             "-d", "4", "--warmup", "0", "--json", "--source", source,
-             "127.0.0.1", str(port)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            for mode, source in (("connrate", "127.0.0.2"),
-                                 ("connrate", "127.0.0.3"),
-                                 ("pingpong", "127.0.0.4"))]
-        time.sleep(1)
-        old = servers[0]
-        old.send_signal(signal.SIGUSR2)
-        old.wait_log(r"upgrade: the new process \(pid \d+\) is serving",
-                     timeout=scaled(20))
-        new_pid = read_pid(old.pidfile)
-        self.assertNotEqual(new_pid, old.pid)
-        for p in runs:
-            out, err = p.communicate(timeout=120)
-            self.assertEqual(p.returncode, 0, err)
-            self.assertIn(b'"errors":0', out)
-            r = json.loads(out)
-            # The figures docs/scaling.md quotes.
-            print(f"\nthrough HAProxy across an upgrade: {r['mode']} "
-                  f"-c 4 -d 4: {r['connects']} connections "
-                  f"({r['conns_per_s']:.0f}/s), {r['messages']} echoes "
-                  f"({r['msgs_per_s']:.0f}/s), {r['errors']} errors",
-                  file=sys.stderr)
-        # The old one drained its pingpong connections and left.
-        self.assertEqual(old.proc.wait(scaled(20)), 0)
-        self.assertTrue(any(f"echod[{new_pid}] debug: received" in ln or
-                            f"echod[{new_pid}] info: listening" in ln
-                            for ln in old.stderr_lines()))
+        lb = self.upgrade_under_load(
+            lambda servers, port: Balancer(
+                self, "haproxy", [haproxy, "-db", "-f", "@CONF@"],
+                # No retry: a refused connection would reach the client.
+                haproxy_config(port, servers, retries=0), port))
         self.assertNotIn("DOWN", lb.output())
-        lb.wait_serving()
-        servers[1].stop_cleanly(self)
-        os.kill(new_pid, signal.SIGTERM)
-        wait_for(lambda: read_pid(old.pidfile) is None, scaled(20),
-                 "the new echod to stop")
-
-    def kill_upgraded(self, server):
-        """The process an upgrade started: by the pid in its pid file."""
-        pid = read_pid(server.pidfile)
-        if pid and pid != server.pid:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
     def test_haproxy_send_proxy_v2_with_echo_health_checks(self):
         haproxy = self.tool("haproxy")
@@ -294,18 +305,13 @@ class HAProxyTest(BalancerTestCase):
             s.stop_cleanly(self)
 
 
-class NginxTest(BalancerTestCase):
-    def test_nginx_stream_proxy_protocol_v1(self):
-        nginx = self.tool("nginx")
-        module = "/usr/lib/nginx/modules/ngx_stream_module.so"
-        self.assertTrue(os.path.exists(module),
-                        "nginx's stream module missing (build.sh installs "
-                        "libnginx-mod-stream)")
-        servers = self.echods(2, "--max-connections-per-ip", "2")
-        port = free_port()
-        upstreams = "\n".join(f"        server {s.address[0]}:"
-                              f"{s.address[1]};" for s in servers)
-        config = f"""load_module {module};
+NGINX_STREAM = "/usr/lib/nginx/modules/ngx_stream_module.so"
+
+
+def nginx_config(port, servers, next_upstream="on"):
+    upstreams = "\n".join(f"        server {s.address[0]}:"
+                          f"{s.address[1]};" for s in servers)
+    return f"""load_module {NGINX_STREAM};
 daemon off;
 master_process off;
 pid @DIR@/nginx.pid;
@@ -320,12 +326,37 @@ stream {{
         listen 127.0.0.1:{port};
         proxy_pass echods;
         proxy_protocol on;
+        proxy_next_upstream {next_upstream};
     }}
 }}
 """
+
+
+class NginxTest(BalancerTestCase):
+    def nginx(self):
+        nginx = self.tool("nginx")
+        self.assertTrue(os.path.exists(NGINX_STREAM),
+                        "nginx's stream module missing (build.sh installs "
+                        "libnginx-mod-stream)")
+        return nginx
+
+    def test_upgrading_one_instance_under_load_loses_nothing(self):
+        nginx = self.nginx()
+        self.upgrade_under_load(
+            lambda servers, port: Balancer(
+                self, "nginx",
+                [nginx, "-p", "@DIR@", "-c", "@CONF@", "-e", "stderr"],
+                # No next upstream: a refused connection would reach the
+                # client.
+                nginx_config(port, servers, next_upstream="off"), port))
+
+    def test_nginx_stream_proxy_protocol_v1(self):
+        nginx = self.nginx()
+        servers = self.echods(2, "--max-connections-per-ip", "2")
+        port = free_port()
         lb = Balancer(self, "nginx",
                       [nginx, "-p", "@DIR@", "-c", "@CONF@", "-e", "stderr"],
-                      config, port)
+                      nginx_config(port, servers), port)
         lb.wait_serving()
         front = ("127.0.0.1", port)
         self.real_clients(servers, front, per_ip=2)

@@ -402,6 +402,24 @@ class SigUsr2(UpgradeTestCase):
         self.assertFalse(os.path.exists(self.pidfile))
         self.assertFalse(os.path.exists(self.sock))
 
+    def test_a_client_pausing_between_messages_keeps_its_connection(self):
+        inst = self.start(udp=False, unix=False, admin=False,
+                          reuseport=False)
+        s = echodtest.connect(("127.0.0.1", self.ports["plain"]))
+        self.addCleanup(s.close)
+        self.assertEqual(echodtest.exchange(s, b"before\n", scaled(10)),
+                         b"before\n")
+        self.upgrade(inst)
+        # The old process drains it, but a pause of a few tenths is not
+        # its end (a stop's drain would close it after a tenth).
+        for i in range(3):
+            time.sleep(0.3)
+            msg = f"after {i}\n".encode()
+            self.assertEqual(echodtest.exchange(s, msg, scaled(10)), msg)
+        self.assertIsNone(inst.proc.poll())
+        s.close()
+        self.assertEqual(inst.proc.wait(scaled(20)), 0)
+
     def test_a_bad_config_keeps_the_old_one_serving(self):
         inst = self.start()
         old = inst.proc.pid

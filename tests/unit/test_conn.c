@@ -43,11 +43,22 @@ END_TEST
 
 START_TEST(test_conn_drain_waits_for_quiet_and_empty_queues)
 {
-	ck_assert_int_eq(conn_drain_done(ECHOD_DRAIN_QUIET_MS, 0, 0), 1);
-	ck_assert_int_eq(conn_drain_done(ECHOD_DRAIN_QUIET_MS - 1, 0, 0), 0);
+	const uint64_t q = ECHOD_DRAIN_QUIET_MS,
+		       u = ECHOD_DRAIN_QUIET_UPGRADE_MS;
+
+	ck_assert_int_eq(conn_drain_done(q, q, 0, 0, 0), 1);
+	ck_assert_int_eq(conn_drain_done(q - 1, q, 0, 0, 0), 0);
 	/* Echo still queued, or input not yet read: not done. */
-	ck_assert_int_eq(conn_drain_done(60000, 1, 0), 0);
-	ck_assert_int_eq(conn_drain_done(60000, 0, 1), 0);
+	ck_assert_int_eq(conn_drain_done(60000, q, 1, 0, 0), 0);
+	ck_assert_int_eq(conn_drain_done(60000, q, 0, 1, 0), 0);
+	/* Nothing received yet: its first bytes may be on their way. */
+	ck_assert_int_eq(conn_drain_done(q, q, 0, 0, 1), 0);
+	ck_assert_int_eq(conn_drain_done(ECHOD_DRAIN_FRESH_MS - 1, q, 0, 0, 1),
+			 0);
+	ck_assert_int_eq(conn_drain_done(ECHOD_DRAIN_FRESH_MS, q, 0, 0, 1), 1);
+	/* After an upgrade a pause between messages is not the end. */
+	ck_assert_int_eq(conn_drain_done(u - 1, u, 0, 0, 0), 0);
+	ck_assert_int_eq(conn_drain_done(u, u, 0, 0, 0), 1);
 }
 END_TEST
 
@@ -55,8 +66,9 @@ START_TEST(test_conn_drain_serves_a_header_on_its_way)
 {
 	/* Accepted just before the drain: its PROXY header may come. */
 	ck_assert_int_eq(conn_drain_header_done(0), 0);
-	ck_assert_int_eq(conn_drain_header_done(ECHOD_DRAIN_QUIET_MS - 1), 0);
-	ck_assert_int_eq(conn_drain_header_done(ECHOD_DRAIN_QUIET_MS), 1);
+	ck_assert_int_eq(conn_drain_header_done(ECHOD_DRAIN_QUIET_MS), 0);
+	ck_assert_int_eq(conn_drain_header_done(ECHOD_DRAIN_FRESH_MS - 1), 0);
+	ck_assert_int_eq(conn_drain_header_done(ECHOD_DRAIN_FRESH_MS), 1);
 }
 END_TEST
 
