@@ -88,9 +88,10 @@ load_mode_lost(struct load_conn *c)
 		load_pingpong_next(c, load_now());
 }
 
-/* connrate: a new connection with a seed of its own. */
-void
-load_mode_cycle(struct load_conn *c)
+/* connrate: a new connection with a seed of its own; its latency counts
+ * from t_start. */
+static void
+load_mode_cycle_at(struct load_conn *c, uint64_t t_start)
 {
 	uint64_t seed = (c->id + 1) << 32 | (++c->cycle & 0xffffffffu);
 
@@ -98,8 +99,30 @@ load_mode_cycle(struct load_conn *c)
 	payload_init(&c->in, seed);
 	c->goal = 0;
 	c->attempts = 0;
-	c->t_send = c->connect_start = load_now();
+	c->t_send = t_start;
+	c->connect_start = load_now();
 	load_conn_connect(c);
+}
+
+/* connrate: the next cycle, at once, or with --rate when its intended
+ * time has come (else the timer is armed for it; latency then counts
+ * from the intended time). */
+void
+load_mode_cycle(struct load_conn *c)
+{
+	uint64_t now = load_now(), at = c->t_next;
+
+	if (c->t->l->o->rate == 0) {
+		load_mode_cycle_at(c, now);
+		return;
+	}
+	if (at > now) {
+		c->timer_for = LOAD_TIMER_CYCLE;
+		load_timer_at(c->timer, at);
+		return;
+	}
+	c->t_next += c->t->l->interval_ns;
+	load_mode_cycle_at(c, at);
 }
 
 /* After the gate: c's traffic begins (hold has none until its echo). */
@@ -109,14 +132,14 @@ load_mode_start(struct load_conn *c, uint64_t now)
 	const struct load *l = c->t->l;
 	const struct client_options *o = l->o;
 
+	if (o->rate != 0) /* spread the connections' starts over an interval */
+		c->t_next =
+			l->start_ns + l->interval_ns * c->id / o->connections;
 	if (o->mode == CLIENT_MODE_CONNRATE) {
 		load_mode_cycle(c);
 	} else if (o->mode == CLIENT_MODE_STREAM) {
 		load_stream_fill(c);
 	} else if (o->rate != 0) {
-		/* Spread the connections' sends over an interval. */
-		c->t_next =
-			l->start_ns + l->interval_ns * c->id / o->connections;
 		load_mode_pace(c, now);
 	} else {
 		load_pingpong_next(c, now);

@@ -503,8 +503,10 @@ options_check(struct client_options *o, const struct options_seen *seen,
 		snprintf(err, errlen, "option --window needs --mode stream");
 		return -1;
 	}
-	if (seen->rate && o->mode != CLIENT_MODE_PINGPONG) {
-		snprintf(err, errlen, "option --rate needs --mode pingpong");
+	if (seen->rate && o->mode != CLIENT_MODE_PINGPONG &&
+	    o->mode != CLIENT_MODE_CONNRATE) {
+		snprintf(err, errlen,
+			 "option --rate needs --mode pingpong or connrate");
 		return -1;
 	}
 	if (o->size == 0)
@@ -625,9 +627,9 @@ client_options_usage_load(FILE *fp)
 		"      --window BYTES    stream: bytes in flight per "
 		"connection (default %s)\n",
 		window);
-	fprintf(fp,
-		"      --rate N          pingpong: messages/s in all (default: "
-		"unpaced)\n");
+	fprintf(fp, "      --rate N          pingpong: messages/s, connrate: "
+		    "connections/s, in all\n"
+		    "                        (default: unpaced)\n");
 	fprintf(fp, "      --json            print one JSON object instead of "
 		    "the summary\n");
 	fprintf(fp, "      --server-pid PID  report the CPU time PID used in "

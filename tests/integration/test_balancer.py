@@ -107,8 +107,8 @@ class BalancerTestCase(EchodTestCase):
     def upgrade_under_load(self, make_balancer):
         """Two echods from config files (an upgrade needs fixed ports),
         the balancer make_balancer(servers, port) starts in front, then
-        echo-client connrate from 127.0.0.2 and .3 and pingpong from .4
-        for 4 s, the first echod upgraded (SIGUSR2) 1 s in: no client
+        echo-client connrate (500/s each) from 127.0.0.2 and .3 and
+        pingpong from .4 for 4 s, the first echod upgraded (SIGUSR2) 1 s in: no client
         error, and the old process exits 0 once drained."""
         echodtest.skip_under_wrapper(self, "the wrapper is what upgrades")
         tmp = tempfile.TemporaryDirectory(prefix="echod-lb-up-")
@@ -129,14 +129,17 @@ class BalancerTestCase(EchodTestCase):
         port = free_port()
         lb = make_balancer(servers, port)
         lb.wait_serving()
+        # connrate paced: unpaced, its TIME_WAIT sockets would crowd
+        # out the ports other tests bind meanwhile.
+        specs = (("connrate", "127.0.0.2", ("--rate", "500")),
+                 ("connrate", "127.0.0.3", ("--rate", "500")),
+                 ("pingpong", "127.0.0.4", ()))
         runs = [subprocess.Popen(
             [echodtest.client_path(), "--load", "--mode", mode, "-c", "4",
              "-d", "4", "--warmup", "0", "--json", "--source", source,
-             "127.0.0.1", str(port)],
+             *rate, "127.0.0.1", str(port)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            for mode, source in (("connrate", "127.0.0.2"),
-                                 ("connrate", "127.0.0.3"),
-                                 ("pingpong", "127.0.0.4"))]
+            for mode, source, rate in specs]
         time.sleep(1)
         old = servers[0]
         old.send_signal(signal.SIGUSR2)
@@ -144,14 +147,14 @@ class BalancerTestCase(EchodTestCase):
                      timeout=scaled(20))
         new_pid = read_pid(old.pidfile)
         self.assertNotEqual(new_pid, old.pid)
-        for p in runs:
+        for (_, _, rate), p in zip(specs, runs):
             out, err = p.communicate(timeout=120)
             self.assertEqual(p.returncode, 0, err)
             self.assertIn(b'"errors":0', out)
             r = json.loads(out)
             # The figures docs/scaling.md quotes.
             print(f"\nthrough {lb.name} across an upgrade: {r['mode']} "
-                  f"-c 4 -d 4: {r['connects']} connections "
+                  f"-c 4 -d 4 {' '.join(rate)}: {r['connects']} connections "
                   f"({r['conns_per_s']:.0f}/s), {r['messages']} echoes "
                   f"({r['msgs_per_s']:.0f}/s), {r['errors']} errors",
                   file=sys.stderr)
@@ -229,8 +232,11 @@ class BalancerTestCase(EchodTestCase):
             out, err = p.communicate(timeout=120)
             self.assertEqual(p.returncode, 0, err)
             self.assertIn(b'"errors":0', out)
+        # Paced, so as not to leave tens of thousands of TIME_WAIT
+        # sockets in the way of other tests' ports.
         r = run_client(["--load", "--mode", "connrate", "-c", "8", "-d", "1",
-                        "--json", host, str(port)], timeout=120)
+                        "--rate", "1000", "--json", host, str(port)],
+                       timeout=120)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn(b'"errors":0', r.stdout)
         for source in ("127.0.0.2", "127.0.0.3", "127.0.0.9"):

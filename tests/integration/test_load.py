@@ -328,6 +328,16 @@ class AgainstEchod(EchodTestCase):
         self.assertGreater(j["msgs_per_s"], 2000 * 0.9, j)
         self.assertLess(j["msgs_per_s"], 2000 * 1.3, j)
 
+    def test_rate_paces_connections(self):
+        echodtest.skip_under_wrapper(self, "its pacing is not measurable")
+        r, j = run_load(["--mode", "connrate", "-c", "4", "--rate", "200",
+                         "-d", "2", "--warmup", "0.5"], self.server.address)
+        self.assertPassed(r, j, "connrate", 4)
+        # Paced: never far above the rate (an unpaced run makes
+        # thousands a second), and not far below it either.
+        self.assertGreater(j["conns_per_s"], 200 * 0.8, j)
+        self.assertLess(j["conns_per_s"], 200 * 1.3, j)
+
     def test_human_summary(self):
         host, port = self.server.address
         r = run_client(["--load", "-c", "2", "-d", "0.5", "--warmup", "0",
@@ -373,7 +383,7 @@ class Usage(EchodTestCase):
         self.assertUsage(["--load", "-n", "3"],
                          "options -n/--count and --load cannot be combined")
         self.assertUsage(["--load", "--rate", "10", "--mode", "stream"],
-                         "option --rate needs --mode pingpong")
+                         "option --rate needs --mode pingpong or connrate")
         self.assertUsage(["--load", "--mode", "x"],
                          "option --mode: 'x' is not a mode")
 

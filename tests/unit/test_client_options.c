@@ -595,8 +595,14 @@ START_TEST(test_options_window_and_rate_need_their_mode)
 		       "--window", "1m");
 	ck_usage_error("option --window needs --mode stream", "--load",
 		       "--mode", "hold", "--window", "1m");
-	ck_usage_error("option --rate needs --mode pingpong", "--load",
-		       "--mode", "connrate", "--rate", "10");
+	ck_usage_error("option --rate needs --mode pingpong or connrate",
+		       "--load", "--mode", "stream", "--rate", "10");
+	ck_usage_error("option --rate needs --mode pingpong or connrate",
+		       "--load", "--mode", "hold", "--rate", "10");
+	ck_assert_int_eq(parse(&o, "--load", "--mode", "connrate", "--rate",
+			       "10", (char *)NULL),
+			 0);
+	ck_assert_uint_eq(o.rate, 10);
 	ck_usage_error("option --window: smaller than the 64k bytes of each "
 		       "write (-s/--size)",
 		       "--load", "--mode", "stream", "-s", "64k", "--window",
@@ -653,8 +659,9 @@ START_TEST(test_options_usage_has_one_line_per_option)
 		"(default 1)\n",
 		"\n      --window BYTES    stream: bytes in flight per "
 		"connection (default 256k)\n",
-		"\n      --rate N          pingpong: messages/s in all "
-		"(default: unpaced)\n",
+		"\n      --rate N          pingpong: messages/s, connrate: "
+		"connections/s, in all\n                        (default: "
+		"unpaced)\n",
 		"\n      --json            print one JSON object instead of "
 		"the "
 		"summary\n",
