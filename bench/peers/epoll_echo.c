@@ -5,12 +5,17 @@
  * a short write left behind is copied into a per-connection buffer; while that
  * is pending the connection stops reading (backpressure). Level triggered by
  * default (one read per readiness), --edge reads until EAGAIN.
+ * --threads N: N such loops, one per thread, each with its own listening
+ * socket on the address (SO_REUSEPORT), so the kernel spreads connections
+ * and nothing is shared: the multi-threaded reference.
  * Not a product: no timeouts, no limits beyond the kernel's.
  */
 #include <errno.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +31,9 @@
 #define EPOLL_ECHO_MAX_EVENTS 256
 #define EPOLL_ECHO_BACKLOG 4096
 #define EPOLL_ECHO_ACCEPT_RETRY_MS 100
+#define EPOLL_ECHO_MAX_THREADS 64
+/* With several loops a signal wakes one: the others look this often. */
+#define EPOLL_ECHO_STOP_CHECK_MS 100
 
 struct conn {
 	int fd;
@@ -37,10 +45,12 @@ struct conn {
 
 static volatile sig_atomic_t stop_requested;
 static bool edge_triggered;
-static int epfd;
-static int listen_fd;
-static bool listen_paused;
-static char read_buf[EPOLL_ECHO_READ_SIZE];
+static int nthreads = 1;
+/* Each loop's own (thread-local: nothing is shared between loops). */
+static __thread int epfd;
+static __thread int listen_fd;
+static __thread bool listen_paused;
+static __thread char read_buf[EPOLL_ECHO_READ_SIZE];
 
 static void
 sig_term(int sig)
@@ -224,16 +234,33 @@ listener_accept(void)
 	}
 }
 
-/* "host:port" or "[v6]:port" into a bound, listening socket; -1 on error. */
+/* A listening socket bound to ss (another loop's, with --threads). */
 static int
-listener_open(const char *spec)
+listener_open_at(const struct sockaddr_storage *ss, socklen_t len)
+{
+	static const int one = 1;
+	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK, 0);
+
+	if (fd == -1 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) ||
+	    bind(fd, (const struct sockaddr *)ss, len) == -1 ||
+	    listen(fd, EPOLL_ECHO_BACKLOG) == -1) {
+		perror("epoll_echo: another loop's socket");
+		return -1;
+	}
+	return fd;
+}
+
+/* "host:port" or "[v6]:port" into a bound, listening socket; -1 on error.
+ * Its address goes to *ss (the other loops bind it too). */
+static int
+listener_open(const char *spec, struct sockaddr_storage *ss, socklen_t *sslen)
 {
 	static const int one = 1;
 	struct addrinfo hints, *res;
 	char host[256], buf[INET6_ADDRSTRLEN];
 	const char *port;
-	struct sockaddr_storage ss;
-	socklen_t sslen = sizeof(ss);
 	int fd, rc;
 
 	if (spec[0] == '[') {
@@ -264,25 +291,28 @@ listener_open(const char *spec)
 		return -1;
 	}
 	fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	*sslen = sizeof(*ss);
 	if (fd == -1 ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    (nthreads > 1 &&
+	     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one))) ||
 	    bind(fd, res->ai_addr, res->ai_addrlen) == -1 ||
 	    listen(fd, EPOLL_ECHO_BACKLOG) == -1 ||
-	    getsockname(fd, (struct sockaddr *)&ss, &sslen) == -1) {
+	    getsockname(fd, (struct sockaddr *)ss, sslen) == -1) {
 		fprintf(stderr, "epoll_echo: %s: %s\n", spec, strerror(errno));
 		freeaddrinfo(res);
 		return -1;
 	}
 	freeaddrinfo(res);
 
-	if (ss.ss_family == AF_INET6) {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+	if (ss->ss_family == AF_INET6) {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
 
 		inet_ntop(AF_INET6, &sin6->sin6_addr, buf, sizeof(buf));
 		fprintf(stderr, "listening on [%s]:%u\n", buf,
 			ntohs(sin6->sin6_port));
 	} else {
-		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
 
 		inet_ntop(AF_INET, &sin->sin_addr, buf, sizeof(buf));
 		fprintf(stderr, "listening on %s:%u\n", buf,
@@ -291,62 +321,35 @@ listener_open(const char *spec)
 	return fd;
 }
 
-int
-main(int argc, char **argv)
+/* One loop: its own epoll set and listening socket. */
+static void *
+loop_run(void *arg)
 {
 	struct epoll_event events[EPOLL_ECHO_MAX_EVENTS];
-	struct sigaction sa;
-	const char *spec = NULL;
-	bool usage = false;
-	int i;
+	int i, wait_ms;
 
-	for (i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--edge") == 0)
-			edge_triggered = true;
-		else if (strcmp(argv[i], "--level") == 0)
-			edge_triggered = false;
-		else if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc)
-			spec = argv[++i];
-		else if (argv[i][0] != '-' && spec == NULL)
-			spec = argv[i];
-		else
-			usage = true;
-	}
-	if (usage || spec == NULL) {
-		fprintf(stderr, "usage: bench-epoll-echo [--edge|--level] "
-				"[--listen] HOST:PORT\n");
-		return 64;
-	}
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGPIPE, &sa, NULL);
-	sa.sa_handler = sig_term; /* no SA_RESTART: epoll_wait returns EINTR */
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-
-	if ((listen_fd = listener_open(spec)) == -1)
-		return 1;
+	listen_fd = (int)(intptr_t)arg;
 	if ((epfd = epoll_create1(0)) == -1) {
 		perror("epoll_echo: epoll_create1");
-		return 1;
+		exit(1);
 	}
 	listener_pause(false);
 	if (listen_paused) {
 		perror("epoll_echo: epoll_ctl");
-		return 1;
+		exit(1);
 	}
-
 	while (!stop_requested) {
+		wait_ms = listen_paused	 ? EPOLL_ECHO_ACCEPT_RETRY_MS
+			  : nthreads > 1 ? EPOLL_ECHO_STOP_CHECK_MS
+					 : -1;
 		int n = epoll_wait(epfd, events, EPOLL_ECHO_MAX_EVENTS,
-				   listen_paused ? EPOLL_ECHO_ACCEPT_RETRY_MS
-						 : -1);
+				   wait_ms);
 
 		if (n == -1) {
 			if (errno == EINTR)
 				continue;
 			perror("epoll_echo: epoll_wait");
-			return 1;
+			exit(1);
 		}
 		if (listen_paused)
 			listener_pause(false);
@@ -357,5 +360,60 @@ main(int argc, char **argv)
 				conn_service(events[i].data.ptr);
 		}
 	}
+	return NULL;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct sigaction sa;
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	pthread_t threads[EPOLL_ECHO_MAX_THREADS];
+	const char *spec = NULL;
+	bool usage = false;
+	int i, fd;
+
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--edge") == 0)
+			edge_triggered = true;
+		else if (strcmp(argv[i], "--level") == 0)
+			edge_triggered = false;
+		else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)
+			nthreads = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc)
+			spec = argv[++i];
+		else if (argv[i][0] != '-' && spec == NULL)
+			spec = argv[i];
+		else
+			usage = true;
+	}
+	if (usage || spec == NULL || nthreads < 1 ||
+	    nthreads > EPOLL_ECHO_MAX_THREADS) {
+		fprintf(stderr, "usage: bench-epoll-echo [--edge|--level] "
+				"[--threads N] [--listen] HOST:PORT\n");
+		return 64;
+	}
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	sa.sa_handler = sig_term; /* no SA_RESTART: epoll_wait returns EINTR */
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+
+	if ((fd = listener_open(spec, &ss, &sslen)) == -1)
+		return 1;
+	/* Loops 1..N-1 on threads of their own, loop 0 on this one. */
+	for (i = 1; i < nthreads; i++) {
+		int lfd = listener_open_at(&ss, sslen);
+
+		if (lfd == -1 || pthread_create(&threads[i], NULL, loop_run,
+						(void *)(intptr_t)lfd) != 0)
+			return 1;
+	}
+	loop_run((void *)(intptr_t)fd);
+	for (i = 1; i < nthreads; i++)
+		pthread_join(threads[i], NULL);
 	return 0;
 }
