@@ -15,6 +15,9 @@
  * the worker's read buffer and write(2) it straight back. Only what the
  * socket does not take at once is appended to the bufferevent's output,
  * the one copy, bounded by one slice and only when the peer falls behind.
+ * The bufferevent itself (with its two evbuffers and events, about 1 KiB)
+ * is made then, the first time the peer falls behind: a connection whose
+ * peer keeps up, or that sits idle, never has one.
  * From then on, while anything is queued, reads go straight into the
  * output's own chains (evbuffer_reserve_space, no copy) so order is kept,
  * and the bufferevent drains them.
@@ -154,7 +157,7 @@ conn_fail(struct conn *c, const char *what, int err)
 void
 conn_count_written(struct conn *c)
 {
-	size_t queued = evbuffer_get_length(bufferevent_get_output(c->bev));
+	size_t queued = conn_queued(c);
 	uint64_t written = c->queued_total - queued;
 
 	counter_add(&c->w->lc[c->slot][LC_BYTES_OUT],
@@ -163,12 +166,31 @@ conn_count_written(struct conn *c)
 	c->written_counted = written;
 }
 
+static void conn_write_cb(struct bufferevent *bev, void *arg);
+
+/* The bufferevent that holds the echo the peer has not taken yet, made
+ * the first time it falls behind. NULL if it cannot be made. */
+static struct bufferevent *
+conn_bev(struct conn *c)
+{
+	if (c->bev != NULL)
+		return c->bev;
+	c->bev = bufferevent_socket_new(c->w->base, c->fd, 0);
+	if (c->bev == NULL)
+		return NULL;
+	bufferevent_setcb(c->bev, NULL, conn_write_cb, conn_event_cb, c);
+	bufferevent_setwatermark(c->bev, EV_WRITE,
+				 (size_t)conn_resume_mark(conn_max_buffer(c)),
+				 0);
+	return c->bev;
+}
+
 /*
  * Fast path: nothing is queued, so the bytes just read can go straight
  * back. Returns -1 if the connection was freed.
  */
 static int
-conn_echo_direct(struct conn *c, struct evbuffer *out, size_t n)
+conn_echo_direct(struct conn *c, size_t n)
 {
 	const unsigned char *buf = c->w->rbuf;
 	ssize_t wn;
@@ -188,7 +210,12 @@ conn_echo_direct(struct conn *c, struct evbuffer *out, size_t n)
 	if ((size_t)wn < n) {
 		/* The peer fell behind: queue the rest; the bufferevent
 		 * writes it when the socket drains. */
-		evbuffer_add(out, buf + wn, n - (size_t)wn);
+		if (conn_bev(c) == NULL ||
+		    evbuffer_add(bufferevent_get_output(c->bev), buf + wn,
+				 n - (size_t)wn) == -1) {
+			conn_fail(c, "queueing the echo", ENOMEM);
+			return -1;
+		}
 		c->queued_total += n - (size_t)wn;
 	}
 	return 0;
@@ -255,9 +282,10 @@ static void
 conn_read_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
-	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct evbuffer *out =
+		c->bev != NULL ? bufferevent_get_output(c->bev) : NULL;
 	uint64_t max = conn_max_buffer(c);
-	size_t queued = evbuffer_get_length(out);
+	size_t queued = out != NULL ? evbuffer_get_length(out) : 0;
 	size_t slice = conn_read_budget(queued, max);
 	ssize_t n;
 
@@ -268,7 +296,7 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
 		while (n == -1 && errno == EINTR);
 		if (n > 0) {
 			conn_received(c, (size_t)n);
-			if (conn_echo_direct(c, out, (size_t)n) == -1)
+			if (conn_echo_direct(c, (size_t)n) == -1)
 				return;
 		}
 	} else {
@@ -283,7 +311,7 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
 		}
 	}
 	if (n > 0) {
-		if (conn_must_hold_back(evbuffer_get_length(out), max))
+		if (conn_must_hold_back(conn_queued(c), max))
 			conn_hold_back(c, max);
 		return;
 	}
@@ -291,7 +319,7 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
 		/* Half-close: echo what is queued, then close. */
 		c->eof = 1;
 		conn_pause(c);
-		if (evbuffer_get_length(out) == 0)
+		if (conn_queued(c) == 0)
 			conn_free(c, CONN_END_EOF);
 		return;
 	}
@@ -351,16 +379,13 @@ conn_start(struct conn *c, const struct conn_profile *p)
 {
 	switch (p->transport) {
 	case CONN_TRANSPORT_PLAIN:
-		c->bev = bufferevent_socket_new(c->w->base, c->fd, 0);
-		if (c->bev == NULL) {
+		/* The bufferevent comes when the peer first falls behind;
+		 * the faults' layer uses its queue from the start. */
+		if (p->behaviour == CONN_BEHAVIOUR_FAULT &&
+		    conn_bev(c) == NULL) {
 			log_warnx("cannot create a bufferevent");
 			return -1;
 		}
-		bufferevent_setcb(c->bev, NULL, conn_write_cb, conn_event_cb,
-				  c);
-		bufferevent_setwatermark(
-			c->bev, EV_WRITE,
-			(size_t)conn_resume_mark(conn_max_buffer(c)), 0);
 		break;
 	case CONN_TRANSPORT_TLS:
 		/* Its bufferevent reads and writes: nothing of ours does.
@@ -452,7 +477,7 @@ conn_sweep(struct conn *c, uint64_t now_ms, uint64_t idle_ms,
 		conn_free(c, CONN_END_SHUTDOWN);
 		return 1;
 	}
-	queued = evbuffer_get_length(bufferevent_get_output(c->bev));
+	queued = conn_queued(c);
 
 	if (c->fault != NULL)
 		queued += fault_pending(c->fault);

@@ -44,6 +44,15 @@ struct conn {
 	} peer;
 };
 
+/* Echo queued for the peer: none without a bufferevent (see conn.c). */
+static inline size_t
+conn_queued(const struct conn *c)
+{
+	return c->bev != NULL
+		       ? evbuffer_get_length(bufferevent_get_output(c->bev))
+		       : 0;
+}
+
 static inline uint64_t
 conn_max_buffer(const struct conn *c)
 {
