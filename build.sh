@@ -14,7 +14,7 @@ cd "$(dirname "$0")"
 PACKAGES="build-essential cmake pkg-config libevent-dev libssl-dev openssl
   check python3 netcat-openbsd ncat socat util-linux procps systemd iproute2
   clang libclang-rt-14-dev valgrind mandoc prometheus haproxy nginx
-  libnginx-mod-stream python3-yaml"
+  libnginx-mod-stream python3-yaml gnuplot-nox"
 
 # Installs the Debian packages of $PACKAGES and of the arguments that are
 # missing.
