@@ -163,11 +163,16 @@ class BalancerTestCase(EchodTestCase):
         self.assertTrue(any(f"echod[{new_pid}] info: listening" in ln
                             for ln in old.stderr_lines()))
         lb.wait_serving()
+        return lb, servers, new_pid
+
+    def stop_upgraded(self, servers, new_pid):
+        """Stops the instance not upgraded and the upgraded one's new
+        process (after any check of the balancer's log: it sees them
+        go)."""
         servers[1].stop_cleanly(self)
         os.kill(new_pid, signal.SIGTERM)
-        wait_for(lambda: read_pid(old.pidfile) is None, scaled(20),
+        wait_for(lambda: read_pid(servers[0].pidfile) is None, scaled(20),
                  "the new echod to stop")
-        return lb
 
     def kill_upgraded(self, server):
         """The process an upgrade started: by the pid in its pid file."""
@@ -283,12 +288,14 @@ def read_pid(path):
 class HAProxyTest(BalancerTestCase):
     def test_upgrading_one_instance_under_load_loses_nothing(self):
         haproxy = self.tool("haproxy")
-        lb = self.upgrade_under_load(
+        lb, servers, new_pid = self.upgrade_under_load(
             lambda servers, port: Balancer(
                 self, "haproxy", [haproxy, "-db", "-f", "@CONF@"],
                 # No retry: a refused connection would reach the client.
                 haproxy_config(port, servers, retries=0), port))
+        # No check failed while the instance was upgraded.
         self.assertNotIn("DOWN", lb.output())
+        self.stop_upgraded(servers, new_pid)
 
     def test_haproxy_send_proxy_v2_with_echo_health_checks(self):
         haproxy = self.tool("haproxy")
@@ -348,13 +355,14 @@ class NginxTest(BalancerTestCase):
 
     def test_upgrading_one_instance_under_load_loses_nothing(self):
         nginx = self.nginx()
-        self.upgrade_under_load(
+        _, servers, new_pid = self.upgrade_under_load(
             lambda servers, port: Balancer(
                 self, "nginx",
                 [nginx, "-p", "@DIR@", "-c", "@CONF@", "-e", "stderr"],
                 # No next upstream: a refused connection would reach the
                 # client.
                 nginx_config(port, servers, next_upstream="off"), port))
+        self.stop_upgraded(servers, new_pid)
 
     def test_nginx_stream_proxy_protocol_v1(self):
         nginx = self.nginx()
