@@ -132,9 +132,11 @@ load_mode_start(struct load_conn *c, uint64_t now)
 	const struct load *l = c->t->l;
 	const struct client_options *o = l->o;
 
-	if (o->rate != 0) /* spread the connections' starts over an interval */
-		c->t_next =
-			l->start_ns + l->interval_ns * c->id / o->connections;
+	/* Spread the connections' starts over one interval: connection id
+	 * starts id / rate seconds in (interval_ns * id / connections, less
+	 * the product that could overflow). */
+	if (o->rate != 0)
+		c->t_next = l->start_ns + c->id * NS_PER_S / o->rate;
 	if (o->mode == CLIENT_MODE_CONNRATE) {
 		load_mode_cycle(c);
 	} else if (o->mode == CLIENT_MODE_STREAM) {

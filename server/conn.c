@@ -454,8 +454,9 @@ conn_unsent(const struct conn *c)
 
 /*
  * Closes c if it is idle: nothing queued and silent for idle_ms (0: no
- * idle timeout) or, while draining, for ECHOD_DRAIN_QUIET_MS with no
- * input waiting. Returns 1 if c was freed.
+ * idle timeout) or, while draining, for drain_quiet_ms (longer for one
+ * that has sent nothing yet: conn_drain_done()) with no input waiting.
+ * Returns 1 if c was freed.
  */
 int
 conn_sweep(struct conn *c, uint64_t now_ms, uint64_t idle_ms,

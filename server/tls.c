@@ -374,6 +374,8 @@ tls_handshake_done(struct conn *c)
 	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
 
 	c->tls_open = 1;
+	/* A drain's grace for a fresh connection counts from here. */
+	c->last_active = conn_clock_ms();
 	bufferevent_set_timeouts(c->bev, NULL, NULL);
 	counter_add(&c->w->wc[WC_TLS_HANDSHAKES], 1);
 	if (log_enabled(LOG_LEVEL_DEBUG)) {

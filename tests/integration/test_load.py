@@ -330,12 +330,13 @@ class AgainstEchod(EchodTestCase):
 
     def test_rate_paces_connections(self):
         echodtest.skip_under_wrapper(self, "its pacing is not measurable")
-        r, j = run_load(["--mode", "connrate", "-c", "4", "--rate", "200",
-                         "-d", "2", "--warmup", "0.5"], self.server.address)
-        self.assertPassed(r, j, "connrate", 4)
+        r, j = run_load(["--mode", "connrate", "-c", "8", "--rate", "200",
+                         "-d", "3", "--warmup", "0.5"], self.server.address)
+        self.assertPassed(r, j, "connrate", 8)
         # Paced: never far above the rate (an unpaced run makes
-        # thousands a second), and not far below it either.
-        self.assertGreater(j["conns_per_s"], 200 * 0.8, j)
+        # thousands a second). Below it only loosely: a client held off
+        # the CPU near the window's end misses slots.
+        self.assertGreater(j["conns_per_s"], 200 * 0.5, j)
         self.assertLess(j["conns_per_s"], 200 * 1.3, j)
 
     def test_human_summary(self):

@@ -19,7 +19,8 @@ import time
 import echodtest
 from echodtest import (Echod, EchodTestCase, admin_address, metric,
                        random_payload, recv_exactly, recv_until_eof,
-                       run_client, run_echod, scaled, scrape, wait_for)
+                       run_client, run_echod, scaled, scrape, stats,
+                       wait_for)
 
 V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 
@@ -191,6 +192,21 @@ class HeaderTest(ProxyTestCase):
                          server.stderr())
         self.assertLess(time.monotonic() - t0, scaled(5))
         s.close()
+
+    def test_a_drain_serves_a_header_that_comes_soon(self):
+        # Accepted just before the stop, its header may be on its way.
+        server, _ = self.start("--proxy-protocol-timeout", "60s",
+                               "--shutdown-timeout", "60s")
+        s = self.connect(server.address)
+        wait_for(lambda: stats(server)["current"] == 1, 10, "it accepted")
+        server.send_signal(signal.SIGTERM)
+        server.wait_log(r"SIGTERM: shutting down, 1 connection open")
+        time.sleep(0.3)
+        s.sendall(v1("203.0.113.9", 9) + b"late header\n")
+        self.assertEqual(recv_exactly(s, 12), b"late header\n")
+        s.close()
+        self.assertEqual(server.wait(timeout=scaled(10)), 0,
+                         server.stderr())
 
     def test_max_connections_per_ip_counts_real_clients(self):
         server, admin = self.start("--max-connections-per-ip", "1")

@@ -15,7 +15,7 @@ import time
 
 import echodtest
 from echodtest import (Deadline, Echod, EchodTestCase, MIB, exchange,
-                       scaled, wait_for)
+                       scaled, stats, wait_for)
 
 CHUNK = 64 * 1024
 
@@ -195,6 +195,22 @@ class GracefulStop(SignalTestCase):
                         f"idle connections")
         self.assertIn("SIGTERM: shutting down, 3 connections open",
                       server.stderr())
+
+    def test_a_connection_that_has_sent_nothing_yet_gets_a_moment(self):
+        # Accepted just before the stop, its first bytes may be on
+        # their way: a tenth of quiet is not its end, a second is.
+        server = self.start_echod("--shutdown-timeout", "60s")
+        late = self.connect(server.address)
+        silent = self.connect(server.address)
+        wait_for(lambda: stats(server)["current"] == 2, 10, "both accepted")
+        server.send_signal(signal.SIGTERM)
+        server.wait_log("SIGTERM: shutting down, 2 connections open")
+        time.sleep(0.3)
+        self.assertEchoes(late, b"first bytes, late\n")
+        # The silent one is closed once its moment is up.
+        self.assertEqual(echodtest.recv_until_eof(silent, scaled(20)), b"")
+        late.close()
+        self.assertEqual(server.wait(30), 0, server.stderr())
 
     def test_listener_closed_at_sigterm_while_connection_finishes(self):
         server = self.start_echod("--shutdown-timeout", "60s")

@@ -411,7 +411,10 @@ class SigUsr2(UpgradeTestCase):
                          b"before\n")
         self.upgrade(inst)
         # The old process drains it, but a pause of a few tenths is not
-        # its end (a stop's drain would close it after a tenth).
+        # its end (a stop's drain would close it after a tenth). The
+        # quiet counts from the last byte: one goes at once.
+        self.assertEqual(echodtest.exchange(s, b"handed\n", scaled(10)),
+                         b"handed\n")
         for i in range(3):
             time.sleep(0.3)
             msg = f"after {i}\n".encode()
