@@ -199,11 +199,13 @@ class HeaderTest(ProxyTestCase):
                                "--shutdown-timeout", "60s")
         s = self.connect(server.address)
         wait_for(lambda: stats(server)["current"] == 1, 10, "it accepted")
+        accepted = time.monotonic()
         server.send_signal(signal.SIGTERM)
-        server.wait_log(r"SIGTERM: shutting down, 1 connection open")
-        time.sleep(0.3)
+        # Well past a tenth since the accept, well short of a second.
+        time.sleep(max(0.0, accepted + 0.3 - time.monotonic()))
         s.sendall(v1("203.0.113.9", 9) + b"late header\n")
         self.assertEqual(recv_exactly(s, 12), b"late header\n")
+        server.wait_log(r"SIGTERM: shutting down, 1 connection open")
         s.close()
         self.assertEqual(server.wait(timeout=scaled(10)), 0,
                          server.stderr())

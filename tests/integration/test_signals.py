@@ -203,10 +203,12 @@ class GracefulStop(SignalTestCase):
         late = self.connect(server.address)
         silent = self.connect(server.address)
         wait_for(lambda: stats(server)["current"] == 2, 10, "both accepted")
+        accepted = time.monotonic()
         server.send_signal(signal.SIGTERM)
-        server.wait_log("SIGTERM: shutting down, 2 connections open")
-        time.sleep(0.3)
+        # Well past a tenth since the accept, well short of a second.
+        time.sleep(max(0.0, accepted + 0.3 - time.monotonic()))
         self.assertEchoes(late, b"first bytes, late\n")
+        server.wait_log("SIGTERM: shutting down, 2 connections open")
         # The silent one is closed once its moment is up.
         self.assertEqual(echodtest.recv_until_eof(silent, scaled(20)), b"")
         late.close()
