@@ -232,9 +232,19 @@ class SocketActivation(UnixTestCase):
             stderr=subprocess.PIPE)
         self.addCleanup(lambda: proc.poll() is None and
                         (proc.kill(), proc.wait()))
-        wait_for(lambda: os.path.exists(self.path), 10,
-                 "systemd-socket-activate to listen")
-        with self.connect(self.path) as c:  # starts echod
+        # The file appears at bind(2), a moment before listen(2): until
+        # then a connect is refused.
+        conns = []
+
+        def listening():
+            try:
+                conns.append(self.connect(self.path))
+                return True
+            except (FileNotFoundError, ConnectionRefusedError):
+                return False
+        wait_for(listening, 10, "systemd-socket-activate to listen",
+                 interval=0.02)
+        with conns[0] as c:  # starts echod
             self.assertEqual(exchange(c, b"activated\n", 20),
                              b"activated\n")
         proc.send_signal(signal.SIGTERM)
