@@ -95,38 +95,42 @@ systemd_send(const char *msg, size_t len, const int *fds, int n)
 		log_debug("notify: %s", strerror(errno));
 }
 
-void
-systemd_notify(const char *fmt, ...)
+/* Formats and sends one message (dropped if it would not fit). */
+static void systemd_vsend(const int *fds, int nfds, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+
+static void
+systemd_vsend(const int *fds, int nfds, const char *fmt, va_list ap)
 {
 	char msg[512];
-	va_list ap;
 	int n;
 
 	if (systemd_fd == -1)
 		return;
-	va_start(ap, fmt);
 	n = vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 	if (n < 0 || (size_t)n >= sizeof(msg))
 		return;
-	systemd_send(msg, (size_t)n, NULL, 0);
+	systemd_send(msg, (size_t)n, fds, nfds);
+}
+
+void
+systemd_notify(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	systemd_vsend(NULL, 0, fmt, ap);
+	va_end(ap);
 }
 
 void
 systemd_notify_fds(const int *fds, int nfds, const char *fmt, ...)
 {
-	char msg[512];
 	va_list ap;
-	int n;
 
-	if (systemd_fd == -1)
-		return;
 	va_start(ap, fmt);
-	n = vsnprintf(msg, sizeof(msg), fmt, ap);
+	systemd_vsend(fds, nfds, fmt, ap);
 	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof(msg))
-		return;
-	systemd_send(msg, (size_t)n, fds, nfds);
 }
 
 void
