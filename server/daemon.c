@@ -184,21 +184,26 @@ daemon_pidfile_write(char *err, size_t errlen)
 	return 0;
 }
 
+/* Does the open pid file hold our pid, and only that? */
+static int
+daemon_pidfile_is_ours(void)
+{
+	char want[32], have[32];
+	ssize_t n;
+	int len;
+
+	len = snprintf(want, sizeof(want), "%ld\n", (long)getpid());
+	n = pread(daemon_pid_fd, have, sizeof(have), 0);
+	return n == len && memcmp(have, want, (size_t)len) == 0;
+}
+
 /* Writes our pid again unless the file holds it (an upgrade failed:
  * the new process may have written its own), never leaving it empty
  * for a reader when it need not. */
 int
 daemon_pidfile_restore(char *err, size_t errlen)
 {
-	char want[32], have[32];
-	ssize_t n;
-	int len;
-
-	if (daemon_pid_fd == -1)
-		return 0;
-	len = snprintf(want, sizeof(want), "%ld\n", (long)getpid());
-	n = pread(daemon_pid_fd, have, sizeof(have), 0);
-	if (n == len && memcmp(have, want, (size_t)len) == 0)
+	if (daemon_pid_fd == -1 || daemon_pidfile_is_ours())
 		return 0;
 	return daemon_pidfile_write(err, errlen);
 }
@@ -215,15 +220,9 @@ daemon_pidfile_fd(void)
 void
 daemon_pidfile_hand_over(void)
 {
-	char want[32], have[32];
-	ssize_t n;
-	int len;
-
 	if (daemon_pid_fd == -1)
 		return;
-	len = snprintf(want, sizeof(want), "%ld\n", (long)getpid());
-	n = pread(daemon_pid_fd, have, sizeof(have), 0);
-	if (n == len && memcmp(have, want, (size_t)len) == 0)
+	if (daemon_pidfile_is_ours())
 		daemon_pidfile_remove();
 	else
 		daemon_pidfile_release();
