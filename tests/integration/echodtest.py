@@ -640,6 +640,24 @@ def bound_port(family=socket.AF_INET, host="127.0.0.1", listen=False):
     return s, s.getsockname()[1]
 
 
+_ports_given = set()
+
+
+def free_port(kind=socket.SOCK_STREAM):
+    """A loopback port that was free a moment ago, for a config file that
+    must name it (the caller accepts the tiny race of another process
+    taking it meanwhile). Never the same port twice in one test process:
+    the kernel may hand a port it just gave out again once its socket is
+    closed, and two listen lines on one port are a config error."""
+    while True:
+        with socket.socket(socket.AF_INET, kind) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
+
+
 # ctest's SKIP_RETURN_CODE for these tests (tests/CMakeLists.txt): a file
 # any of whose tests skipped is reported as skipped, never as passed.
 EXIT_SKIPPED = 77

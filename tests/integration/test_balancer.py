@@ -22,16 +22,10 @@ import tempfile
 import time
 
 import echodtest
-from echodtest import (Echod, EchodTestCase, bound_port, recv_exactly,
+from echodtest import (Echod, EchodTestCase, free_port, recv_exactly,
                        recv_until_eof, run_client, scaled, wait_for)
 
 HEALTH = b"echod health\n"
-
-
-def free_port():
-    s, port = bound_port()
-    s.close()
-    return port
 
 
 def connect_from(source, address, timeout=10):

@@ -9,20 +9,12 @@ import socket
 import tempfile
 
 import echodtest
-from echodtest import EchodTestCase, Echod, run_echod
+from echodtest import (Echod, EchodTestCase, free_port, run_echod)
 
 EX_CONFIG = 78
 SHIPPED_CONF = os.path.normpath(os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "..", "conf",
     "echod.conf"))
-
-
-def free_port():
-    """A loopback port that was free a moment ago (the caller accepts the
-    tiny race of someone else taking it meanwhile)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def thread_count(server):

@@ -14,17 +14,12 @@ import subprocess
 import tempfile
 
 import echodtest
-from echodtest import Echod, EchodTestCase, run_echod, scaled, wait_for
+from echodtest import (Echod, EchodTestCase, free_port, run_echod, scaled,
+                       wait_for)
 
 EX_CONFIG = 78
 # Attempts at a fixed port that another process may take meanwhile.
 PORT_ATTEMPTS = 5
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def proc_state(pid):

@@ -10,15 +10,9 @@ import signal
 import tempfile
 
 import echodtest
-from echodtest import (Echod, EchodTestCase, admin_address, bound_port,
-                       connect, metric, recv_exactly, recv_until_eof,
-                       run_client, run_echod, scrape, wait_for)
-
-
-def free_port():
-    s, port = bound_port()
-    s.close()
-    return port
+from echodtest import (admin_address, connect, Echod, EchodTestCase, free_port,
+                       metric, recv_exactly, recv_until_eof, run_client,
+                       run_echod, scrape, wait_for)
 
 
 class ReuseportTest(EchodTestCase):

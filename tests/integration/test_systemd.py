@@ -18,8 +18,8 @@ import tempfile
 import time
 
 import echodtest
-from echodtest import (Deadline, Echod, EchodTestCase, exchange, scaled,
-                       wait_for)
+from echodtest import (Deadline, Echod, EchodTestCase, exchange, free_port,
+                       scaled, wait_for)
 
 SOCKET_ACTIVATE = shutil.which("systemd-socket-activate")
 PORT_ATTEMPTS = 5
@@ -29,12 +29,6 @@ def stored(port):
     """The FDSTORE=1 message that hands systemd 127.0.0.1:port (the name
     is the kind, then the address in hex: test_inherit.c checks it)."""
     return f"FDSTORE=1\nFDNAME=echod-stream-047f000001{port:04x}"
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextlib.contextmanager

@@ -28,17 +28,11 @@ import threading
 import time
 
 import echodtest
-from echodtest import (Deadline, EchodTestCase, random_payload, scaled,
-                       wait_for)
+from echodtest import (Deadline, EchodTestCase, free_port, random_payload,
+                       scaled, wait_for)
 from test_proxy import make_cert
 
 PORT_ATTEMPTS = 5
-
-
-def free_port(kind=socket.SOCK_STREAM):
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def pid_alive(pid):
