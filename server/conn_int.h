@@ -20,15 +20,18 @@ struct conn {
 	TAILQ_ENTRY(conn) entry;
 	struct worker *w;
 	struct bufferevent *bev;
-	struct event rev; /* the read side: ours, not the bufferevent's */
+	struct event *rev; /* the read side, ours (not the bufferevent's),
+			    * when not parked (park.c); else NULL */
 	int fd;
-	unsigned reading : 1;	   /* rev is added */
+	unsigned reading : 1;	   /* rev is added, or it is parked */
+	unsigned parked : 1;	   /* in its worker's park, rev NULL */
 	unsigned eof : 1;	   /* the peer has closed its sending side */
 	unsigned tls : 1;	   /* bev is tls.c's, and owns both sides */
 	unsigned tls_open : 1;	   /* ... and its handshake is done */
 	unsigned tls_large : 1;	   /* ... and it reads in large chains */
 	unsigned slot : 8;	   /* its listener's counters (lc[slot]) */
 	unsigned peer_counted : 1; /* peer holds a per-IP slot */
+	uint32_t woke_s;	   /* parked: second of its last read */
 	uint64_t last_active;	   /* conn_clock_ms() when a byte last moved */
 	uint64_t started;	   /* conn_clock_ms() at accept */
 	uint64_t bytes_in;	   /* read from the peer */
@@ -60,24 +63,6 @@ conn_max_buffer(const struct conn *c)
 				    memory_order_relaxed);
 }
 
-static inline void
-conn_pause(struct conn *c)
-{
-	if (c->reading) {
-		event_del(&c->rev);
-		c->reading = 0;
-	}
-}
-
-static inline void
-conn_resume(struct conn *c)
-{
-	if (!c->reading && !c->eof) {
-		event_add(&c->rev, NULL);
-		c->reading = 1;
-	}
-}
-
 /* What it read: it is live, and counted. */
 static inline void
 conn_received(struct conn *c, size_t n)
@@ -94,6 +79,11 @@ conn_received(struct conn *c, size_t n)
 
 /* conn.c */
 void conn_fail(struct conn *c, const char *what, int err);
+void conn_pause(struct conn *c);
+int conn_resume(struct conn *c);
+int conn_rev_assign(struct conn *c, short events, event_callback_fn cb);
+void conn_parked_ready(struct conn *c, uint32_t now_s);
+int conn_park_if_quiet(struct conn *c, uint64_t now_ms);
 void conn_count_written(struct conn *c);
 ssize_t conn_read_into(struct conn *c, struct evbuffer *buf, size_t want);
 void conn_hold_back(struct conn *c, uint64_t max);
@@ -102,6 +92,12 @@ int conn_unsent(const struct conn *c);
 const char *conn_peer_name(const struct conn *c, char *buf, size_t len);
 
 int conn_start(struct conn *c, const struct conn_profile *p);
+
+/* park.c: where quiet plain connections wait, with no event of their
+ * own. */
+int park_add(struct conn *c);
+void park_remove(struct conn *c);
+void park_watch(struct worker *w);
 
 /* preamble.c: the PROXY header before a connection's bytes. */
 int preamble_start(struct conn *c, const struct conn_profile *p);

@@ -61,6 +61,9 @@
  * its PROXY header, on their way. */
 #define ECHOD_DRAIN_FRESH_MS 1000
 #define ECHOD_DRAIN_CHECK_MS 50
+/* A plain connection silent this long goes back to its worker's park
+ * (park.c), giving up its own event and an empty bufferevent. */
+#define ECHOD_PARK_AFTER_MS 2000
 /* After a burst of at least ECHOD_TRIM_MIN_PEAK connections falls to a
  * quarter, free heap pages go back to the system (see mem_trim_due()). */
 #define ECHOD_TRIM_MIN_PEAK 1000
@@ -363,6 +366,10 @@ unsigned worker_count(const struct server *srv);
 struct worker *worker_get(struct server *srv, unsigned i);
 uint64_t worker_sweep_period(uint64_t idle_ms, int draining);
 
+/* park.c: each worker's park, where quiet connections wait. */
+int park_init(struct worker *w);
+void park_free(struct worker *w);
+
 /* conn.c */
 struct conn;
 /* Why a connection ended: the connection log's reason. */
@@ -463,6 +470,8 @@ int mem_trim_due(struct mem_trim_policy *, uint64_t current);
 enum worker_counter {
 	WC_CLOSED,			   /* + enum conn_end: closed, by why */
 	WC_PAUSES = WC_CLOSED + CONN_NEND, /* backpressure: reading paused */
+	WC_PARKED,			   /* connections into the park */
+	WC_UNPARKED,			   /* ... and out of it */
 	WC_TLS_HANDSHAKES,		   /* done */
 	WC_TLS_FAILURES,		   /* failed or timed out */
 	WC_TLS_TIMEOUTS,		   /* of those, timed out */
@@ -660,7 +669,9 @@ struct worker {
 	struct event *notify;  /* sockets were queued for this worker */
 	struct event *control; /* settings changed, or draining began */
 	struct event *sweep;   /* idle and drain checks */
-	pthread_mutex_t lock;  /* guards the hand-off queue below */
+	int park_fd;	       /* park.c's epoll set, its event, its check */
+	struct event *park_ev, *park_check;
+	pthread_mutex_t lock; /* guards the hand-off queue below */
 	struct accepted *queue;
 	size_t queue_len, queue_cap;
 	TAILQ_HEAD(, conn) conns;

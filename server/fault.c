@@ -495,11 +495,11 @@ fault_end(struct fault *f)
 	}
 	fault_debug(f, "close_after reached: closing");
 	f->phase = FAULT_LINGERING;
-	if (c->eof || shutdown(c->fd, SHUT_WR) == -1) {
+	/* Then reads and drops until the peer closes. */
+	if (c->eof || shutdown(c->fd, SHUT_WR) == -1 || conn_resume(c) == -1) {
 		conn_free(c, CONN_END_FAULT);
 		return 1;
 	}
-	conn_resume(c); /* to read and drop until the peer closes */
 	fault_arm(f, FAULT_LINGER_MS * 1000);
 	return 0;
 }
@@ -593,8 +593,9 @@ fault_write_cb(struct bufferevent *bev, void *arg)
 	if (fault_progress(f))
 		return;
 	if (f->phase == FAULT_ECHOING &&
-	    fault_queued(f) <= conn_resume_mark(conn_max_buffer(c)))
-		conn_resume(c);
+	    fault_queued(f) <= conn_resume_mark(conn_max_buffer(c)) &&
+	    conn_resume(c) == -1)
+		conn_fail(c, "watching the socket", errno);
 }
 
 static void
@@ -650,9 +651,9 @@ fault_attach(struct conn *c, const struct fault_spec *spec)
 				     : UINT64_MAX;
 	evtimer_assign(&f->timer, c->w->base, fault_timer_cb, f);
 	if (spec->stall) {
-		event_assign(&c->rev, c->w->base, c->fd, EV_CLOSED | EV_PERSIST,
-			     fault_stall_cb, c);
-		if (event_add(&c->rev, NULL) == -1) {
+		if (conn_rev_assign(c, EV_CLOSED | EV_PERSIST,
+				    fault_stall_cb) == -1 ||
+		    event_add(c->rev, NULL) == -1) {
 			log_warnx("cannot watch a stalled connection");
 			return -1;
 		}
@@ -671,12 +672,17 @@ fault_attach(struct conn *c, const struct fault_spec *spec)
 		f->tokens = f->burst * FAULT_US;
 		f->refilled_us = fault_now_us();
 	}
-	event_assign(&c->rev, c->w->base, c->fd, EV_READ | EV_PERSIST,
-		     fault_read_cb, c);
+	if (conn_rev_assign(c, EV_READ | EV_PERSIST, fault_read_cb) == -1) {
+		log_warnx("out of memory for a connection's faults");
+		return -1;
+	}
 	bufferevent_setcb(c->bev, NULL, fault_write_cb, conn_event_cb, c);
 	if (f->limit == 0) /* nothing to echo: end at once, from the loop */
 		event_active(&f->timer, EV_TIMEOUT, 1);
-	conn_resume(c);
+	if (conn_resume(c) == -1) {
+		log_warn("cannot watch a connection");
+		return -1;
+	}
 	return 0;
 }
 

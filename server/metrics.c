@@ -467,6 +467,14 @@ metrics_render(const struct metrics_view *v, struct evbuffer *out)
 	metrics_family(out, "echod_connections_active", "gauge",
 		       "Connections open now.");
 	metrics_value(out, "echod_connections_active", v->active);
+	/* Two workers' counters are read a moment apart: never below 0. */
+	metrics_family(out, "echod_connections_parked", "gauge",
+		       "Connections open now that wait in their worker's "
+		       "park, with no event of their own.");
+	metrics_value(out, "echod_connections_parked",
+		      v->wc[WC_PARKED] > v->wc[WC_UNPARKED]
+			      ? v->wc[WC_PARKED] - v->wc[WC_UNPARKED]
+			      : 0);
 	metrics_family(out, "echod_connections_accepted_total", "counter",
 		       "Connections accepted and served.");
 	metrics_value(out, "echod_connections_accepted_total", v->accepted);

@@ -11,6 +11,7 @@
  * The pool of workers and the round robin are this file's alone; a
  * socket that cannot be handed off is released through admission.c.
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -146,6 +147,7 @@ worker_init(struct server *srv, struct worker *w, unsigned id, char *err,
 {
 	w->id = id;
 	w->srv = srv;
+	w->park_fd = -1;
 	TAILQ_INIT(&w->conns);
 	pthread_mutex_init(&w->lock, NULL);
 	w->rbuf = malloc(ECHOD_READ_SLICE);
@@ -155,6 +157,11 @@ worker_init(struct server *srv, struct worker *w, unsigned id, char *err,
 		w->base = worker_base_new();
 	if (w->rbuf == NULL || w->base == NULL) {
 		snprintf(err, errlen, "worker %u: out of memory", id);
+		return -1;
+	}
+	if (park_init(w) == -1) {
+		snprintf(err, errlen, "worker %u: cannot make its park: %s", id,
+			 strerror(errno));
 		return -1;
 	}
 	w->notify = event_new(w->base, -1, 0, worker_notify_cb, w);
@@ -312,6 +319,7 @@ worker_stop_all(struct server *srv)
 			event_free(w->control);
 		if (w->sweep != NULL)
 			event_free(w->sweep);
+		park_free(w);
 		if (i != 0 && w->base != NULL)
 			event_base_free(w->base);
 		free(w->rbuf);

@@ -1,0 +1,100 @@
+"""The park (server/park.c): a plain connection starts there and is served
+from there while quiet, with no event of its own; one that gets busy
+leaves it, and comes back once silent for ECHOD_PARK_AFTER_MS (2 s),
+giving up its bufferevent if it had one. echod_connections_parked counts
+them. Every echo, across every move, comes back byte for byte.
+"""
+
+import socket
+
+import echodtest
+from echodtest import (admin_address, EchodTestCase, exchange, metric,
+                       random_payload, scaled, scrape, wait_for)
+
+QUIET = 20
+BUSY = 5
+ROUNDS = 50
+# ECHOD_PARK_AFTER_MS, and up to half of it again for the check's period.
+PARK_SECONDS = 3
+
+
+class Park(EchodTestCase):
+
+    def start(self, *args):
+        server = self.start_echod("--threads", "1", "--admin-listen",
+                                  "127.0.0.1:0", *args)
+        return server, admin_address(server)
+
+    def parked(self, admin):
+        return metric(scrape(admin), "echod_connections_parked")
+
+    def test_busy_connections_leave_and_come_back(self):
+        server, admin = self.start()
+        socks = [self.connect(server.address) for _ in range(QUIET)]
+        for i, s in enumerate(socks):
+            self.assertBytesEqual(exchange(s, b"hello %d\n" % i, 10),
+                                  b"hello %d\n" % i)
+        # One read each: every connection is still in the park.
+        self.assertEqual(self.parked(admin), QUIET)
+
+        # Busy: message after message, on all five in turn.
+        for r in range(ROUNDS):
+            for i, s in enumerate(socks[:BUSY]):
+                msg = b"round %d on %d\n" % (r, i)
+                self.assertBytesEqual(exchange(s, msg, 10), msg)
+        self.assertEqual(self.parked(admin), QUIET - BUSY)
+
+        # Quiet again: back in the park, within the check's period.
+        wait_for(lambda: self.parked(admin) == QUIET,
+                 scaled(PARK_SECONDS * 3), "the busy ones to be parked")
+        for i, s in enumerate(socks):
+            msg = random_payload(1000 + i, i)
+            self.assertBytesEqual(exchange(s, msg, 10), msg)
+        server.stop_cleanly(self)
+
+    def test_a_connection_that_fell_behind_is_parked_too(self):
+        """Its echo queued in a bufferevent for a while: once the queue is
+        out and it is silent, it is parked without it, and echoes on."""
+        server, admin = self.start("--max-buffer", "64k")
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(s.close)
+        # A small window: echod's writes fill it, and the rest queues.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(scaled(10))
+        s.connect(server.address)
+        payload = random_payload(4 * 1024 * 1024, 1)
+        self.assertBytesEqual(exchange(s, payload, 60), payload)
+        pauses = metric(scrape(admin), "echod_backpressure_pauses_total")
+        self.assertGreater(pauses, 0, "the echo never queued")
+        wait_for(lambda: self.parked(admin) == 1,
+                 scaled(PARK_SECONDS * 3), "the connection to be parked")
+        for n in (1, 100, 70000):
+            msg = random_payload(n, n)
+            self.assertBytesEqual(exchange(s, msg, 30), msg)
+        server.stop_cleanly(self)
+
+    def test_the_end_leaves_the_park(self):
+        """Closed by the peer, reset, or by idle_timeout while parked: the
+        count goes back to zero."""
+        server, admin = self.start("--idle-timeout", "1s")
+        a = self.connect(server.address)
+        b = self.connect(server.address)
+        c = self.connect(server.address)
+        for s in (a, b, c):
+            self.assertBytesEqual(exchange(s, b"x", 10), b"x")
+        self.assertEqual(self.parked(admin), 3)
+        a.shutdown(socket.SHUT_WR)
+        self.assertEqual(a.recv(1), b"")
+        b.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                     b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        b.close()
+        # c is closed by the idle timeout.
+        wait_for(lambda: self.parked(admin) == 0, scaled(10),
+                 "every connection to leave the park")
+        c.settimeout(scaled(10))
+        self.assertEqual(c.recv(1), b"")
+        server.stop_cleanly(self)
+
+
+if __name__ == "__main__":
+    echodtest.main()
