@@ -30,10 +30,12 @@ READ_SLICE = 64 * 1024
 CLIENT_SOCKBUF = 64 * 1024
 
 # Idle connections that each echoed a byte: echod makes no bufferevent
-# (about 1 KiB) for a peer that keeps up, so each costs its struct conn
-# and libevent's map entry, ~0.35 KiB measured (1.3 KiB with one).
+# (about 1 KiB) for a peer that keeps up, and a connection in the park
+# has no event of its own nor libevent's map entry, so each costs its
+# struct conn: ~0.15 KiB measured (0.35 with its own event, 1.3 KiB
+# with a bufferevent too).
 IDLE_CONNECTIONS = 5000
-IDLE_PER_CONNECTION_KIB = 0.7
+IDLE_PER_CONNECTION_KIB = 0.25
 
 BURST = 10000
 BURST_BATCH = 250
