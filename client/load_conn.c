@@ -21,7 +21,8 @@
  * the socket (a connrate cycle is then a handshake too): OpenSSL's "want
  * read" and "want write" are the socket's EAGAIN, and reading goes on
  * until OpenSSL holds nothing more, since decrypted bytes it keeps would
- * wake no event.
+ * wake no event, or, with nothing held, until a plain read's budget is
+ * spent: the read event is level triggered and comes back for the rest.
  *
  * With -u (pingpong only), a connection is a connected UDP socket and a
  * message one datagram; a reply is one recv(). A datagram unanswered for
@@ -285,17 +286,29 @@ load_conn_received(struct load_conn *c, const unsigned char *buf, size_t n)
 
 static void load_conn_handshake(struct load_conn *c);
 
-/* The server's side of a TLS read: all OpenSSL holds, then EAGAIN. */
+/* The server's side of a TLS read: all OpenSSL holds, then EAGAIN or
+ * the budget of LOAD_READS_PER_EVENT full reads. */
 static void
 load_conn_tls_read(struct load_conn *c)
 {
 	unsigned char *buf = c->t->buf;
+	size_t got = 0;
 	int n, e;
 
 	for (;;) {
 		n = SSL_read(c->ssl, buf, LOAD_BUF_SIZE);
 		if (n > 0) {
 			if (load_conn_received(c, buf, (size_t)n) == -1)
+				return;
+			/* Yield as a plain read does once OpenSSL holds
+			 * nothing: a server that echoes each record as fast
+			 * as it comes keeps the socket from ever running dry,
+			 * and this loop, which refills the stream as it
+			 * reads, would starve the thread's other connections
+			 * and its phase timer for good. */
+			got += (size_t)n;
+			if (got >= LOAD_READS_PER_EVENT * LOAD_BUF_SIZE &&
+			    !SSL_has_pending(c->ssl))
 				return;
 			continue;
 		}
