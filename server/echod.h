@@ -70,9 +70,9 @@
 #define ECHOD_HOUSEKEEPING_MS 1000
 /* Descriptors echod needs besides its connections' (standard streams,
  * listeners, event loops, signalfd, pid file, log and notify sockets),
- * and per worker thread. */
+ * and per worker thread (its loop's epoll and wake-up, its park). */
 #define ECHOD_NOFILE_RESERVE 64
-#define ECHOD_NOFILE_PER_WORKER 2
+#define ECHOD_NOFILE_PER_WORKER 3
 /* Listen lines that get counters of their own (metrics.c's slots): one
  * per distinct address over the process's life, the last shared by any
  * beyond. */
