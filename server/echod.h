@@ -409,8 +409,26 @@ char *fault_format(const struct fault_spec *f, char *buf, size_t len);
 int fault_roll(uint64_t *state, uint32_t chance);
 uint64_t fault_rate_burst(uint64_t rate);
 
-/* tls.c */
+/* tls_module.c: the tls_* settings, and the TLS module (tls.c). */
 enum tls_verify { TLS_VERIFY_NO, TLS_VERIFY_OPTIONAL, TLS_VERIFY_YES };
+/* OpenSSL's numbers for the versions tls_protocols may name. */
+#define ECHOD_TLS1_2_VERSION 0x0303
+#define ECHOD_TLS1_3_VERSION 0x0304
+struct conn;
+/* What echod-tls.so gives echod: tls.c's echod_tls_module. */
+struct tls_module {
+	const char *version; /* ECHOD_VERSION of the build it is of */
+	size_t conn_size;    /* its sizeof(struct conn) */
+	int (*check)(const struct config *cfg, char *err, size_t errlen);
+	int (*prepare)(const struct config *cfg, char *err, size_t errlen);
+	void (*commit)(void);
+	void (*abort)(void);
+	void (*shutdown)(void);
+	int (*conn_start)(struct conn *c);
+	void (*conn_free)(struct conn *c);
+};
+extern const struct tls_module echod_tls_module; /* tls.c's */
+void tls_module_use(const struct tls_module *m);
 int tls_protocols_parse(const char *s, int *min, int *max, char *err,
 			size_t errlen);
 int tls_protocols_check(const char *value, char *err, size_t errlen);

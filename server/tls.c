@@ -1,9 +1,12 @@
 /*
- * tls.c: TLS for listeners with the tls parameter: the server's SSL_CTX,
- * built from the tls_* keys (checked by --check-config, rebuilt on every
- * SIGHUP so that new handshakes get the certificate on disk, while a bad
- * new file leaves the old context serving), and the TLS transport of a
- * connection.
+ * tls.c: TLS for listeners with the tls parameter, built as the module
+ * echod-tls.so that tls_module.c loads (echod itself links no OpenSSL):
+ * the server's SSL_CTX, built from the tls_* keys (checked by
+ * --check-config, rebuilt on every SIGHUP so that new handshakes get the
+ * certificate on disk, while a bad new file leaves the old context
+ * serving), and the TLS transport of a connection. It reaches echod's
+ * functions (conn_free(), log_*(), ...) through the executable's exported
+ * symbols, and echod reaches it through echod_tls_module alone.
  *
  * Design. A TLS connection is a libevent OpenSSL bufferevent that owns
  * both sides of the socket: the handshake, then reads that decrypt into
@@ -42,110 +45,19 @@
 
 #include "conn_int.h"
 
+_Static_assert(ECHOD_TLS1_2_VERSION == TLS1_2_VERSION &&
+		       ECHOD_TLS1_3_VERSION == TLS1_3_VERSION,
+	       "tls_protocols_parse() speaks OpenSSL's version numbers");
+
 static pthread_mutex_t tls_lock = PTHREAD_MUTEX_INITIALIZER;
 static SSL_CTX *tls_current; /* under tls_lock */
 
-/* The versions tls_protocols may name, oldest first. */
-static const struct {
-	const char *name;
-	int version;
-} tls_versions[] = {
-	{"TLSv1.2", TLS1_2_VERSION},
-	{"TLSv1.3", TLS1_3_VERSION},
-};
 /* The read watermarks of a TLS connection (tls_read_cb()): small, what
  * an evbuffer chain of 1 KiB holds less its header; large, a slice, more
  * than a pass of the loop reads (a record or two), so that a stream never
  * stops at it: each stop and start is an epoll_ctl(2) pair. */
 #define TLS_READ_SMALL ((size_t)1024 - 128)
 #define TLS_READ_LARGE ECHOD_READ_SLICE
-#define TLS_NVERSIONS (sizeof(tls_versions) / sizeof(tls_versions[0]))
-
-/*
- * Reads "TLSv1.2 TLSv1.3" (any order, blank-separated) into the oldest
- * and newest version named. OpenSSL takes a range, so the versions named
- * must be consecutive.
- */
-int
-tls_protocols_parse(const char *s, int *min, int *max, char *err, size_t errlen)
-{
-	char words[256], *w, *rest = words;
-	unsigned seen = 0, i, lo = TLS_NVERSIONS, hi = 0;
-
-	if (strlen(s) >= sizeof(words)) {
-		snprintf(err, errlen, "is too long");
-		return -1;
-	}
-	snprintf(words, sizeof(words), "%s", s);
-	while ((w = strsep(&rest, " \t,")) != NULL) {
-		if (*w == '\0')
-			continue;
-		for (i = 0; i < TLS_NVERSIONS; i++)
-			if (strcmp(w, tls_versions[i].name) == 0)
-				break;
-		if (i == TLS_NVERSIONS) {
-			snprintf(err, errlen,
-				 "names '%s': the versions are TLSv1.2 and "
-				 "TLSv1.3",
-				 w);
-			return -1;
-		}
-		seen |= 1u << i;
-		if (i < lo)
-			lo = i;
-		if (i > hi)
-			hi = i;
-	}
-	if (seen == 0) {
-		snprintf(err, errlen, "names no version");
-		return -1;
-	}
-	for (i = lo; i <= hi; i++) {
-		if (!(seen & (1u << i))) {
-			snprintf(err, errlen,
-				 "skips %s: the versions must be consecutive",
-				 tls_versions[i].name);
-			return -1;
-		}
-	}
-	*min = tls_versions[lo].version;
-	*max = tls_versions[hi].version;
-	return 0;
-}
-
-/* config.c's check of the certificate and key paths: absolute, so that
- * a reload of a daemon (whose directory is /) reads the same files. */
-int
-tls_path_check(const char *value, char *err, size_t errlen)
-{
-	if (value[0] != '/') {
-		snprintf(err, errlen, "must be an absolute path, not '%s'",
-			 value);
-		return -1;
-	}
-	return 0;
-}
-
-/* config.c's check of tls_protocols. */
-int
-tls_protocols_check(const char *value, char *err, size_t errlen)
-{
-	int min, max;
-
-	return tls_protocols_parse(value, &min, &max, err, errlen);
-}
-
-/* Does cfg have a tls listener? */
-int
-tls_wanted(const struct config *cfg)
-{
-	int i;
-
-	for (i = 0; i < cfg->nlisten; i++)
-		if (cfg->listen[i].profile.transport == CONN_TRANSPORT_TLS)
-			return 1;
-	return 0;
-}
 
 /* OpenSSL's reason for the first error queued (the cause; later ones
  * say where it surfaced), and the queue emptied. */
@@ -280,8 +192,8 @@ fail:
 }
 
 /* --check-config: would cfg's TLS settings load? */
-int
-tls_check(const struct config *cfg, char *err, size_t errlen)
+static int
+tls_ctx_check(const struct config *cfg, char *err, size_t errlen)
 {
 	SSL_CTX *ctx;
 
@@ -295,24 +207,26 @@ tls_check(const struct config *cfg, char *err, size_t errlen)
 
 static SSL_CTX *tls_pending; /* main thread: built, not yet in use */
 
+static void tls_ctx_abort(void);
+
 /*
  * At start and on every reload: (re)reads the certificates into a new
- * context, put in use by tls_commit() once the rest of the configuration
- * is in place too. On failure (or tls_abort()) nothing changes: the
+ * context, put in use by tls_ctx_commit() once the rest of the configuration
+ * is in place too. On failure (or tls_ctx_abort()) nothing changes: the
  * context in use stays.
  */
-int
-tls_prepare(const struct config *cfg, char *err, size_t errlen)
+static int
+tls_ctx_prepare(const struct config *cfg, char *err, size_t errlen)
 {
-	tls_abort();
+	tls_ctx_abort();
 	if (tls_wanted(cfg) &&
 	    (tls_pending = tls_ctx_new(cfg, err, errlen)) == NULL)
 		return -1;
 	return 0;
 }
 
-void
-tls_commit(void)
+static void
+tls_ctx_commit(void)
 {
 	SSL_CTX *old;
 
@@ -325,18 +239,18 @@ tls_commit(void)
 		SSL_CTX_free(old); /* its connections hold their own refs */
 }
 
-void
-tls_abort(void)
+static void
+tls_ctx_abort(void)
 {
 	if (tls_pending != NULL)
 		SSL_CTX_free(tls_pending);
 	tls_pending = NULL;
 }
 
-void
-tls_shutdown(void)
+static void
+tls_ctx_shutdown(void)
 {
-	tls_abort();
+	tls_ctx_abort();
 	pthread_mutex_lock(&tls_lock);
 	if (tls_current != NULL)
 		SSL_CTX_free(tls_current);
@@ -563,8 +477,8 @@ tls_event_cb(struct bufferevent *bev, short what, void *arg)
 
 /* Starts c's TLS: its bufferevent is an OpenSSL one, accepting. Returns
  * -1 if it cannot (c is the caller's to free). */
-int
-tls_conn_start(struct conn *c)
+static int
+tls_bev_start(struct conn *c)
 {
 	uint64_t ms = atomic_load_explicit(&c->w->srv->handshake_timeout_ms,
 					   memory_order_relaxed);
@@ -605,8 +519,8 @@ tls_conn_start(struct conn *c)
 
 /* conn_free()'s part: close_notify if the session is sound (after an
  * EOF, or when idle or draining), then the bufferevent and its SSL. */
-void
-tls_conn_free(struct conn *c)
+static void
+tls_bev_free(struct conn *c)
 {
 	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
 
@@ -615,3 +529,17 @@ tls_conn_free(struct conn *c)
 	bufferevent_free(c->bev);
 	SSL_free(ssl);
 }
+
+/* The module's one symbol, found by tls_module.c with dlsym(). */
+__attribute__((visibility("default")))
+const struct tls_module echod_tls_module = {
+	.version = ECHOD_VERSION,
+	.conn_size = sizeof(struct conn),
+	.check = tls_ctx_check,
+	.prepare = tls_ctx_prepare,
+	.commit = tls_ctx_commit,
+	.abort = tls_ctx_abort,
+	.shutdown = tls_ctx_shutdown,
+	.conn_start = tls_bev_start,
+	.conn_free = tls_bev_free,
+};

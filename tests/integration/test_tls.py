@@ -513,6 +513,100 @@ class Backpressure(TLSTestCase):
         server.stop_cleanly(self)
 
 
+def mapped(pid):
+    """The file names of the shared objects process pid has mapped."""
+    with open(f"/proc/{pid}/maps") as f:
+        return {os.path.basename(line.split()[-1]) for line in f
+                if len(line.split()) >= 6}
+
+
+class Module(TLSTestCase):
+    """TLS is echod-tls.so, beside echod in a build (ECHOD_MODULE_DIR once
+    installed), loaded the first time a tls listener is configured: an
+    echod with none never maps OpenSSL."""
+
+    def test_plain_echod_maps_no_openssl(self):
+        server = self.start_echod()
+        with self.connect(server.address) as s:
+            self.assertEqual(echodtest.exchange(s, b"plain\n", 10),
+                             b"plain\n")
+        libs = mapped(server.pid)
+        for lib in ("echod-tls.so", "libssl.so.3", "libcrypto.so.3"):
+            self.assertNotIn(lib, libs)
+        server.stop_cleanly(self)
+
+    def test_a_tls_listener_loads_it_and_a_reload_too(self):
+        server = self.start_tls()
+        self.assertIn("echod-tls.so", mapped(server.pid))
+        self.assertIn("libssl.so.3", mapped(server.pid))
+        server.stop_cleanly(self)
+
+        # Started plain, then given a tls listener by SIGHUP.
+        tmp = tempfile.TemporaryDirectory(prefix="echod-tls-module-")
+        self.addCleanup(tmp.cleanup)
+        conf = os.path.join(tmp.name, "echod.conf")
+        port = echodtest.free_port()
+        with open(conf, "w") as f:
+            f.write("listen = 127.0.0.1:0\n")
+        server = Echod("-c", conf, listen=(), expect=1)
+        self.addCleanup(server.kill)
+        server.start()
+        self.assertNotIn("echod-tls.so", mapped(server.pid))
+        with open(conf, "a") as f:
+            f.write(f"listen = 127.0.0.1:{port} tls\n"
+                    f"tls_certificate = {cert('server')}\n"
+                    f"tls_certificate_key = {key('server')}\n")
+        mark = len(server.stderr_lines())
+        server.send_signal(signal.SIGHUP)
+        server.wait_log(rf"listening on 127\.0\.0\.1:{port}\b",
+                        start=mark)
+        s = self.tls_connect(("127.0.0.1", port))
+        payload = random_payload(100000, seed=7)
+        self.assertBytesEqual(tls_pump(s, payload), payload)
+        self.assertIn("echod-tls.so", mapped(server.pid))
+        server.stop_cleanly(self)
+
+    def copy_of_echod(self, module=None):
+        """echod copied alone into a temporary directory, with module
+        beside it as echod-tls.so if given."""
+        tmp = tempfile.TemporaryDirectory(prefix="echod-tls-module-")
+        self.addCleanup(tmp.cleanup)
+        exe = os.path.join(tmp.name, "echod")
+        shutil.copy(echodtest.echod_path(), exe)
+        if module is not None:
+            shutil.copy(module, os.path.join(tmp.name, "echod-tls.so"))
+        return exe
+
+    def run_copy(self, exe, *args):
+        return subprocess.run(list(echodtest.WRAPPER) + [exe] + list(args),
+                              stdin=subprocess.DEVNULL, capture_output=True,
+                              timeout=scaled(10))
+
+    def test_without_it_tls_is_a_config_error_and_plain_works(self):
+        exe = self.copy_of_echod()
+        r = self.run_copy(exe, "--check-config", "-l", "127.0.0.1:0 tls",
+                          *self.tls_args())
+        self.assertEqual(r.returncode, 78, r.stderr)
+        self.assertIn(b"cannot load TLS support: ", r.stderr)
+        self.assertIn(b"echod-tls.so", r.stderr)
+        r = self.run_copy(exe, "-l", "127.0.0.1:0 tls", *self.tls_args())
+        self.assertEqual(r.returncode, 78, r.stderr)
+        self.assertIn(b"cannot load TLS support: ", r.stderr)
+        r = self.run_copy(exe, "--check-config", "-l", "127.0.0.1:0")
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_a_module_not_of_this_echod_is_refused(self):
+        # A shared object, but not echod's TLS module.
+        other = next(p for p in ("/lib/x86_64-linux-gnu/libz.so.1",
+                                 "/usr/lib/x86_64-linux-gnu/libz.so.1")
+                     if os.path.exists(p))
+        exe = self.copy_of_echod(module=other)
+        r = self.run_copy(exe, "--check-config", "-l", "127.0.0.1:0 tls",
+                          *self.tls_args())
+        self.assertEqual(r.returncode, 78, r.stderr)
+        self.assertIn(b"is not this echod's", r.stderr)
+
+
 class Config(TLSTestCase):
 
     def check(self, *args):

@@ -68,6 +68,8 @@ START_TEST(test_tls_wanted_by_a_tls_listener_only)
 	char err[256];
 	const struct config_key *listen = config_key_find("listen");
 
+	/* tls.c is linked in, not loaded as echod-tls.so. */
+	tls_module_use(&echod_tls_module);
 	config_init(&cfg);
 	ck_assert_int_eq(config_set(&cfg, listen, "127.0.0.1:1", err, 256), 0);
 	ck_assert_int_eq(tls_wanted(&cfg), 0);
