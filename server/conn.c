@@ -517,7 +517,16 @@ conn_start(struct conn *c, const struct conn_profile *p)
 		 * callbacks. */
 		return fault_attach(c, &p->fault);
 	}
-	/* With no event of its own: into the park (park.c). */
+	/* Into the park (park.c) if its worker holds many connections
+	 * already; the few a worker has first get an event of their own. */
+	if (c->w->nconns <= ECHOD_PARK_FIRST_ABOVE) {
+		if (conn_rev_assign(c, EV_READ | EV_PERSIST, conn_read_cb) ==
+		    -1) {
+			log_warnx("out of memory for a new connection");
+			return -1;
+		}
+		park_watch(c->w);
+	}
 	if (conn_resume(c) == -1) {
 		log_warn("cannot watch a new connection");
 		return -1;
@@ -548,6 +557,7 @@ conn_new(struct worker *w, const struct accepted *a)
 		memcpy(&c->peer, &a->peer, a->peerlen);
 	c->last_active = c->started = conn_clock_ms();
 	TAILQ_INSERT_TAIL(&w->conns, c, entry);
+	w->nconns++;
 	if (conn_first_phase(c, &a->profile) == -1) {
 		conn_free(c, CONN_END_ERROR);
 		return NULL;
@@ -694,6 +704,7 @@ conn_free(struct conn *c, enum conn_end why)
 	conn_pause(c);
 	free(c->rev);
 	TAILQ_REMOVE(&c->w->conns, c, entry);
+	c->w->nconns--;
 	if (c->bev != NULL)
 		conn_count_written(c);
 	conn_count_end(c->w, c->slot, why, lived);
