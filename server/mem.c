@@ -34,6 +34,8 @@
 #include <sanitizer/lsan_interface.h>
 #endif
 
+/* free() leaves this much at the heap's top (see mem_init()). */
+#define MEM_TRIM_THRESHOLD (1024 * 1024)
 /* Blocks up to this size come from the slab. */
 #define MEM_SMALL 64
 /* Address space reserved for the slab; pages are used only when touched
@@ -125,8 +127,18 @@ mem_realloc_fn(void *p, size_t n)
 void
 mem_init(void)
 {
-	void *p = mmap(NULL, MEM_SLAB_BYTES, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	void *p;
+
+	/*
+	 * glibc gives the top of the heap back once 128 KiB of it is free,
+	 * and an echo's chains (64 KiB each) come and go faster than that:
+	 * a TLS stream freed and grew it again 17 times per MiB (brk, then
+	 * page faults). echod trims its heap itself once a burst is over
+	 * (mem_trim()), so free() need not.
+	 */
+	mallopt(M_TRIM_THRESHOLD, MEM_TRIM_THRESHOLD);
+	p = mmap(NULL, MEM_SLAB_BYTES, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 
 	if (p == MAP_FAILED) {
 		log_debug("mem: no slab (%s); using malloc alone",
