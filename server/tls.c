@@ -458,11 +458,15 @@ tls_event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (what & BEV_EVENT_EOF) {
-		/* Half-close: echo what is queued, then close. */
+		/* Half-close: echo what is queued, then close. libevent 2.1
+		 * stopped writing too as it saw the EOF: what is queued is
+		 * written only once writing is enabled again. */
 		c->eof = 1;
 		bufferevent_disable(bev, EV_READ);
 		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
 			conn_free(c, CONN_END_EOF);
+		else
+			bufferevent_enable(bev, EV_WRITE);
 		return;
 	}
 	if (what & BEV_EVENT_ERROR) {

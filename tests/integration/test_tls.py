@@ -190,6 +190,25 @@ class Clients(TLSTestCase):
         s.close()
         server.stop_cleanly(self)
 
+    def test_a_fin_with_echo_still_queued_gets_all_of_it(self):
+        """A peer that sends, then shuts its side (a bare FIN, no
+        close_notify) before reading a byte: the echo queued then is all
+        written, and only then does echod close."""
+        server = self.start_tls("--max-buffer", "16m")
+        s = self.tls_connect(server.address)
+        payload = random_payload(4 * MIB, seed=77)
+        s.sendall(payload)
+        # The TCP socket's shutdown, under the TLS session.
+        socket.socket.shutdown(s, socket.SHUT_WR)
+        s.settimeout(scaled(20))
+        got = bytearray()
+        while len(got) < len(payload):
+            chunk = s.recv(1 << 16)
+            if not chunk:
+                break
+            got += chunk
+        self.assertBytesEqual(bytes(got), payload)
+
     def test_openssl_s_client(self):
         server = self.start_tls()
         host, port = server.address
