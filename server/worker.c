@@ -147,7 +147,6 @@ worker_init(struct server *srv, struct worker *w, unsigned id, char *err,
 {
 	w->id = id;
 	w->srv = srv;
-	w->park_fd = -1;
 	TAILQ_INIT(&w->conns);
 	pthread_mutex_init(&w->lock, NULL);
 	w->rbuf = malloc(ECHOD_READ_SLICE);
@@ -197,6 +196,9 @@ worker_start_all(struct server *srv, char *err, size_t errlen)
 	}
 	pool->n = n;
 	srv->pool = pool;
+	for (i = 0; i < n; i++)
+		pool->w[i].park_fd =
+			-1; /* park_free() of a worker never made */
 	for (i = 0; i < n; i++)
 		if (worker_init(srv, &pool->w[i], i, err, errlen) == -1)
 			return -1;
