@@ -184,6 +184,8 @@ conn_bev(struct conn *c)
 	c->bev = bufferevent_socket_new(c->w->base, c->fd, 0);
 	if (c->bev == NULL)
 		return NULL;
+	/* Parked or not, the park's check frees it once empty and quiet. */
+	park_watch(c->w);
 	bufferevent_setcb(c->bev, NULL, conn_write_cb, conn_event_cb, c);
 	bufferevent_setwatermark(c->bev, EV_WRITE,
 				 (size_t)conn_resume_mark(conn_max_buffer(c)),
@@ -419,22 +421,26 @@ conn_park_if_quiet(struct conn *c, uint64_t now_ms)
 {
 	struct event *rev = c->rev;
 
-	if (c->parked || c->tls || c->fault != NULL || c->pre != NULL || c->eof)
+	if (c->tls || c->fault != NULL || c->pre != NULL || c->eof ||
+	    (c->parked && c->bev == NULL))
 		return 1;
 	if (!c->reading || conn_queued(c) > 0 ||
 	    now_ms - c->last_active < ECHOD_PARK_AFTER_MS)
 		return 0;
-	conn_pause(c);
-	c->rev = NULL;
-	if (conn_resume(c) == -1) {
-		/* No room in the park: it keeps its event. */
-		c->rev = rev;
-		if (conn_resume(c) == 0)
-			return 0;
-		conn_fail(c, "watching the socket", errno);
-		return 1;
+	if (!c->parked) {
+		conn_pause(c);
+		c->rev = NULL;
+		if (conn_resume(c) == -1) {
+			/* No room in the park: it keeps its event. */
+			c->rev = rev;
+			if (conn_resume(c) == 0)
+				return 0;
+			conn_fail(c, "watching the socket", errno);
+			return 1;
+		}
+		free(rev);
 	}
-	free(rev);
+	/* Parked, or just now: an empty bufferevent goes too. */
 	if (c->bev != NULL) {
 		conn_count_written(c);
 		bufferevent_free(c->bev);

@@ -36,6 +36,7 @@
 
 /* free() leaves this much at the heap's top (see mem_init()). */
 #define MEM_TRIM_THRESHOLD (1024 * 1024)
+#define MEM_MMAP_THRESHOLD (512 * 1024)
 /* Blocks up to this size come from the slab. */
 #define MEM_SMALL 64
 /* Address space reserved for the slab; pages are used only when touched
@@ -137,6 +138,10 @@ mem_init(void)
 	 * (mem_trim()), so free() need not.
 	 */
 	mallopt(M_TRIM_THRESHOLD, MEM_TRIM_THRESHOLD);
+	/* Setting one fixes the other too, which glibc would otherwise
+	 * raise past an echo's 64 KiB chain (128 KiB allocated) after the
+	 * first: keep such chains on the heap, not mmap()ed each time. */
+	mallopt(M_MMAP_THRESHOLD, MEM_MMAP_THRESHOLD);
 	p = mmap(NULL, MEM_SLAB_BYTES, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 
