@@ -362,7 +362,6 @@ int listener_accept_error_pauses(int err);
 
 /* worker.c */
 struct worker;
-struct event_base *worker_base_new(void);
 int worker_start_all(struct server *srv, char *err, size_t errlen);
 void worker_stop_all(struct server *srv);
 void worker_assign(struct server *srv, const struct accepted *a);

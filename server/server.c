@@ -360,7 +360,7 @@ server_init(struct server *srv, const struct options *opts, struct config *cfg,
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	if ((srv->base = worker_base_new()) == NULL) {
+	if ((srv->base = event_base_new()) == NULL) {
 		snprintf(err, errlen, "cannot create the event loop");
 		return -1;
 	}

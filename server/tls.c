@@ -400,11 +400,11 @@ tls_read_cb(struct bufferevent *bev, void *arg)
 	/*
 	 * The OpenSSL bufferevent arms its write event when an echo is
 	 * queued and writes only once epoll says the socket is writable, a
-	 * pass of the loop later, when it disarms it again: an epoll_ctl()
-	 * per echo (66 per MiB under strace). Its write callback run in this
-	 * pass writes at once instead; the arm and the disarm then fall in
-	 * one pass, and the loop's change list (worker_base_new()) makes
-	 * neither. A socket that takes not all keeps the event armed.
+	 * pass of the loop later. Its write callback run in this pass writes
+	 * at once instead, saving that pass; a socket that takes not all
+	 * keeps the event armed. (The arm and the disarm still cost an
+	 * epoll_ctl() each: epoll's change list, which would cancel them,
+	 * is not safe here; see bench/README.md.)
 	 */
 	if (queued == 0)
 		event_active(&bev->ev_write, EV_WRITE, 1);

@@ -35,29 +35,6 @@ struct worker_pool {
 #define WORKER_SWEEP_MIN_MS 10
 #define WORKER_SWEEP_MAX_MS 1000
 
-/*
- * A new event loop, on epoll with its change list: changes to a socket's
- * events are gathered and made once, in the next epoll_wait()'s pass,
- * and a change undone before then costs nothing. An OpenSSL bufferevent
- * arms its write event when an echo is queued and disarms it when the
- * echo is out, in the same callback: without the change list that is two
- * epoll_ctl() calls per echo. Sockets are never dup()ed here, the list's
- * one caveat.
- */
-struct event_base *
-worker_base_new(void)
-{
-	struct event_config *cfg = event_config_new();
-	struct event_base *base;
-
-	if (cfg == NULL)
-		return NULL;
-	event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
-	base = event_base_new_with_config(cfg);
-	event_config_free(cfg);
-	return base;
-}
-
 /* How often the sweep must run: every ECHOD_DRAIN_CHECK_MS while
  * draining, else a few times per idle timeout; 0 if it need not run. */
 uint64_t
@@ -153,7 +130,7 @@ worker_init(struct server *srv, struct worker *w, unsigned id, char *err,
 	if (id == 0)
 		w->base = srv->base;
 	else
-		w->base = worker_base_new();
+		w->base = event_base_new();
 	if (w->rbuf == NULL || w->base == NULL) {
 		snprintf(err, errlen, "worker %u: out of memory", id);
 		return -1;
