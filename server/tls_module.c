@@ -208,9 +208,12 @@ tls_check(const struct config *cfg, char *err, size_t errlen)
 int
 tls_prepare(const struct config *cfg, char *err, size_t errlen)
 {
-	if (tls_module() == NULL &&
-	    (!tls_wanted(cfg) || tls_module_load(err, errlen) == -1))
-		return tls_wanted(cfg) ? -1 : 0;
+	if (tls_module() == NULL) {
+		if (!tls_wanted(cfg))
+			return 0; /* nothing to prepare, nothing to load */
+		if (tls_module_load(err, errlen) == -1)
+			return -1;
+	}
 	return tls_module()->prepare(cfg, err, errlen);
 }
 
