@@ -10,19 +10,21 @@
  *
  * Design. A TLS connection is a libevent OpenSSL bufferevent that owns
  * both sides of the socket: the handshake, then reads that decrypt into
- * its input and writes that encrypt its output. Echo is
- * evbuffer_add_buffer(output, input): the decrypted chains move, no byte
- * is copied. Backpressure is a plain connection's: reading is disabled
- * once max_buffer bytes wait in the output and enabled again from the
- * write callback at half of that (the low watermark), so a slow TLS
- * reader bounds memory exactly as a plain one does. A handshake not done
- * within handshake_timeout (the bufferevent's read and write timeouts,
- * cleared once it is done), or one that fails (a plaintext client, a
- * garbage or truncated handshake, a certificate refused), closes that
- * connection only; each is counted and logged at debug with the peer and
- * OpenSSL's reason. On EOF (close_notify, or a bare FIN: a dirty shutdown
- * is allowed) what is queued is written, then close_notify is sent and the
- * socket closed; so it is when idle_timeout or a drain closes it.
+ * its input and writes that encrypt its output. Echo encrypts the
+ * decrypted chains where they lie: straight from the input when nothing
+ * waits before them (tls_write_now()), else moved whole to the output with
+ * evbuffer_add_buffer(); no byte is copied. Backpressure is a plain
+ * connection's: reading is disabled once max_buffer bytes wait in the
+ * output and enabled again from the write callback at half of that (the
+ * low watermark), so a slow TLS reader bounds memory exactly as a plain
+ * one does. A handshake not done within handshake_timeout (the
+ * bufferevent's read and write timeouts, cleared once it is done), or one
+ * that fails (a plaintext client, a garbage or truncated handshake, a
+ * certificate refused), closes that connection only; each is counted and
+ * logged at debug with the peer and OpenSSL's reason. On EOF
+ * (close_notify, or a bare FIN: a dirty shutdown is allowed) what is
+ * queued is written, then close_notify is sent and the socket closed; so
+ * it is when idle_timeout or a drain closes it.
  *
  * Threads: the context is swapped by the main thread and read by
  * workers at accept, under tls_lock; each SSL holds its own reference on
@@ -32,6 +34,7 @@
  * SSL and are logged at debug with the handshake.
  */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -365,6 +368,40 @@ tls_take_pending(struct conn *c, struct evbuffer *in)
 }
 
 /*
+ * Writes the echo just read straight from the input with SSL_write(), one
+ * call per chain as the bufferevent's own write does, while nothing is
+ * queued before it. Queued, it would cost the bufferevent an epoll_ctl()
+ * to arm its write event and another to disarm it once written, about a
+ * sixth of the system calls of a TLS stream. Stops at the first chain
+ * SSL_write() does not take whole: a socket that is full (the record is
+ * then half-sent, and OpenSSL wants the same chain again, which it gets
+ * as the output's first once the rest is queued), or an error, which the
+ * bufferevent meets again on its own write and reports. Returns the bytes
+ * written.
+ */
+static size_t
+tls_write_now(struct bufferevent *bev, struct evbuffer *in)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	struct evbuffer_iovec v;
+	size_t done = 0;
+	int r;
+
+	while (evbuffer_peek(in, -1, NULL, &v, 1) >= 1 && v.iov_len > 0 &&
+	       v.iov_len <= INT_MAX) {
+		ERR_clear_error();
+		if ((r = SSL_write(ssl, v.iov_base, (int)v.iov_len)) <= 0)
+			break;
+		evbuffer_drain(in, (size_t)r);
+		done += (size_t)r;
+		if ((size_t)r < v.iov_len)
+			break;
+	}
+	ERR_clear_error();
+	return done;
+}
+
+/*
  * Echo. The OpenSSL bufferevent reads into a fresh chain as large as the
  * read watermark allows, and with deferred callbacks every connection
  * read in one pass of the loop holds its chain until the callbacks run:
@@ -391,20 +428,24 @@ tls_read_cb(struct bufferevent *bev, void *arg)
 		c->tls_large = 0;
 		bufferevent_setwatermark(bev, EV_READ, 0, TLS_READ_SMALL);
 	}
+	c->queued_total += n;
+	conn_received(c, n);
+	if (queued == 0 && tls_write_now(bev, in) > 0) {
+		c->last_active = conn_clock_ms();
+		conn_count_written(c);
+		if (evbuffer_get_length(in) == 0)
+			return;
+	}
 	if (evbuffer_add_buffer(out, in) == -1) {
 		conn_fail(c, "queue echo", ENOMEM);
 		return;
 	}
-	c->queued_total += n;
-	conn_received(c, n);
 	/*
-	 * The OpenSSL bufferevent arms its write event when an echo is
-	 * queued and writes only once epoll says the socket is writable, a
-	 * pass of the loop later. Its write callback run in this pass writes
-	 * at once instead, saving that pass; a socket that takes not all
-	 * keeps the event armed. (The arm and the disarm still cost an
-	 * epoll_ctl() each: epoll's change list, which would cancel them,
-	 * is not safe here; see bench/README.md.)
+	 * What tls_write_now() left: the OpenSSL bufferevent arms its write
+	 * event when an echo is queued and writes only once epoll says the
+	 * socket is writable, a pass of the loop later. Its write callback
+	 * run in this pass writes at once instead, saving that pass; a socket
+	 * that takes not all keeps the event armed.
 	 */
 	if (queued == 0)
 		event_active(&bev->ev_write, EV_WRITE, 1);
