@@ -682,8 +682,17 @@ struct server {
 };
 
 /* A worker: one event loop, its connections, its thread. */
+/*
+ * A worker, laid out by who writes what, each part on cache lines of its
+ * own (the pool is an array of workers): what the worker alone touches
+ * as it serves; the hand-off queue, which the main thread writes as it
+ * accepts; the counters. Otherwise the main thread's every hand-off
+ * would take from the worker the line that holds its read buffer and
+ * connection list.
+ */
+#define ECHOD_CACHE_LINE 64
 struct worker {
-	unsigned id;
+	_Alignas(ECHOD_CACHE_LINE) unsigned id;
 	struct server *srv;
 	struct event_base *base;
 	pthread_t thread;
@@ -693,15 +702,16 @@ struct worker {
 	struct event *sweep;   /* idle and drain checks */
 	int park_fd;	       /* park.c's epoll set, its event, its check */
 	struct event *park_ev, *park_check;
-	pthread_mutex_t lock; /* guards the hand-off queue below */
-	struct accepted *queue;
-	size_t queue_len, queue_cap;
 	TAILQ_HEAD(, conn) conns;
 	unsigned nconns;       /* in conns */
 	unsigned char *rbuf;   /* ECHOD_READ_SLICE bytes of read space */
 	struct udp_batch *udp; /* udp.c's buffers, made on use */
+	/* The hand-off, guarded by lock. */
+	_Alignas(ECHOD_CACHE_LINE) pthread_mutex_t lock;
+	struct accepted *queue;
+	size_t queue_len, queue_cap;
 	/* Its counters, this worker their only writer (see above). */
-	_Atomic uint64_t wc[WC_N];
+	_Alignas(ECHOD_CACHE_LINE) _Atomic uint64_t wc[WC_N];
 	_Atomic uint64_t lc[ECHOD_MAX_SLOTS][LC_N];
 };
 

@@ -165,12 +165,15 @@ worker_start_all(struct server *srv, char *err, size_t errlen)
 		if (n > ECHOD_MAX_THREADS)
 			n = ECHOD_MAX_THREADS;
 	}
+	/* Aligned: see struct worker. */
 	if ((pool = calloc(1, sizeof(*pool))) == NULL ||
-	    (pool->w = calloc(n, sizeof(*pool->w))) == NULL) {
+	    (pool->w = aligned_alloc(ECHOD_CACHE_LINE, n * sizeof(*pool->w))) ==
+		    NULL) {
 		free(pool);
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
+	memset(pool->w, 0, n * sizeof(*pool->w));
 	pool->n = n;
 	srv->pool = pool;
 	for (i = 0; i < n; i++)
