@@ -42,7 +42,6 @@
 #include <unistd.h>
 
 #include <event2/bufferevent_ssl.h>
-#include <event2/bufferevent_struct.h> /* ev_write: see tls_read_cb() */
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -373,31 +372,46 @@ tls_take_pending(struct conn *c, struct evbuffer *in)
  * queued before it. Queued, it would cost the bufferevent an epoll_ctl()
  * to arm its write event and another to disarm it once written, about a
  * sixth of the system calls of a TLS stream. Stops at the first chain
- * SSL_write() does not take whole: a socket that is full (the record is
- * then half-sent, and OpenSSL wants the same chain again, which it gets
- * as the output's first once the rest is queued), or an error, which the
- * bufferevent meets again on its own write and reports. Returns the bytes
- * written.
+ * SSL_write() does not take: when the socket is full the record is then
+ * half-sent and OpenSSL wants the same chain again, which it gets as the
+ * output's first once the rest is queued behind it; the bufferevent's
+ * own write meets a socket error again and reports it. A TLS error is
+ * reported once only (OpenSSL's state is then an error), so it closes
+ * the connection here. Returns the bytes written, or -1 if c was freed.
  */
-static size_t
-tls_write_now(struct bufferevent *bev, struct evbuffer *in)
+static ev_ssize_t
+tls_write_now(struct conn *c, struct bufferevent *bev, struct evbuffer *in)
 {
 	SSL *ssl = bufferevent_openssl_get_ssl(bev);
 	struct evbuffer_iovec v;
-	size_t done = 0;
+	ev_ssize_t done = 0;
+	char reason[256];
 	int r;
 
 	while (evbuffer_peek(in, -1, NULL, &v, 1) >= 1 && v.iov_len > 0 &&
 	       v.iov_len <= INT_MAX) {
 		ERR_clear_error();
-		if ((r = SSL_write(ssl, v.iov_base, (int)v.iov_len)) <= 0)
+		if ((r = SSL_write(ssl, v.iov_base, (int)v.iov_len)) > 0) {
+			evbuffer_drain(in, (size_t)r);
+			done += r;
+			continue;
+		}
+		switch (SSL_get_error(ssl, r)) {
+		case SSL_ERROR_WANT_WRITE:
+		case SSL_ERROR_WANT_READ:
+		case SSL_ERROR_SYSCALL:
+		case SSL_ERROR_ZERO_RETURN:
+			ERR_clear_error();
+			return done;
+		default:
 			break;
-		evbuffer_drain(in, (size_t)r);
-		done += (size_t)r;
-		if ((size_t)r < v.iov_len)
-			break;
+		}
+		/* After an error, no close_notify (OpenSSL forbids it). */
+		SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN);
+		tls_debug(c, "TLS: ", tls_reason(reason, sizeof(reason)));
+		conn_free(c, CONN_END_ERROR);
+		return -1;
 	}
-	ERR_clear_error();
 	return done;
 }
 
@@ -418,6 +432,7 @@ tls_read_cb(struct bufferevent *bev, void *arg)
 	struct evbuffer *out = bufferevent_get_output(bev);
 	uint64_t max = conn_max_buffer(c);
 	size_t n, queued = evbuffer_get_length(out);
+	ev_ssize_t wrote = 0;
 
 	if (tls_take_pending(c, in) == -1 || (n = evbuffer_get_length(in)) == 0)
 		return;
@@ -430,25 +445,17 @@ tls_read_cb(struct bufferevent *bev, void *arg)
 	}
 	c->queued_total += n;
 	conn_received(c, n);
-	if (queued == 0 && tls_write_now(bev, in) > 0) {
-		c->last_active = conn_clock_ms();
-		conn_count_written(c);
-		if (evbuffer_get_length(in) == 0)
-			return;
-	}
-	if (evbuffer_add_buffer(out, in) == -1) {
+	if (queued == 0 && (bufferevent_get_enabled(bev) & EV_WRITE) &&
+	    (wrote = tls_write_now(c, bev, in)) == -1)
+		return;
+	/* What is left waits for the socket: queued, the OpenSSL bufferevent
+	 * arms its write event. */
+	if (evbuffer_get_length(in) > 0 && evbuffer_add_buffer(out, in) == -1) {
 		conn_fail(c, "queue echo", ENOMEM);
 		return;
 	}
-	/*
-	 * What tls_write_now() left: the OpenSSL bufferevent arms its write
-	 * event when an echo is queued and writes only once epoll says the
-	 * socket is writable, a pass of the loop later. Its write callback
-	 * run in this pass writes at once instead, saving that pass; a socket
-	 * that takes not all keeps the event armed.
-	 */
-	if (queued == 0)
-		event_active(&bev->ev_write, EV_WRITE, 1);
+	if (wrote > 0)
+		conn_count_written(c);
 	if (conn_must_hold_back(evbuffer_get_length(out), max)) {
 		bufferevent_setwatermark(bev, EV_WRITE,
 					 (size_t)conn_resume_mark(max), 0);
@@ -496,6 +503,17 @@ tls_event_cb(struct bufferevent *bev, short what, void *arg)
 			c, (what & BEV_EVENT_EOF)
 				   ? "the peer closed the connection mid-way"
 				   : NULL);
+		return;
+	}
+	if ((what & BEV_EVENT_EOF) && ((what & BEV_EVENT_WRITING) || c->eof)) {
+		/* A write failed without a TLS error (a dirty shutdown being
+		 * allowed, libevent calls it an EOF): the peer reset or closed
+		 * the socket, and what is queued can never be written. */
+		SSL_set_shutdown(bufferevent_openssl_get_ssl(bev),
+				 SSL_SENT_SHUTDOWN);
+		tls_debug(c, "TLS write failed: ",
+			  "the peer reset or closed the connection");
+		conn_free(c, CONN_END_ERROR);
 		return;
 	}
 	if (what & BEV_EVENT_EOF) {

@@ -18,13 +18,15 @@ import shutil
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import tempfile
 import time
 
 import echodtest
 from echodtest import (MIB, Echod, EchodTestCase, random_payload,
-                       recv_exactly, run_client, run_echod, scaled, wait_for)
+                       recv_exactly, run_client, run_echod, scaled, stats,
+                       wait_for)
 
 CERTS = None  # the temporary directory of setUpModule()
 
@@ -529,6 +531,45 @@ class Backpressure(TLSTestCase):
                             f"echod grew {grown} KiB holding a slow reader")
         # Reading now brings everything back, in order.
         self.assertBytesEqual(tls_pump(s, payload, sent), payload)
+        server.stop_cleanly(self)
+
+    def test_a_peer_that_resets_with_echo_queued_is_closed(self):
+        """A peer that stops reading, then resets: the write of its queued
+        echo fails (libevent reports it as an EOF while writing, a dirty
+        shutdown being allowed), and the connection is closed rather than
+        written to again and again."""
+        server = self.start_tls("--max-buffer", "256k")
+        raw = socket.create_connection(server.address)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        s = client_context().wrap_socket(raw, server_hostname="localhost")
+        payload = random_payload(48 * MIB, seed=55)
+        view = memoryview(payload)
+        s.setblocking(False)
+        sent, last = 0, time.monotonic()
+        while time.monotonic() - last < 1.0 and sent < len(payload):
+            try:
+                sent += s.send(view[sent:sent + 65536])
+                last = time.monotonic()
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                time.sleep(0.01)
+        self.assertLess(sent, len(payload), "the peer never fell behind")
+        before = stats(server)
+        self.assertEqual(before["current"], 1)
+        # Bytes count as sent once written: an echo queued behind a full
+        # socket is not among them.
+        self.assertLess(before["out"], before["in"])
+        # A reset: close with a zero linger.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                     struct.pack("ii", 1, 0))
+        s.close()
+        wait_for(lambda: stats(server)["current"] == 0, scaled(10),
+                 "the reset connection closed", interval=0.1)
+        # What was never written is not counted, nor taken back.
+        self.assertEqual(stats(server)["out"], before["out"])
+        cpu = echodtest.cpu_seconds(server.pid)
+        time.sleep(1)
+        self.assertLess(echodtest.cpu_seconds(server.pid) - cpu, 0.5,
+                        "echod is busy with no connection")
         server.stop_cleanly(self)
 
 
