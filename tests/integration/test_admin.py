@@ -42,11 +42,16 @@ class MetricsTest(EchodTestCase):
                 self.assertEqual(exchange(s, payload, 30, half_close=True),
                                  payload)
         total = sum(sizes)
-        # Closes are counted by the workers as they happen: poll.
-        wait_for(lambda: metric(scrape(admin),
-                                "echod_connections_closed_total",
-                                reason="eof") == len(sizes),
-                 10, "five closes counted")
+        # Closes are counted by the workers as they happen: poll. A close
+        # is counted first, and leaves echod_connections_active once its
+        # socket is closed, a moment later: wait for both.
+
+        def settled():
+            m = scrape(admin)
+            return (metric(m, "echod_connections_closed_total",
+                           reason="eof") == len(sizes) and
+                    metric(m, "echod_connections_active") == 0)
+        wait_for(settled, 10, "five closes counted and their sockets closed")
         after = scrape(admin)
         self.assertEqual(metric(after, "echod_connections_accepted_total"),
                          len(sizes))
@@ -97,10 +102,14 @@ class MetricsTest(EchodTestCase):
         self.assertEqual(metric(m, "echod_connections_active"), 3)
         self.assertEqual(metric(m, "echod_listener_connections_active",
                                 listener="127.0.0.1:0"), 3)
-        wait_for(lambda: metric(scrape(admin),
-                                "echod_connections_closed_total",
-                                reason="idle") == 3,
-                 10, "three idle closes counted")
+        # Counted at the close, inactive once the socket is closed.
+
+        def settled():
+            m = scrape(admin)
+            return (metric(m, "echod_connections_closed_total",
+                           reason="idle") == 3 and
+                    metric(m, "echod_connections_active") == 0)
+        wait_for(settled, 10, "three idle closes counted, sockets closed")
         m = scrape(admin)
         self.assertEqual(metric(m, "echod_connections_active"), 0)
         # They lived at least the idle timeout: above the 0.1 s bucket.
