@@ -366,6 +366,17 @@ tls_take_pending(struct conn *c, struct evbuffer *in)
 	return 0;
 }
 
+/* Closes c after an error, saying why at debug: no close_notify then
+ * (OpenSSL forbids it). */
+static void
+tls_fail(struct conn *c, const char *what, const char *reason)
+{
+	SSL_set_shutdown(bufferevent_openssl_get_ssl(c->bev),
+			 SSL_SENT_SHUTDOWN);
+	tls_debug(c, what, reason);
+	conn_free(c, CONN_END_ERROR);
+}
+
 /*
  * Writes the echo just read straight from the input with SSL_write(), one
  * call per chain as the bufferevent's own write does, while nothing is
@@ -406,10 +417,7 @@ tls_write_now(struct conn *c, struct bufferevent *bev, struct evbuffer *in)
 		default:
 			break;
 		}
-		/* After an error, no close_notify (OpenSSL forbids it). */
-		SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN);
-		tls_debug(c, "TLS: ", tls_reason(reason, sizeof(reason)));
-		conn_free(c, CONN_END_ERROR);
+		tls_fail(c, "TLS: ", tls_reason(reason, sizeof(reason)));
 		return -1;
 	}
 	return done;
@@ -505,18 +513,15 @@ tls_event_cb(struct bufferevent *bev, short what, void *arg)
 				   : NULL);
 		return;
 	}
-	if ((what & BEV_EVENT_EOF) && ((what & BEV_EVENT_WRITING) || c->eof)) {
+	if (what & BEV_EVENT_EOF) {
 		/* A write failed without a TLS error (a dirty shutdown being
 		 * allowed, libevent calls it an EOF): the peer reset or closed
 		 * the socket, and what is queued can never be written. */
-		SSL_set_shutdown(bufferevent_openssl_get_ssl(bev),
-				 SSL_SENT_SHUTDOWN);
-		tls_debug(c, "TLS write failed: ",
-			  "the peer reset or closed the connection");
-		conn_free(c, CONN_END_ERROR);
-		return;
-	}
-	if (what & BEV_EVENT_EOF) {
+		if ((what & BEV_EVENT_WRITING) || c->eof) {
+			tls_fail(c, "TLS write failed: ",
+				 "the peer reset or closed the connection");
+			return;
+		}
 		/* Half-close: echo what is queued, then close. libevent 2.1
 		 * stopped writing too as it saw the EOF: what is queued is
 		 * written only once writing is enabled again. */
@@ -532,17 +537,16 @@ tls_event_cb(struct bufferevent *bev, short what, void *arg)
 		unsigned long e = bufferevent_get_openssl_error(bev);
 		char reason[256];
 
+		if (e != 0) {
+			ERR_error_string_n(e, reason, sizeof(reason));
+			while (bufferevent_get_openssl_error(bev) != 0)
+				;
+			tls_fail(c, "TLS: ", reason);
+			return;
+		}
 		/* After an error, no close_notify (OpenSSL forbids it). */
 		SSL_set_shutdown(bufferevent_openssl_get_ssl(bev),
 				 SSL_SENT_SHUTDOWN);
-		if (e != 0) {
-			ERR_error_string_n(e, reason, sizeof(reason));
-			tls_debug(c, "TLS: ", reason);
-			while (bufferevent_get_openssl_error(bev) != 0)
-				;
-			conn_free(c, CONN_END_ERROR);
-			return;
-		}
 		conn_fail(c, (what & BEV_EVENT_READING) ? "read" : "write",
 			  EVUTIL_SOCKET_ERROR());
 		return;

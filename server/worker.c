@@ -176,9 +176,9 @@ worker_start_all(struct server *srv, char *err, size_t errlen)
 	memset(pool->w, 0, n * sizeof(*pool->w));
 	pool->n = n;
 	srv->pool = pool;
+	/* park_free() of a worker never made finds no epoll set. */
 	for (i = 0; i < n; i++)
-		pool->w[i].park_fd =
-			-1; /* park_free() of a worker never made */
+		pool->w[i].park_fd = -1;
 	for (i = 0; i < n; i++)
 		if (worker_init(srv, &pool->w[i], i, err, errlen) == -1)
 			return -1;
