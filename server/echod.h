@@ -48,7 +48,7 @@
 #define ECHOD_DEFAULT_BACKLOG 511
 #define ECHOD_DEFAULT_SHUTDOWN_TIMEOUT_MS 10000
 #define ECHOD_MAX_DURATION_MS ((uint64_t)7 * 24 * 3600 * 1000)
-/* Bytes read from a socket per read(2): the bare epoll echo's slice. */
+/* Bytes read from a socket per recv(2): the bare epoll echo's slice. */
 #define ECHOD_READ_SLICE ((size_t)64 * 1024)
 /* While stopping, a connection silent this long with nothing to echo is
  * closed: it has finished. */
@@ -144,7 +144,7 @@ _Noreturn void fatalx(int status, const char *fmt, ...)
  * conn.c's note. Today every listener is plain TCP echo.
  */
 enum conn_transport {
-	CONN_TRANSPORT_PLAIN, /* read(2)/write(2) on the socket: the fast path
+	CONN_TRANSPORT_PLAIN, /* recv(2)/send(2) on the socket: the fast path
 			       */
 	CONN_TRANSPORT_TLS    /* an OpenSSL bufferevent: tls.c */
 };
