@@ -13,10 +13,11 @@
  *
  * So the hot path is the bare loop's: when nothing is queued, recv(2) into
  * the worker's read buffer and send(2) it straight back (on a socket they
- * are read(2) and write(2) less the file layer's checks: 4-6 % less CPU per
- * round trip on this machine's loopback, bench/README.md). Only what the
- * socket does not take at once is appended to the bufferevent's output,
- * the one copy, bounded by one slice and only when the peer falls behind.
+ * are read(2) and write(2) less the file layer's checks: a loopback round
+ * trip of four such calls costs 4-6 % less, echod 1-3 % less CPU per
+ * message; bench/README.md). Only what the socket does not take at once
+ * is appended to the bufferevent's output, the one copy, bounded by one
+ * slice and only when the peer falls behind.
  * The bufferevent itself (with its two evbuffers and events, about 1 KiB)
  * is made then, the first time the peer falls behind: a connection whose
  * peer keeps up, or that sits idle, never has one.
