@@ -161,19 +161,19 @@ conn_fail(struct conn *c, const char *what, int err)
 
 /*
  * Counts what the bufferevent has written from the queue since the last
- * call: everything ever queued less what is still queued. (A callback on
- * the output evbuffer would cost a small allocation per connection.)
+ * call: what was appended since, and what was queued then, less what is
+ * queued now. (A callback on the output evbuffer would cost a small
+ * allocation per connection.)
  */
 void
 conn_count_written(struct conn *c)
 {
 	size_t queued = conn_queued(c);
-	uint64_t written = c->queued_total - queued;
+	uint64_t written = c->uncounted - queued;
 
-	counter_add(&c->w->lc[c->slot][LC_BYTES_OUT],
-		    written - c->written_counted);
-	c->bytes_out += written - c->written_counted;
-	c->written_counted = written;
+	counter_add(&c->w->lc[c->slot][LC_BYTES_OUT], written);
+	c->bytes_out += written;
+	c->uncounted = queued;
 }
 
 static void conn_write_cb(struct bufferevent *bev, void *arg);
@@ -228,7 +228,7 @@ conn_echo_direct(struct conn *c, size_t n)
 			conn_fail(c, "queueing the echo", ENOMEM);
 			return -1;
 		}
-		c->queued_total += n - (size_t)wn;
+		c->uncounted += n - (size_t)wn;
 	}
 	return 0;
 }
@@ -320,7 +320,7 @@ conn_read(struct conn *c)
 		}
 		n = conn_read_into(c, out, slice);
 		if (n > 0) {
-			c->queued_total += (uint64_t)n;
+			c->uncounted += (uint64_t)n;
 			conn_received(c, (size_t)n);
 		}
 	}

@@ -454,7 +454,7 @@ fault_release(struct fault *f)
 			conn_fail(c, "queue echo", ENOMEM);
 			return;
 		}
-		c->queued_total += n;
+		c->uncounted += n;
 		m->len -= n;
 		if (m->len == 0) {
 			f->mhead = (f->mhead + 1) % FAULT_MARKS;
@@ -559,7 +559,7 @@ fault_read_cb(evutil_socket_t fd, short what, void *arg)
 				fault_mark(f, (size_t)n, fault_now_us());
 				fault_release(f);
 			} else {
-				c->queued_total += (uint64_t)n;
+				c->uncounted += (uint64_t)n;
 			}
 			if (conn_must_hold_back(fault_queued(f), max))
 				conn_hold_back(c, max);

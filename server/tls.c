@@ -451,7 +451,7 @@ tls_read_cb(struct bufferevent *bev, void *arg)
 		c->tls_large = 0;
 		bufferevent_setwatermark(bev, EV_READ, 0, TLS_READ_SMALL);
 	}
-	c->queued_total += n;
+	c->uncounted += n;
 	conn_received(c, n);
 	if (queued == 0 && (bufferevent_get_enabled(bev) & EV_WRITE) &&
 	    (wrote = tls_write_now(c, bev, in)) == -1)
