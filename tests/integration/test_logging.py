@@ -9,6 +9,7 @@ object; a reload switches either."""
 import json
 import os
 import signal
+import socket
 import tempfile
 import time
 
@@ -120,6 +121,29 @@ class ConnectionLog(EchodTestCase):
         server.send_signal(signal.SIGTERM)
         self.assertEqual(server.wait(), 0, server.stderr())
         self.assertRegex(self.closed_lines(server, 3)[2], r"reason=shutdown$")
+
+    def test_bytes_out_counts_echo_that_waited_in_the_queue(self):
+        """A reader that falls behind has its echo queued (conn.c's slow
+        path), counted as written only as the queue drains: the close
+        line and the counters say exactly what was sent back."""
+        server = self.start_echod("--log-connections", "yes",
+                                  "--max-buffer", "256k")
+        s = echodtest.small_buffer_socket(server.address)
+        self.addCleanup(s.close)
+        # More than the kernel's buffers can take (tcp_rmem's maximum
+        # is 32 MiB here): the sender must stall on echod.
+        payload = echodtest.random_payload(64 * echodtest.MIB, seed=62)
+        sent = echodtest.send_until_stalled([s], memoryview(payload),
+                                            0.5)[0]
+        # It stalled: echod held back with its queue full.
+        self.assertLess(sent, len(payload))
+        s.setblocking(True)
+        s.shutdown(socket.SHUT_WR)
+        self.assertEqual(echodtest.recv_until_eof(s, 30), payload[:sent])
+        self.assertRegex(self.closed_lines(server, 1)[0],
+                         rf"bytes_in={sent} bytes_out={sent} reason=eof$")
+        self.assertEqual(stats(server)["out"], sent)
+        server.stop_cleanly(self)
 
     def test_json_lines_all_parse_with_typed_fields(self):
         server = Echod("--log-connections", "yes", "--log-format", "json",
