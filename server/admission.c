@@ -75,13 +75,15 @@ admission_admit(struct admission *adm, const struct sockaddr *peer,
 }
 
 /*
- * Closes an admitted socket and gives back its slots. The socket is
- * closed first, so the counts never promise descriptors still held.
+ * Closes an admitted socket (unless fd is -1: closed already) and gives
+ * back its slots. The socket is closed first, so the counts never promise
+ * descriptors still held.
  */
 void
 admission_release(struct admission *adm, int fd, const struct sockaddr *peer)
 {
-	close(fd);
+	if (fd != -1)
+		close(fd);
 	if (peer != NULL)
 		iptable_release(peer);
 	atomic_fetch_sub(&adm->current, 1);

@@ -100,6 +100,7 @@ int conn_start(struct conn *c, const struct conn_profile *p);
  * own. */
 int park_add(struct conn *c);
 void park_remove(struct conn *c);
+int park_close(struct conn *c);
 void park_watch(struct worker *w);
 
 /* preamble.c: the PROXY header before a connection's bytes. */

@@ -639,6 +639,11 @@ void upgrade_abort(struct server *srv, const char *why);
 int upgrade_child(void);
 void upgrade_child_ready(void);
 void upgrade_child_failed(const char *reason);
+/* Closing a socket no forked child may share (park.c's, without its
+ * EPOLL_CTL_DEL); the fork's side, public for the unit tests. */
+int upgrade_close_private(int fd);
+void upgrade_share_begin(void);
+void upgrade_share_end(void);
 void server_hand_over(struct server *srv);
 
 /* server.c */

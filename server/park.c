@@ -14,8 +14,9 @@
  * bufferevent too if they had one and it is empty.
  *
  * The park is level-triggered like the loop: what one batch leaves wakes
- * the loop again. A socket leaves the park before it is closed (another
- * process, say a child between fork and exec, may share it).
+ * the loop again. A socket is closed in the park, its close taking it out
+ * (park_close()), except while a child forked for an upgrade may share it
+ * (between fork and exec): then it leaves the park first.
  */
 #include <errno.h>
 #include <sys/epoll.h>
@@ -116,6 +117,24 @@ park_add(struct conn *c)
 		return -1;
 	c->parked = 1;
 	counter_add(&c->w->wc[WC_PARKED], 1);
+	return 0;
+}
+
+/*
+ * Closes c's socket, still in the park, without taking it out first:
+ * closing a socket's last reference takes it out of every epoll set. Only
+ * for a socket nothing else watches (no bufferevent, no preamble event).
+ * Returns -1, the socket left open and parked, while a child forked for
+ * an upgrade may hold a reference too (upgrade_close_private()).
+ */
+int
+park_close(struct conn *c)
+{
+	if (upgrade_close_private(c->fd) == -1)
+		return -1;
+	c->parked = 0;
+	c->reading = 0;
+	counter_add(&c->w->wc[WC_UNPARKED], 1);
 	return 0;
 }
 

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +48,19 @@ struct upgrade {
 	char said[1024]; /* what the new process wrote */
 	size_t len;
 };
+
+/*
+ * Closing a socket takes it out of every epoll set only if that close
+ * drops its last reference; from fork() to its execve() (or its end) the
+ * upgrade's child holds a reference to each of our sockets too. The
+ * workers close sockets in an epoll set of theirs that way
+ * (upgrade_close_private()), so the fork first raises upgrade_sharing and
+ * waits out the closes under way: each side reads the other's count after
+ * writing its own (sequentially consistent), so either the close sees the
+ * fork coming or the fork sees the close.
+ */
+static atomic_int upgrade_sharing; /* a child may hold our sockets */
+static atomic_int upgrade_closing; /* upgrade_close_private()s under way */
 
 static char *upgrade_exe;	/* our executable's path, at start */
 static char *upgrade_cwd;	/* the directory we started in */
@@ -133,6 +147,40 @@ upgrade_child_ready(void)
 	upgrade_report = -1;
 }
 
+/*
+ * Closes fd, a socket of ours, and returns 0 if no child can share it, so
+ * that this close drops its last reference; returns -1 without closing it
+ * while one may (an upgrade's child not yet past execve()). Any thread.
+ */
+int
+upgrade_close_private(int fd)
+{
+	int alone;
+
+	atomic_fetch_add(&upgrade_closing, 1);
+	alone = atomic_load(&upgrade_sharing) == 0;
+	if (alone)
+		close(fd);
+	atomic_fetch_sub(&upgrade_closing, 1);
+	return alone ? 0 : -1;
+}
+
+/* Before fork(): from here, no close relies on being the last one. */
+void
+upgrade_share_begin(void)
+{
+	atomic_store(&upgrade_sharing, 1);
+	while (atomic_load(&upgrade_closing) != 0)
+		sched_yield();
+}
+
+/* The child is past execve() (our sockets are close-on-exec), or gone. */
+void
+upgrade_share_end(void)
+{
+	atomic_store(&upgrade_sharing, 0);
+}
+
 /* Decimal digits of v into buf, NUL-terminated; async-signal-safe. */
 static void
 upgrade_utoa(unsigned long v, char *buf)
@@ -213,6 +261,7 @@ upgrade_failed(struct upgrade *u, const char *why)
 	struct server *srv = u->srv;
 	char err[256];
 
+	upgrade_share_end(); /* it is gone */
 	log_warnx("upgrade failed, still serving: %s", why);
 	/* If it wrote its pid before it failed, the file is ours again. */
 	if (daemon_pidfile_restore(err, sizeof(err)) == -1)
@@ -287,6 +336,7 @@ upgrade_abort(struct server *srv, const char *why)
 	kill(u->pid, SIGKILL);
 	while (waitpid(u->pid, &status, 0) == -1 && errno == EINTR)
 		;
+	upgrade_share_end();
 	log_warnx("%s: upgrade abandoned: stopped the new process (pid %ld)",
 		  why, (long)u->pid);
 	if (daemon_pidfile_restore(err, sizeof(err)) == -1)
@@ -319,6 +369,7 @@ upgrade_read_cb(evutil_socket_t fd, short what, void *arg)
 	if (u->len >= 6 && memcmp(u->said, "ready\n", 6) == 0) {
 		long pid = (long)u->pid;
 
+		upgrade_share_end(); /* it runs the new binary */
 		upgrade_end(srv);
 		log_info("upgrade: the new process (pid %ld) is serving", pid);
 		server_hand_over(srv);
@@ -476,7 +527,9 @@ upgrade_begin(struct server *srv)
 		log_warnx("SIGUSR2: cannot upgrade: out of memory");
 		goto fail;
 	}
+	upgrade_share_begin();
 	if ((pid = fork()) == -1) {
+		upgrade_share_end();
 		log_warn("SIGUSR2: cannot upgrade: fork");
 		goto fail;
 	}
