@@ -391,19 +391,22 @@ conn_rev_assign(struct conn *c, short events, event_callback_fn cb)
 
 /*
  * The park found c readable: it is served as from its own event. One that
- * reads bytes a second time within a second is busy: it leaves the park
+ * reads bytes within a second of its last read is busy: it leaves the park
  * for an event of its own, which the loop watches with no epoll_wait() of
  * the park's per message. (Short of memory for that event, it stays.)
+ * While parked, a connection has nothing queued, so the last time a byte
+ * moved is its last read, or its accept before the first.
  */
 void
-conn_parked_ready(struct conn *c, uint32_t now_s)
+conn_parked_ready(struct conn *c, uint64_t now_ms)
 {
+	int again = c->has_read && conn_silent_ms(c, now_ms) < 1000;
+
 	if (conn_read(c) != 1 || !c->parked)
 		return;
-	if (c->woke_s != now_s) {
-		c->woke_s = now_s;
+	c->has_read = 1;
+	if (!again)
 		return;
-	}
 	if (conn_rev_assign(c, EV_READ | EV_PERSIST, conn_read_cb) == -1)
 		return;
 	park_remove(c);
@@ -426,11 +429,11 @@ conn_park_if_quiet(struct conn *c, uint64_t now_ms)
 {
 	struct event *rev = c->rev;
 
-	if (c->tls || c->fault != NULL || c->pre != NULL || c->eof ||
+	if (c->tls || conn_fault(c) != NULL || conn_pre(c) != NULL || c->eof ||
 	    (c->parked && c->bev == NULL))
 		return 1;
 	if (!c->reading || conn_queued(c) > 0 ||
-	    now_ms - c->last_active < ECHOD_PARK_AFTER_MS)
+	    conn_silent_ms(c, now_ms) < ECHOD_PARK_AFTER_MS)
 		return 0;
 	if (!c->parked) {
 		conn_pause(c);
@@ -461,7 +464,7 @@ conn_write_cb(struct bufferevent *bev, void *arg)
 	struct conn *c = arg;
 	size_t queued = evbuffer_get_length(bufferevent_get_output(bev));
 
-	c->last_active = conn_clock_ms();
+	conn_touch(c);
 	conn_count_written(c);
 	if (c->eof) {
 		if (queued == 0)
@@ -566,7 +569,8 @@ conn_new(struct worker *w, const struct accepted *a)
 		c->peer.sa.sa_family = AF_UNIX;
 	else if (a->peerlen <= sizeof(c->peer))
 		memcpy(&c->peer, &a->peer, a->peerlen);
-	c->last_active = c->started = conn_clock_ms();
+	c->started = conn_clock_ms();
+	c->last_active = conn_tick(c->started);
 	TAILQ_INSERT_TAIL(&w->conns, c, entry);
 	w->nconns++;
 	if (conn_first_phase(c, &a->profile) == -1) {
@@ -603,11 +607,11 @@ conn_sweep(struct conn *c, uint64_t now_ms, uint64_t idle_ms,
 	   uint64_t drain_quiet_ms)
 {
 	int draining = drain_quiet_ms > 0;
-	uint64_t silent = now_ms - c->last_active;
+	uint64_t silent = conn_silent_ms(c, now_ms);
 	int unread = 0;
 	size_t queued;
 
-	if (c->pre != NULL) {
+	if (conn_pre(c) != NULL) {
 		/* Still reading its PROXY header (it has a timeout of its
 		 * own). Accepted just before a drain (an upgrade's hand-over,
 		 * say), its header and data are on their way: it is served.
@@ -620,14 +624,14 @@ conn_sweep(struct conn *c, uint64_t now_ms, uint64_t idle_ms,
 	}
 	queued = conn_queued(c);
 
-	if (c->fault != NULL)
-		queued += fault_pending(c->fault);
+	if (conn_fault(c) != NULL)
+		queued += fault_pending(conn_fault(c));
 	if (c->eof || queued > 0)
 		return 0;
 	if (idle_ms > 0 && silent >= idle_ms) {
 		if (conn_unsent(c) > 0) {
 			/* A slow reader is taking its echo: traffic. */
-			c->last_active = now_ms;
+			c->last_active = conn_tick(now_ms);
 			return 0;
 		}
 		if (log_enabled(LOG_LEVEL_DEBUG)) {
@@ -641,7 +645,7 @@ conn_sweep(struct conn *c, uint64_t now_ms, uint64_t idle_ms,
 	}
 	/* A stalled connection never reads: what waits is not owed. */
 	if (draining && silent >= ECHOD_DRAIN_QUIET_MS &&
-	    ((c->fault != NULL && fault_stalled(c->fault)) ||
+	    ((conn_fault(c) != NULL && fault_stalled(conn_fault(c))) ||
 	     (ioctl(c->fd, FIONREAD, &unread) == 0 &&
 	      conn_drain_done(silent, drain_quiet_ms, 0, unread > 0,
 			      c->bytes_in == 0)))) {
@@ -714,7 +718,7 @@ conn_free(struct conn *c, enum conn_end why)
 	/* Watched by the park alone: its close can take it out of there,
 	 * one system call fewer per connection (park_close()). */
 	int park_only =
-		c->reading && c->parked && c->bev == NULL && c->pre == NULL;
+		c->reading && c->parked && c->bev == NULL && !c->in_preamble;
 	int fd = c->fd;
 
 	if (!park_only)
@@ -737,10 +741,10 @@ conn_free(struct conn *c, enum conn_end why)
 	 * does so on its way out of the callback we are in (harmless on a
 	 * closed descriptor).
 	 */
-	if (c->pre != NULL)
+	if (c->in_preamble)
 		preamble_free(c);
-	if (c->fault != NULL)
-		fault_free(c->fault);
+	else if (c->layer.fault != NULL)
+		fault_free(c->layer.fault);
 	if (c->tls)
 		tls_conn_free(c);
 	else if (c->bev != NULL)

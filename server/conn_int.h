@@ -31,24 +31,75 @@ struct conn {
 	unsigned tls_large : 1;	   /* ... and it reads in large chains */
 	unsigned slot : 8;	   /* its listener's counters (lc[slot]) */
 	unsigned peer_counted : 1; /* peer holds a per-IP slot */
-	uint64_t last_active;	   /* conn_clock_ms() when a byte last moved */
+	unsigned in_preamble : 1;  /* layer is pre, not fault */
+	unsigned has_read : 1;	   /* has read bytes (the park's busy test) */
 	uint64_t started;	   /* conn_clock_ms() at accept */
 	uint64_t bytes_in;	   /* read from the peer */
 	uint64_t bytes_out;	   /* written to it */
 	uint64_t uncounted;	   /* appended to the output, not yet counted
 				    * as written (conn_count_written()) */
-	struct fault *fault;	   /* CONN_BEHAVIOUR_FAULT's state, or NULL */
-	struct preamble *pre;	   /* a PROXY header being read, or NULL */
+	/* A PROXY header is read (the preamble) before the behaviour starts:
+	 * never both at once (conn_pre(), conn_fault()). */
+	union {
+		struct fault *fault;  /* CONN_BEHAVIOUR_FAULT's state */
+		struct preamble *pre; /* the PROXY header being read */
+	} layer;
 	union {
 		struct sockaddr sa;
 		struct sockaddr_in sin;
 		struct sockaddr_in6 sin6;
 	} peer;
-	/* Last, where sockaddr_in6's 28 bytes leave room: 136 bytes in all,
-	 * a 144-byte malloc chunk, not 160 (bench/README.md: 10,000 idle
-	 * connections peak about 130 KiB lower). */
-	uint32_t woke_s; /* parked: second of its last read */
+	/* Last, where sockaddr_in6's 28 bytes leave room: 120 bytes in all,
+	 * a 128-byte malloc chunk (bench/README.md, "struct conn in 120
+	 * bytes"). When a byte last moved, in conn_tick()s. */
+	uint32_t last_active;
 };
+
+/* What holding 10,000 idle connections costs is mostly this: keep it in a
+ * 128-byte malloc chunk (glibc's chunk is the request plus 8, rounded up
+ * to 16). */
+_Static_assert(sizeof(void *) != 8 || sizeof(struct conn) <= 120,
+	       "struct conn outgrew its 128-byte malloc chunk");
+
+/*
+ * Activity times in 32 bits: conn_clock_ms() in units of 16 ms, which
+ * wrap after 795 days. Silence is measured modulo that, far beyond any
+ * timeout (ECHOD_MAX_DURATION_MS), and never over-read: up to 16 ms
+ * short, so that nothing times out early.
+ */
+#define CONN_TICK_SHIFT 4
+
+static inline uint32_t
+conn_tick(uint64_t ms)
+{
+	return (uint32_t)(ms >> CONN_TICK_SHIFT);
+}
+
+static inline void
+conn_touch(struct conn *c)
+{
+	c->last_active = conn_tick(conn_clock_ms());
+}
+
+static inline uint64_t
+conn_silent_ms(const struct conn *c, uint64_t now_ms)
+{
+	uint32_t d = conn_tick(now_ms) - c->last_active;
+
+	return d > 0 ? (uint64_t)(d - 1) << CONN_TICK_SHIFT : 0;
+}
+
+static inline struct preamble *
+conn_pre(const struct conn *c)
+{
+	return c->in_preamble ? c->layer.pre : NULL;
+}
+
+static inline struct fault *
+conn_fault(const struct conn *c)
+{
+	return c->in_preamble ? NULL : c->layer.fault;
+}
 
 /* Echo queued for the peer: none without a bufferevent (see conn.c). */
 static inline size_t
@@ -70,7 +121,7 @@ conn_max_buffer(const struct conn *c)
 static inline void
 conn_received(struct conn *c, size_t n)
 {
-	c->last_active = conn_clock_ms();
+	conn_touch(c);
 	c->bytes_in += n;
 	counter_add(&c->w->lc[c->slot][LC_BYTES_IN], n);
 	if (log_enabled(LOG_LEVEL_DEBUG)) {
@@ -85,7 +136,7 @@ void conn_fail(struct conn *c, const char *what, int err);
 void conn_pause(struct conn *c);
 int conn_resume(struct conn *c);
 int conn_rev_assign(struct conn *c, short events, event_callback_fn cb);
-void conn_parked_ready(struct conn *c, uint32_t now_s);
+void conn_parked_ready(struct conn *c, uint64_t now_ms);
 int conn_park_if_quiet(struct conn *c, uint64_t now_ms);
 void conn_count_written(struct conn *c);
 ssize_t conn_read_into(struct conn *c, struct evbuffer *buf, size_t want);

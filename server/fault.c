@@ -525,7 +525,7 @@ static void
 fault_read_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
-	struct fault *f = c->fault;
+	struct fault *f = conn_fault(c);
 	uint64_t max = conn_max_buffer(c);
 	ssize_t n;
 
@@ -585,10 +585,10 @@ static void
 fault_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
-	struct fault *f = c->fault;
+	struct fault *f = conn_fault(c);
 
 	(void)bev;
-	c->last_active = conn_clock_ms();
+	conn_touch(c);
 	conn_count_written(c);
 	if (fault_progress(f))
 		return;
@@ -628,7 +628,7 @@ fault_stall_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	fault_debug(c->fault, "closed while stalled");
+	fault_debug(conn_fault(c), "closed while stalled");
 	conn_free(c, CONN_END_EOF);
 }
 
@@ -643,7 +643,7 @@ fault_attach(struct conn *c, const struct fault_spec *spec)
 		log_warnx("out of memory for a connection's faults");
 		return -1;
 	}
-	c->fault = f;
+	c->layer.fault = f;
 	f->c = c;
 	f->spec = *spec;
 	f->limit = spec->has_close   ? spec->close_after

@@ -36,7 +36,7 @@ static void
 park_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct epoll_event ev[PARK_BATCH];
-	uint32_t now_s = (uint32_t)(conn_clock_ms() / 1000);
+	uint64_t now = conn_clock_ms();
 	int i, n;
 
 	(void)what;
@@ -47,7 +47,7 @@ park_cb(evutil_socket_t fd, short what, void *arg)
 	/* One socket's handling frees no other, and no socket is accepted
 	 * meanwhile: every pointer in the batch stays good. */
 	for (i = 0; i < n; i++)
-		conn_parked_ready(ev[i].data.ptr, now_s);
+		conn_parked_ready(ev[i].data.ptr, now);
 }
 
 /* Puts back connections silent long enough; runs while any is out. */

@@ -71,7 +71,7 @@ preamble_fail(struct conn *c, enum conn_end why, const char *what)
 static void
 preamble_done(struct conn *c, const struct proxy_header *h)
 {
-	struct preamble *pre = c->pre;
+	struct preamble *pre = conn_pre(c);
 	struct conn_profile profile = pre->profile;
 	char was[ADDR_STRLEN], now[ADDR_STRLEN];
 
@@ -101,7 +101,7 @@ preamble_done(struct conn *c, const struct proxy_header *h)
 			  h->local ? "the connection's own"
 				   : conn_peer_name(c, now, sizeof(now)));
 	preamble_free(c);
-	c->last_active = conn_clock_ms();
+	conn_touch(c);
 	if (conn_start(c, &profile) == -1)
 		conn_free(c, CONN_END_ERROR);
 }
@@ -110,7 +110,7 @@ static void
 preamble_read_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
-	struct preamble *pre = c->pre;
+	struct preamble *pre = conn_pre(c);
 	struct proxy_header h;
 	char why[128];
 	ssize_t n;
@@ -187,15 +187,17 @@ preamble_start(struct conn *c, const struct conn_profile *p)
 		free(pre);
 		return -1;
 	}
-	c->pre = pre;
+	c->layer.pre = pre;
+	c->in_preamble = 1;
 	return 0;
 }
 
 void
 preamble_free(struct conn *c)
 {
-	event_del(&c->pre->ev);
-	evtimer_del(&c->pre->timer);
-	free(c->pre);
-	c->pre = NULL;
+	event_del(&c->layer.pre->ev);
+	evtimer_del(&c->layer.pre->timer);
+	free(c->layer.pre);
+	c->layer.pre = NULL;
+	c->in_preamble = 0;
 }

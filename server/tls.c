@@ -292,7 +292,7 @@ tls_handshake_done(struct conn *c)
 
 	c->tls_open = 1;
 	/* A drain's grace for a fresh connection counts from here. */
-	c->last_active = conn_clock_ms();
+	conn_touch(c);
 	bufferevent_set_timeouts(c->bev, NULL, NULL);
 	counter_add(&c->w->wc[WC_TLS_HANDSHAKES], 1);
 	if (log_enabled(LOG_LEVEL_DEBUG)) {
@@ -476,7 +476,7 @@ tls_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
 
-	c->last_active = conn_clock_ms();
+	conn_touch(c);
 	conn_count_written(c);
 	if (c->eof) {
 		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)

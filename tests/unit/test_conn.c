@@ -1,10 +1,13 @@
 /*
  * test_conn.c: unit tests for the pure policies of server/conn.c: when a
  * connection holds back reading (backpressure), when it reads again, how
- * much one read may take, and when a draining connection is done.
+ * much one read may take, when a draining connection is done, and how
+ * long one has been silent (its 32-bit activity time).
  */
 #include <check.h>
+#include <string.h>
 
+#include "conn_int.h"
 #include "echod.h"
 #include "unit.h"
 
@@ -72,6 +75,40 @@ START_TEST(test_conn_drain_serves_a_header_on_its_way)
 }
 END_TEST
 
+/* Silence is read from 16 ms ticks in 32 bits: never more than it was
+ * (no timeout fires early), at most two ticks less, across the ticks'
+ * wrap-around and up to the longest timeout. */
+START_TEST(test_conn_silence_is_never_over_read)
+{
+	static const uint64_t starts[] = {
+		0,
+		15,
+		16,
+		123456789,
+		((uint64_t)1 << 36) - 5, /* the ticks wrap just after */
+		((uint64_t)1 << 36) + 3,
+		((uint64_t)7 << 36) - 1000,
+	};
+	struct conn c;
+	size_t i;
+	uint64_t d, s;
+
+	for (i = 0; i < sizeof(starts) / sizeof(starts[0]); i++) {
+		memset(&c, 0, sizeof(c));
+		c.last_active = conn_tick(starts[i]);
+		for (d = 0; d < 5000; d += 7) {
+			s = conn_silent_ms(&c, starts[i] + d);
+			ck_assert_uint_le(s, d);
+			ck_assert_uint_ge(s + 32, d);
+		}
+		d = ECHOD_MAX_DURATION_MS;
+		s = conn_silent_ms(&c, starts[i] + d);
+		ck_assert_uint_le(s, d);
+		ck_assert_uint_ge(s + 32, d);
+	}
+}
+END_TEST
+
 static Suite *
 conn_suite(void)
 {
@@ -83,6 +120,7 @@ conn_suite(void)
 	tcase_add_test(tc, test_conn_reads_a_slice_within_max_buffer);
 	tcase_add_test(tc, test_conn_drain_waits_for_quiet_and_empty_queues);
 	tcase_add_test(tc, test_conn_drain_serves_a_header_on_its_way);
+	tcase_add_test(tc, test_conn_silence_is_never_over_read);
 	suite_add_tcase(s, tc);
 	return s;
 }
