@@ -135,6 +135,10 @@ tls_ctx_new(const struct config *cfg, char *err, size_t errlen)
 					 SSL_OP_CIPHER_SERVER_PREFERENCE);
 	/* An idle connection gives its record buffers back. */
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	/* A record in one read(2), not its header and its body apiece: into
+	 * OpenSSL's own buffer, a record's size (a larger one made OpenSSL
+	 * top it up a few bytes at a time, memmove()ing: bench/README.md). */
+	SSL_CTX_set_read_ahead(ctx, 1);
 	SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"echod", 5);
 	SSL_CTX_set_alpn_select_cb(ctx, tls_alpn_cb, NULL);
 	errno = 0;
@@ -337,35 +341,6 @@ tls_handshake_failed(struct conn *c, const char *why)
 	conn_free(c, CONN_END_HANDSHAKE);
 }
 
-/*
- * Bytes OpenSSL has decrypted that the bufferevent left in the SSL: its
- * read stops at the read watermark, possibly in the middle of a record,
- * and libevent 2.1 reads the rest only when the socket is readable again,
- * which it may never be (the peer waits for its echo). They are read here
- * into the input, to be echoed with the rest. Returns -1 if c was freed.
- */
-static int
-tls_take_pending(struct conn *c, struct evbuffer *in)
-{
-	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
-	struct evbuffer_iovec v;
-	int pending, n;
-
-	while ((pending = SSL_pending(ssl)) > 0) {
-		if (evbuffer_reserve_space(in, (ev_ssize_t)pending, &v, 1) !=
-		    1) {
-			conn_fail(c, "queue echo", ENOMEM);
-			return -1;
-		}
-		n = SSL_read(ssl, v.iov_base, pending);
-		if (n <= 0)
-			break; /* cannot be, with pending bytes: leave them */
-		v.iov_len = (size_t)n;
-		evbuffer_commit_space(in, &v, 1);
-	}
-	return 0;
-}
-
 /* Closes c after an error, saying why at debug: no close_notify then
  * (OpenSSL forbids it). */
 static void
@@ -375,6 +350,64 @@ tls_fail(struct conn *c, const char *what, const char *reason)
 			 SSL_SENT_SHUTDOWN);
 	tls_debug(c, what, reason);
 	conn_free(c, CONN_END_ERROR);
+}
+
+/*
+ * What OpenSSL holds that the bufferevent left in the SSL. OpenSSL reads
+ * ahead, so it may hold the start of the next record or all of it, and the
+ * bufferevent's read stops at its watermark or after a record per buffer
+ * it reads into; libevent 2.1 reads again only when the
+ * socket is readable, which it may never be (the peer waits for its
+ * echo). So they are read here into the input, to be echoed with the
+ * rest: up to a record that has not all arrived (OpenSSL then looks for
+ * the rest at the socket once, and it comes with the socket's next
+ * readiness). Returns 1 if the peer's close_notify was among them (its
+ * end of the stream, which the socket will not say again), -1 if c was
+ * freed, else 0.
+ */
+static int
+tls_take_pending(struct conn *c, struct evbuffer *in)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+	struct evbuffer_iovec v;
+	char reason[256];
+	int n;
+
+	while (SSL_has_pending(ssl)) {
+		if (evbuffer_reserve_space(in, SSL3_RT_MAX_PLAIN_LENGTH, &v,
+					   1) != 1) {
+			conn_fail(c, "queue echo", ENOMEM);
+			return -1;
+		}
+		ERR_clear_error();
+		n = SSL_read(ssl, v.iov_base,
+			     (int)(v.iov_len < SSL3_RT_MAX_PLAIN_LENGTH
+					   ? v.iov_len
+					   : SSL3_RT_MAX_PLAIN_LENGTH));
+		if (n > 0) {
+			v.iov_len = (size_t)n;
+			evbuffer_commit_space(in, &v, 1);
+			continue;
+		}
+		evbuffer_commit_space(in, &v, 0);
+		switch (SSL_get_error(ssl, n)) {
+		case SSL_ERROR_WANT_READ:
+		case SSL_ERROR_WANT_WRITE:
+			return 0;
+		case SSL_ERROR_ZERO_RETURN:
+			return 1;
+		case SSL_ERROR_SYSCALL:
+			/* The socket failed, or closed mid-record: the
+			 * bufferevent's next read says which. */
+			ERR_clear_error();
+			return 0;
+		default:
+			tls_fail(c,
+				 "TLS: ", tls_reason(reason, sizeof(reason)));
+			return -1;
+		}
+	}
+	return 0;
 }
 
 /*
@@ -432,6 +465,8 @@ tls_write_now(struct conn *c, struct bufferevent *bev, struct evbuffer *in)
  * peer streams), then into large ones, and back when reads are small
  * again.
  */
+static void tls_event_cb(struct bufferevent *bev, short what, void *arg);
+
 static void
 tls_read_cb(struct bufferevent *bev, void *arg)
 {
@@ -441,9 +476,15 @@ tls_read_cb(struct bufferevent *bev, void *arg)
 	uint64_t max = conn_max_buffer(c);
 	size_t n, queued = evbuffer_get_length(out);
 	ev_ssize_t wrote = 0;
+	int closed;
 
-	if (tls_take_pending(c, in) == -1 || (n = evbuffer_get_length(in)) == 0)
+	if ((closed = tls_take_pending(c, in)) == -1)
 		return;
+	if ((n = evbuffer_get_length(in)) == 0) {
+		if (closed)
+			tls_event_cb(bev, BEV_EVENT_EOF | BEV_EVENT_READING, c);
+		return;
+	}
 	if (n >= TLS_READ_SMALL && !c->tls_large) {
 		c->tls_large = 1;
 		bufferevent_setwatermark(bev, EV_READ, 0, TLS_READ_LARGE);
@@ -469,6 +510,10 @@ tls_read_cb(struct bufferevent *bev, void *arg)
 					 (size_t)conn_resume_mark(max), 0);
 		bufferevent_disable(bev, EV_READ);
 	}
+	/* The peer's close_notify came in with the bytes: as the bufferevent
+	 * would report it. */
+	if (closed)
+		tls_event_cb(bev, BEV_EVENT_EOF | BEV_EVENT_READING, c);
 }
 
 static void
@@ -494,6 +539,11 @@ tls_event_cb(struct bufferevent *bev, short what, void *arg)
 
 	if (what & BEV_EVENT_CONNECTED) {
 		tls_handshake_done(c);
+		/* Read ahead with the handshake's last records, the peer's
+		 * first bytes may be in the SSL already, and nothing more on
+		 * the socket to say so. */
+		if (SSL_has_pending(bufferevent_openssl_get_ssl(bev)))
+			tls_read_cb(bev, c);
 		return;
 	}
 	if (!c->tls_open) {

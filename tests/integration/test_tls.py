@@ -132,6 +132,63 @@ def tls_pump(s, payload, sent=0, timeout=60):
     return bytes(got)
 
 
+class RawTLS:
+    """A TLS client over memory BIOs, so that a test decides which
+    records leave in one TCP write: echod's OpenSSL reads ahead, and what
+    it holds past the record it was asked for must still be served."""
+
+    def __init__(self, test, address):
+        self.sock = test.connect(address)
+        self.sock.settimeout(scaled(10))
+        self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.obj = client_context().wrap_bio(self.inc, self.out,
+                                             server_hostname="localhost")
+
+    def flush(self):
+        data = self.out.read()
+        if data:
+            self.sock.sendall(data)
+
+    def feed(self):
+        data = self.sock.recv(1 << 16)
+        if data:
+            self.inc.write(data)
+        else:
+            self.inc.write_eof()
+        return data
+
+    def handshake(self, send_last=True):
+        """Until the handshake is done; its last flight (the client's
+        Finished) is sent only if send_last."""
+        while True:
+            try:
+                self.obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self.flush()
+                self.feed()
+        if send_last:
+            self.flush()
+
+    def read_to_end(self, want):
+        """What comes back until want bytes did, or the stream ended (a
+        close_notify or a close); and whether it ended."""
+        got = bytearray()
+        while len(got) < want:
+            try:
+                data = self.obj.read(1 << 16)
+            except ssl.SSLWantReadError:
+                if not self.feed():
+                    return bytes(got), True
+                continue
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                return bytes(got), True
+            if not data:
+                return bytes(got), True
+            got += data
+        return bytes(got), False
+
+
 class TLSTestCase(EchodTestCase):
 
     def tls_args(self, *extra):
@@ -210,6 +267,40 @@ class Clients(TLSTestCase):
                 break
             got += chunk
         self.assertBytesEqual(bytes(got), payload)
+
+    def test_bytes_sent_with_the_last_handshake_flight_are_echoed(self):
+        """The client's Finished and its first bytes in one TCP write:
+        echod's OpenSSL reads them in one read, and the bytes, held in the
+        SSL when the handshake ends, are echoed though the socket has
+        nothing more to say."""
+        server = self.start_tls()
+        c = RawTLS(self, server.address)
+        c.handshake(send_last=False)
+        msg = b"first bytes, with the Finished\n"
+        c.obj.write(msg)
+        c.flush()
+        got, _ = c.read_to_end(len(msg))
+        self.assertBytesEqual(got, msg)
+        server.stop_cleanly(self)
+
+    def test_a_close_notify_with_the_last_bytes_ends_the_stream(self):
+        """Bytes and then a close_notify in one TCP write, the TCP
+        connection left open: the echo comes back, then echod's own end of
+        the stream, though the socket never says the peer is done."""
+        server = self.start_tls()
+        c = RawTLS(self, server.address)
+        c.handshake()
+        msg = b"last words\n"
+        c.obj.write(msg)
+        try:
+            c.obj.unwrap()
+        except ssl.SSLWantReadError:
+            pass  # its close_notify is written; the server's to come
+        c.flush()
+        got, ended = c.read_to_end(len(msg) + 1)
+        self.assertBytesEqual(got, msg)
+        self.assertTrue(ended, "echod did not end the stream")
+        server.stop_cleanly(self)
 
     def test_openssl_s_client(self):
         server = self.start_tls()
