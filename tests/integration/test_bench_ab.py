@@ -5,6 +5,7 @@ says so by its exit status when one does not echo (1) or does not run (2)."""
 import os
 import subprocess
 import sys
+import tempfile
 import unittest
 
 import echodtest
@@ -63,6 +64,26 @@ class BenchAbTest(unittest.TestCase):
             ratio, quart = cell.split(" ", 1)
             self.assertGreater(float(ratio), 0)
             self.assertRegex(quart, r"^\(\d+\.\d+–\d+\.\d+\)$")
+
+    def test_tls_makes_the_load_speak_tls(self):
+        with tempfile.TemporaryDirectory(prefix="echod-ab-") as d:
+            key, pem = os.path.join(d, "k.pem"), os.path.join(d, "c.pem")
+            subprocess.run(
+                ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                 "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
+                 "-subj", "/CN=localhost", "-keyout", key, "-out", pem],
+                check=True, capture_output=True, timeout=60)
+            specs = [f"{name}={echodtest.echod_path()} --listen "
+                     f"'127.0.0.1:{{port}} tls' --tls-certificate {pem} "
+                     f"--tls-certificate-key {key}"
+                     for name in ("tls1", "tls2")]
+            r = ab("--tls", *specs)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            for name in ("tls1", "tls2"):
+                self.assertRegex(r.stdout, rf"\n\| {name} \| [0-9.]+ \|")
+            # Plain bytes to a TLS listener are a failed handshake.
+            r = ab(*specs)
+            self.assertNotEqual(r.returncode, 0, r.stdout)
 
     def test_a_server_that_echoes_wrong_bytes_fails_with_1(self):
         r = ab(echod_spec("echod"),
