@@ -353,32 +353,20 @@ tls_fail(struct conn *c, const char *what, const char *reason)
 }
 
 /*
- * What OpenSSL holds that the bufferevent left in the SSL. OpenSSL reads
- * ahead, so it may hold the start of the next record or all of it, and the
- * bufferevent's read stops at its watermark or after a record per buffer
- * it reads into; libevent 2.1 reads again only when the
- * socket is readable, which it may never be (the peer waits for its
- * echo). So they are read here into the input, to be echoed with the
- * rest: up to a record that has not all arrived (OpenSSL then looks for
- * the rest at the socket once, and it comes with the socket's next
- * readiness). Returns 1 if the peer's close_notify was among them (its
- * end of the stream, which the socket will not say again), -1 if c was
- * freed, else 0.
+ * Reads into in what OpenSSL holds, decrypted or not, record by record.
+ * Returns 0 once it holds no whole record more, 1 at the peer's
+ * close_notify, -1 out of memory, -2 on a TLS error (in OpenSSL's queue).
  */
 static int
-tls_take_pending(struct conn *c, struct evbuffer *in)
+tls_drain(SSL *ssl, struct evbuffer *in)
 {
-	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
 	struct evbuffer_iovec v;
-	char reason[256];
 	int n;
 
 	while (SSL_has_pending(ssl)) {
 		if (evbuffer_reserve_space(in, SSL3_RT_MAX_PLAIN_LENGTH, &v,
-					   1) != 1) {
-			conn_fail(c, "queue echo", ENOMEM);
+					   1) != 1)
 			return -1;
-		}
 		ERR_clear_error();
 		n = SSL_read(ssl, v.iov_base,
 			     (int)(v.iov_len < SSL3_RT_MAX_PLAIN_LENGTH
@@ -391,23 +379,63 @@ tls_take_pending(struct conn *c, struct evbuffer *in)
 		}
 		evbuffer_commit_space(in, &v, 0);
 		switch (SSL_get_error(ssl, n)) {
-		case SSL_ERROR_WANT_READ:
+		case SSL_ERROR_WANT_READ: /* the rest is at the socket */
 		case SSL_ERROR_WANT_WRITE:
+		case SSL_ERROR_SYSCALL:
+			ERR_clear_error();
 			return 0;
 		case SSL_ERROR_ZERO_RETURN:
 			return 1;
-		case SSL_ERROR_SYSCALL:
-			/* The socket failed, or closed mid-record: the
-			 * bufferevent's next read says which. */
-			ERR_clear_error();
-			return 0;
 		default:
-			tls_fail(c,
-				 "TLS: ", tls_reason(reason, sizeof(reason)));
-			return -1;
+			return -2;
 		}
 	}
 	return 0;
+}
+
+/*
+ * What OpenSSL holds that the bufferevent left in the SSL. OpenSSL reads
+ * ahead, so it may hold the start of the next record or all of it, and the
+ * bufferevent's read stops at its watermark or after a record per buffer
+ * it reads into; libevent 2.1 reads again only when the socket is
+ * readable, which it may never be (the peer waits for its echo). So it is
+ * read here into the input, to be echoed with the rest: only what OpenSSL
+ * holds, its reads meeting an empty memory BIO meanwhile, never the
+ * socket (a peer that keeps the socket full would be read without end,
+ * past max_buffer). A record not all there is finished by the
+ * bufferevent's next read, the socket then having the rest. Returns 1 if
+ * the peer's close_notify was among them (its end of the stream, which
+ * the socket will not say again), -1 if c was freed, else 0.
+ */
+static int
+tls_take_pending(struct conn *c, struct evbuffer *in)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+	BIO *sock, *none;
+	char reason[256];
+	int r;
+
+	if (!SSL_has_pending(ssl))
+		return 0;
+	sock = SSL_get_rbio(ssl);
+	if ((none = BIO_new(BIO_s_mem())) == NULL) {
+		conn_fail(c, "queue echo", ENOMEM);
+		return -1;
+	}
+	BIO_set_mem_eof_return(none, -1); /* empty: "try again" */
+	BIO_up_ref(sock);		  /* ours while out of the SSL */
+	SSL_set0_rbio(ssl, none);
+	r = tls_drain(ssl, in);
+	SSL_set0_rbio(ssl, sock); /* and the SSL's again; none freed */
+	if (r == -1) {
+		conn_fail(c, "queue echo", ENOMEM);
+		return -1;
+	}
+	if (r == -2) {
+		tls_fail(c, "TLS: ", tls_reason(reason, sizeof(reason)));
+		return -1;
+	}
+	return r;
 }
 
 /*
@@ -481,7 +509,7 @@ tls_read_cb(struct bufferevent *bev, void *arg)
 	if ((closed = tls_take_pending(c, in)) == -1)
 		return;
 	if ((n = evbuffer_get_length(in)) == 0) {
-		if (closed)
+		if (closed && !c->eof)
 			tls_event_cb(bev, BEV_EVENT_EOF | BEV_EVENT_READING, c);
 		return;
 	}
@@ -512,7 +540,7 @@ tls_read_cb(struct bufferevent *bev, void *arg)
 	}
 	/* The peer's close_notify came in with the bytes: as the bufferevent
 	 * would report it. */
-	if (closed)
+	if (closed && !c->eof)
 		tls_event_cb(bev, BEV_EVENT_EOF | BEV_EVENT_READING, c);
 }
 

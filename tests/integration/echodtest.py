@@ -260,13 +260,20 @@ class Echod:
 
     # Resources.
 
-    def rss_kib(self):
-        """The process' resident memory (VmRSS) in KiB."""
+    def _status_kib(self, key):
         with open(f"/proc/{self.proc.pid}/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(key + ":"):
                     return int(line.split()[1])
-        raise AssertionError("no VmRSS in /proc/PID/status")
+        raise AssertionError(f"no {key} in /proc/PID/status")
+
+    def rss_kib(self):
+        """The process' resident memory (VmRSS) in KiB."""
+        return self._status_kib("VmRSS")
+
+    def peak_rss_kib(self):
+        """The most it has been resident so far (VmHWM), in KiB."""
+        return self._status_kib("VmHWM")
 
     def open_fds(self):
         return len(os.listdir(f"/proc/{self.proc.pid}/fd"))

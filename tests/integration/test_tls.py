@@ -20,7 +20,9 @@ import socket
 import ssl
 import struct
 import subprocess
+import sys
 import tempfile
+import threading
 import time
 
 import echodtest
@@ -137,12 +139,15 @@ class RawTLS:
     records leave in one TCP write: echod's OpenSSL reads ahead, and what
     it holds past the record it was asked for must still be served."""
 
-    def __init__(self, test, address):
+    def __init__(self, test, address, tls13=False):
         self.sock = test.connect(address)
         self.sock.settimeout(scaled(10))
         self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
-        self.obj = client_context().wrap_bio(self.inc, self.out,
-                                             server_hostname="localhost")
+        ctx = client_context()
+        if tls13:  # the client's Finished is then its last flight
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        self.obj = ctx.wrap_bio(self.inc, self.out,
+                                server_hostname="localhost")
 
     def flush(self):
         data = self.out.read()
@@ -274,7 +279,7 @@ class Clients(TLSTestCase):
         SSL when the handshake ends, are echoed though the socket has
         nothing more to say."""
         server = self.start_tls()
-        c = RawTLS(self, server.address)
+        c = RawTLS(self, server.address, tls13=True)
         c.handshake(send_last=False)
         msg = b"first bytes, with the Finished\n"
         c.obj.write(msg)
@@ -622,6 +627,61 @@ class Backpressure(TLSTestCase):
                             f"echod grew {grown} KiB holding a slow reader")
         # Reading now brings everything back, in order.
         self.assertBytesEqual(tls_pump(s, payload, sent), payload)
+        server.stop_cleanly(self)
+
+    def test_a_fast_tls_sender_is_held_back_too(self):
+        """Records made in advance and sent as fast as the socket takes
+        them: echod's OpenSSL reads ahead, and what echod drains from the
+        SSL past the bufferevent's read is only what it holds already,
+        never the socket's whole queue, which such a sender keeps full
+        (megabytes, once a fast exchange has grown the socket's receive
+        buffer): its peak stays near max_buffer."""
+        server = self.start_tls("--max-buffer", "256k")
+        c = RawTLS(self, server.address)
+        c.handshake()
+        c.sock.settimeout(scaled(30))
+        for rnd, (size, pause) in enumerate(((32 * MIB, 0), (48 * MIB, 1.5))):
+            payload = random_payload(size, seed=55 + rnd)
+            for off in range(0, len(payload), 16384):
+                c.obj.write(payload[off:off + 16384])
+            wire = c.out.read()
+            peak0 = server.peak_rss_kib()
+            sent = [0]
+
+            def sender():
+                view = memoryview(wire)
+                try:
+                    while sent[0] < len(wire):
+                        sent[0] += c.sock.send(
+                            view[sent[0]:sent[0] + (1 << 20)])
+                except OSError:
+                    pass  # the test is over (its socket closed)
+            t = threading.Thread(target=sender, daemon=True)
+            t.start()
+            # The second round stops reading until nothing more is taken.
+            last, seen = time.monotonic(), -1
+            deadline = time.monotonic() + scaled(60)
+            while pause and time.monotonic() - last < pause:
+                self.assertLess(time.monotonic(), deadline)
+                if sent[0] != seen:
+                    seen, last = sent[0], time.monotonic()
+                time.sleep(0.05)
+            if pause:
+                self.assertLess(sent[0], 24 * MIB, "echod kept reading")
+            got = bytearray()
+            while len(got) < len(payload):
+                try:
+                    got += c.obj.read(1 << 20)
+                except ssl.SSLWantReadError:
+                    self.assertTrue(c.feed(), "echod closed early")
+            t.join(scaled(30))
+            self.assertBytesEqual(bytes(got), payload)
+        grown = server.peak_rss_kib() - peak0
+        sys.stderr.write(f"\n  peak RSS grew {grown} KiB\n")
+        if echodtest.rss_is_meaningful():
+            self.assertLess(grown, 4 * 1024,
+                            f"echod's peak grew {grown} KiB for a "
+                            f"max_buffer of 256 KiB")
         server.stop_cleanly(self)
 
     def test_a_peer_that_resets_with_echo_queued_is_closed(self):
