@@ -75,6 +75,10 @@
 
 #include "conn_int.h"
 
+/* A parked connection that reads again this soon after its last read is
+ * busy: it leaves the park (conn_parked_ready()). */
+#define CONN_BUSY_MS 1000
+
 static void conn_count_end(struct worker *w, unsigned slot, enum conn_end why,
 			   uint64_t lived);
 
@@ -400,7 +404,7 @@ conn_rev_assign(struct conn *c, short events, event_callback_fn cb)
 void
 conn_parked_ready(struct conn *c, uint64_t now_ms)
 {
-	int again = c->has_read && conn_silent_ms(c, now_ms) < 1000;
+	int again = c->has_read && conn_silent_ms(c, now_ms) < CONN_BUSY_MS;
 
 	if (conn_read(c) != 1 || !c->parked)
 		return;
@@ -715,15 +719,8 @@ void
 conn_free(struct conn *c, enum conn_end why)
 {
 	uint64_t lived = conn_clock_ms() - c->started;
-	/* Watched by the park alone: its close can take it out of there,
-	 * one system call fewer per connection (park_close()). */
-	int park_only =
-		c->reading && c->parked && c->bev == NULL && !c->in_preamble;
 	int fd = c->fd;
 
-	if (!park_only)
-		conn_pause(c);
-	free(c->rev);
 	TAILQ_REMOVE(&c->w->conns, c, entry);
 	c->w->nconns--;
 	if (c->bev != NULL)
@@ -749,10 +746,14 @@ conn_free(struct conn *c, enum conn_end why)
 		tls_conn_free(c);
 	else if (c->bev != NULL)
 		bufferevent_free(c->bev);
-	if (park_only && park_close(c) == 0)
+	/* Watched by the park alone (a bufferevent watches too, freed just
+	 * now or not; a preamble never reads from the park), its close takes
+	 * it out of there: one system call fewer per connection. */
+	if (c->reading && c->parked && c->bev == NULL && park_close(c) == 0)
 		fd = -1;
-	else if (park_only)
+	else
 		conn_pause(c);
+	free(c->rev);
 	admission_release(c->w->srv->adm, fd,
 			  c->peer_counted ? &c->peer.sa : NULL);
 	free(c);

@@ -368,10 +368,8 @@ tls_drain(SSL *ssl, struct evbuffer *in)
 					   1) != 1)
 			return -1;
 		ERR_clear_error();
-		n = SSL_read(ssl, v.iov_base,
-			     (int)(v.iov_len < SSL3_RT_MAX_PLAIN_LENGTH
-					   ? v.iov_len
-					   : SSL3_RT_MAX_PLAIN_LENGTH));
+		/* One vector: at least the size asked for. */
+		n = SSL_read(ssl, v.iov_base, SSL3_RT_MAX_PLAIN_LENGTH);
 		if (n > 0) {
 			v.iov_len = (size_t)n;
 			evbuffer_commit_space(in, &v, 1);
@@ -484,6 +482,8 @@ tls_write_now(struct conn *c, struct bufferevent *bev, struct evbuffer *in)
 	return done;
 }
 
+static void tls_event_cb(struct bufferevent *bev, short what, void *arg);
+
 /*
  * Echo. The OpenSSL bufferevent reads into a fresh chain as large as the
  * read watermark allows, and with deferred callbacks every connection
@@ -493,8 +493,6 @@ tls_write_now(struct conn *c, struct bufferevent *bev, struct evbuffer *in)
  * peer streams), then into large ones, and back when reads are small
  * again.
  */
-static void tls_event_cb(struct bufferevent *bev, short what, void *arg);
-
 static void
 tls_read_cb(struct bufferevent *bev, void *arg)
 {
