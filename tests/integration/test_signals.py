@@ -128,6 +128,10 @@ class SignalTestCase(EchodTestCase):
                 echodtest.connect(address, timeout=5).close()
             except ConnectionRefusedError:
                 return True
+            except ConnectionResetError:
+                # Taken into the backlog as the listener closed: reset,
+                # and the next one is refused.
+                return False
             return False
 
         wait_for(refused, timeout, f"{address} to refuse connections")
