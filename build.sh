@@ -12,8 +12,8 @@ cd "$(dirname "$0")"
 
 # Debian packages to build, run and test echod.
 PACKAGES="build-essential cmake pkg-config libevent-dev libssl-dev openssl
-  check python3 netcat-openbsd ncat socat util-linux procps systemd iproute2
-  clang libclang-rt-14-dev valgrind mandoc prometheus haproxy nginx
+  check python3 netcat-openbsd ncat socat util-linux procps strace systemd
+  iproute2 clang libclang-rt-14-dev valgrind mandoc prometheus haproxy nginx
   libnginx-mod-stream python3-yaml gnuplot-nox"
 
 # Installs the Debian packages of $PACKAGES and of the arguments that are

@@ -74,10 +74,11 @@
 #define ECHOD_TRIM_MIN_PEAK 1000
 #define ECHOD_HOUSEKEEPING_MS 1000
 /* Descriptors echod needs besides its connections' (standard streams,
- * listeners, event loops, signalfd, pid file, log and notify sockets),
- * and per worker thread (its loop's epoll and wake-up, its park). */
+ * listeners, event loops, signalfd, timerfds, pid file, log and notify
+ * sockets), and per worker thread (its loop's epoll and wake-up, its
+ * park, the timerfds of its park check and sweep). */
 #define ECHOD_NOFILE_RESERVE 64
-#define ECHOD_NOFILE_PER_WORKER 3
+#define ECHOD_NOFILE_PER_WORKER 5
 /* Listen lines that get counters of their own (metrics.c's slots): one
  * per distinct address over the process's life, the last shared by any
  * beyond. */
@@ -369,6 +370,14 @@ void worker_poke_all(struct server *srv);
 unsigned worker_count(const struct server *srv);
 struct worker *worker_get(struct server *srv, unsigned i);
 uint64_t worker_sweep_period(uint64_t idle_ms, int draining);
+
+/* tick.c: periodic work on a loop, on a timerfd (no libevent timer). */
+struct tick;
+struct tick *tick_new(struct event_base *base, void (*cb)(void *), void *arg);
+int tick_start(struct tick *t, uint64_t period_ms);
+int tick_stop(struct tick *t);
+uint64_t tick_period(const struct tick *t); /* 0: stopped */
+void tick_free(struct tick *t);
 
 /* park.c: each worker's park, where quiet connections wait. */
 int park_init(struct worker *w);
@@ -668,8 +677,8 @@ struct server {
 	struct event *signal_ev;
 	struct event *drain_timer;    /* while stopping: are we done? */
 	struct event *shutdown_timer; /* shutdown_timeout */
-	struct event *watchdog_timer; /* systemd WATCHDOG=1 and STATUS= */
-	struct event *housekeeping;   /* trims memory after a burst */
+	struct tick *watchdog_timer;  /* systemd WATCHDOG=1 and STATUS= */
+	struct tick *housekeeping;    /* trims memory after a burst */
 	struct mem_trim_policy trim;  /* main loop's; fed on accept */
 	uint64_t watchdog_usec;
 	int stopping;
@@ -704,9 +713,10 @@ struct worker {
 	int has_thread;	       /* worker 0 runs on the main thread */
 	struct event *notify;  /* sockets were queued for this worker */
 	struct event *control; /* settings changed, or draining began */
-	struct event *sweep;   /* idle and drain checks */
+	struct tick *sweep;    /* idle and drain checks */
 	int park_fd;	       /* park.c's epoll set, its event, its check */
-	struct event *park_ev, *park_check;
+	struct event *park_ev;
+	struct tick *park_check;
 	TAILQ_HEAD(, conn) conns;
 	unsigned nconns;       /* in conns */
 	unsigned char *rbuf;   /* ECHOD_READ_SLICE bytes of read space */

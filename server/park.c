@@ -52,21 +52,19 @@ park_cb(evutil_socket_t fd, short what, void *arg)
 
 /* Puts back connections silent long enough; runs while any is out. */
 static void
-park_check_cb(evutil_socket_t fd, short what, void *arg)
+park_check_cb(void *arg)
 {
 	struct worker *w = arg;
 	uint64_t now = conn_clock_ms();
 	struct conn *c, *next;
 	int out = 0;
 
-	(void)fd;
-	(void)what;
 	for (c = TAILQ_FIRST(&w->conns); c != NULL; c = next) {
 		next = conn_next(c);
 		out |= conn_park_if_quiet(c, now) == 0;
 	}
-	if (out)
-		park_watch(w);
+	if (!out)
+		tick_stop(w->park_check);
 }
 
 int
@@ -77,7 +75,7 @@ park_init(struct worker *w)
 		return -1;
 	w->park_ev = event_new(w->base, w->park_fd, EV_READ | EV_PERSIST,
 			       park_cb, w);
-	w->park_check = evtimer_new(w->base, park_check_cb, w);
+	w->park_check = tick_new(w->base, park_check_cb, w);
 	if (w->park_ev == NULL || w->park_check == NULL ||
 	    event_add(w->park_ev, NULL) == -1)
 		return -1;
@@ -89,11 +87,11 @@ park_free(struct worker *w)
 {
 	if (w->park_ev != NULL)
 		event_free(w->park_ev);
-	if (w->park_check != NULL)
-		event_free(w->park_check);
+	tick_free(w->park_check);
 	if (w->park_fd >= 0)
 		close(w->park_fd);
-	w->park_ev = w->park_check = NULL;
+	w->park_ev = NULL;
+	w->park_check = NULL;
 	w->park_fd = -1;
 }
 
@@ -101,11 +99,8 @@ park_free(struct worker *w)
 void
 park_watch(struct worker *w)
 {
-	struct timeval tv = {PARK_CHECK_MS / 1000,
-			     (suseconds_t)(PARK_CHECK_MS % 1000) * 1000};
-
-	if (!evtimer_pending(w->park_check, NULL))
-		evtimer_add(w->park_check, &tv);
+	if (tick_start(w->park_check, PARK_CHECK_MS) == -1)
+		log_warn("worker %u: cannot start the park's check", w->id);
 }
 
 int

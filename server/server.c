@@ -279,14 +279,12 @@ server_signal_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
-server_housekeeping_cb(evutil_socket_t fd, short what, void *arg)
+server_housekeeping_cb(void *arg)
 {
 	struct server *srv = arg;
 	uint64_t n = admission_current(srv->adm);
 	uint64_t peak = srv->trim.peak;
 
-	(void)fd;
-	(void)what;
 	/* Workers' own accepts (reuseport) do not note their peaks: the
 	 * count is sampled here too. */
 	mem_trim_note(&srv->trim, n);
@@ -298,12 +296,10 @@ server_housekeeping_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
-server_watchdog_cb(evutil_socket_t fd, short what, void *arg)
+server_watchdog_cb(void *arg)
 {
 	struct server *srv = arg;
 
-	(void)fd;
-	(void)what;
 	if (srv->watchdog_usec > 0)
 		systemd_notify("WATCHDOG=1");
 	server_status(srv);
@@ -386,28 +382,29 @@ server_start(struct server *srv, char *err, size_t errlen)
 	srv->drain_timer = evtimer_new(srv->base, server_drain_cb, srv);
 	srv->shutdown_timer =
 		evtimer_new(srv->base, server_shutdown_timeout_cb, srv);
-	srv->watchdog_timer =
-		event_new(srv->base, -1, EV_PERSIST, server_watchdog_cb, srv);
-	srv->housekeeping = event_new(srv->base, -1, EV_PERSIST,
-				      server_housekeeping_cb, srv);
+	srv->housekeeping = tick_new(srv->base, server_housekeeping_cb, srv);
 	if (srv->drain_timer == NULL || srv->shutdown_timer == NULL ||
-	    srv->watchdog_timer == NULL || srv->housekeeping == NULL) {
-		snprintf(err, errlen, "cannot create timers");
+	    srv->housekeeping == NULL ||
+	    tick_start(srv->housekeeping, ECHOD_HOUSEKEEPING_MS) == -1) {
+		snprintf(err, errlen, "cannot create timers: %s",
+			 strerror(errno));
 		return -1;
-	}
-	{
-		struct timeval tv = server_tv(ECHOD_HOUSEKEEPING_MS);
-		event_add(srv->housekeeping, &tv);
 	}
 	/* Pet the watchdog at half its period; say STATUS= meanwhile. */
 	srv->watchdog_usec = systemd_watchdog_usec();
 	period_us = srv->watchdog_usec > 0 ? srv->watchdog_usec / 2
 					   : (uint64_t)SERVER_STATUS_MS * 1000;
 	if (systemd_notify_enabled()) {
-		struct timeval tv = server_tv(period_us / 1000);
-		if (tv.tv_sec == 0 && tv.tv_usec == 0)
-			tv.tv_usec = 1000;
-		event_add(srv->watchdog_timer, &tv);
+		uint64_t ms = period_us / 1000 > 0 ? period_us / 1000 : 1;
+
+		srv->watchdog_timer =
+			tick_new(srv->base, server_watchdog_cb, srv);
+		if (srv->watchdog_timer == NULL ||
+		    tick_start(srv->watchdog_timer, ms) == -1) {
+			snprintf(err, errlen, "cannot create timers: %s",
+				 strerror(errno));
+			return -1;
+		}
 	}
 	return 0;
 }
@@ -437,10 +434,8 @@ server_free(struct server *srv)
 		event_free(srv->drain_timer);
 	if (srv->shutdown_timer != NULL)
 		event_free(srv->shutdown_timer);
-	if (srv->watchdog_timer != NULL)
-		event_free(srv->watchdog_timer);
-	if (srv->housekeeping != NULL)
-		event_free(srv->housekeeping);
+	tick_free(srv->watchdog_timer);
+	tick_free(srv->housekeeping);
 	if (srv->base != NULL)
 		event_base_free(srv->base);
 	srv->base = NULL;

@@ -56,12 +56,12 @@ worker_sweep_period(uint64_t idle_ms, int draining)
 
 /*
  * Closes the connections that are idle (idle_timeout) or, while
- * stopping, finished; then schedules the next sweep if one is needed.
- * Runs from the sweep timer, and when the main thread pokes the worker
- * because settings changed or draining began.
+ * stopping, finished; then keeps the sweep's tick at the period it now
+ * needs, or stops it. Runs from that tick, and when the main thread pokes
+ * the worker because settings changed or draining began.
  */
 static void
-worker_sweep_cb(evutil_socket_t fd, short what, void *arg)
+worker_sweep(void *arg)
 {
 	struct worker *w = arg;
 	uint64_t now = conn_clock_ms();
@@ -70,20 +70,22 @@ worker_sweep_cb(evutil_socket_t fd, short what, void *arg)
 	uint64_t period = worker_sweep_period(idle, draining);
 	struct conn *c, *next;
 
-	(void)fd;
-	(void)what;
 	for (c = TAILQ_FIRST(&w->conns); c != NULL; c = next) {
 		next = conn_next(c);
 		conn_sweep(c, now, idle,
 			   draining ? atomic_load(&w->srv->drain_quiet_ms) : 0);
 	}
-	if (period > 0) {
-		struct timeval tv = {(time_t)(period / 1000),
-				     (suseconds_t)(period % 1000) * 1000};
-		evtimer_add(w->sweep, &tv);
-	} else {
-		evtimer_del(w->sweep);
-	}
+	if (tick_start(w->sweep, period) == -1)
+		log_warn("worker %u: cannot schedule the idle sweep", w->id);
+}
+
+/* The main thread's poke: the settings changed, or draining began. */
+static void
+worker_control_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	worker_sweep(arg);
 }
 
 /* Runs on the worker's thread: takes the queued sockets. */
@@ -141,8 +143,8 @@ worker_init(struct server *srv, struct worker *w, unsigned id, char *err,
 		return -1;
 	}
 	w->notify = event_new(w->base, -1, 0, worker_notify_cb, w);
-	w->control = event_new(w->base, -1, 0, worker_sweep_cb, w);
-	w->sweep = evtimer_new(w->base, worker_sweep_cb, w);
+	w->control = event_new(w->base, -1, 0, worker_control_cb, w);
+	w->sweep = tick_new(w->base, worker_sweep, w);
 	if (w->notify == NULL || w->control == NULL || w->sweep == NULL) {
 		snprintf(err, errlen, "worker %u: cannot create event", id);
 		return -1;
@@ -299,8 +301,7 @@ worker_stop_all(struct server *srv)
 			event_free(w->notify);
 		if (w->control != NULL)
 			event_free(w->control);
-		if (w->sweep != NULL)
-			event_free(w->sweep);
+		tick_free(w->sweep);
 		park_free(w);
 		if (i != 0 && w->base != NULL)
 			event_base_free(w->base);
