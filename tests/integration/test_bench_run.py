@@ -150,6 +150,15 @@ class BenchRunReportTest(unittest.TestCase):
         self.assertIn("No such file", r.stderr)
 
 
+class FormatTest(unittest.TestCase):
+    def test_a_ratio_never_reads_as_the_bar_it_misses(self):
+        self.assertEqual(bench.fmt_bar(0.99962, 1.0), "0.9996")
+        self.assertEqual(bench.fmt_bar(1.00041, 1.0), "1.0004")
+        self.assertEqual(bench.fmt_bar(1.0, 1.0), "1.000")
+        self.assertEqual(bench.fmt_bar(0.97, 1.0), "0.970")
+        self.assertEqual(bench.fmt_bar(1.0504, 1.05), "1.0504")
+
+
 class RunOrderTest(unittest.TestCase):
     def test_the_paired_servers_run_together_and_take_turns(self):
         names = ["echod", "epoll", "libevent", "asyncio", "node"]
