@@ -383,10 +383,13 @@ server_start(struct server *srv, char *err, size_t errlen)
 	srv->shutdown_timer =
 		evtimer_new(srv->base, server_shutdown_timeout_cb, srv);
 	srv->housekeeping = tick_new(srv->base, server_housekeeping_cb, srv);
-	if (srv->drain_timer == NULL || srv->shutdown_timer == NULL ||
-	    srv->housekeeping == NULL ||
+	if (srv->drain_timer == NULL || srv->shutdown_timer == NULL) {
+		snprintf(err, errlen, "cannot create timers");
+		return -1;
+	}
+	if (srv->housekeeping == NULL ||
 	    tick_start(srv->housekeeping, ECHOD_HOUSEKEEPING_MS) == -1) {
-		snprintf(err, errlen, "cannot create timers: %s",
+		snprintf(err, errlen, "cannot start the housekeeping timer: %s",
 			 strerror(errno));
 		return -1;
 	}
@@ -401,7 +404,8 @@ server_start(struct server *srv, char *err, size_t errlen)
 			tick_new(srv->base, server_watchdog_cb, srv);
 		if (srv->watchdog_timer == NULL ||
 		    tick_start(srv->watchdog_timer, ms) == -1) {
-			snprintf(err, errlen, "cannot create timers: %s",
+			snprintf(err, errlen,
+				 "cannot start the watchdog timer: %s",
 				 strerror(errno));
 			return -1;
 		}

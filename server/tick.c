@@ -10,7 +10,8 @@
  * hypervisor. A timerfd is armed once when its work starts and fires once
  * per period; between, the loop waits with no timeout at all, as a bare
  * epoll loop does. libevent's own timers stay for one-off deadlines (a
- * handshake, a PROXY header, a fault's delay, draining).
+ * handshake, a PROXY header, a fault's delay, draining) and for the
+ * admin endpoint's HTTP connections while any is open.
  */
 #include <errno.h>
 #include <stdlib.h>
