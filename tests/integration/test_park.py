@@ -63,16 +63,26 @@ class Park(EchodTestCase):
         """Its echo queued in a bufferevent for a while: once the queue is
         out and it is silent, it is parked without it, and echoes on."""
         server, admin = self.start("--max-buffer", "64k")
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s = echodtest.small_buffer_socket(server.address, 4096)
         self.addCleanup(s.close)
-        # A small window: echod's writes fill it, and the rest queues.
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        # Sent without reading until echod stops taking it: its echo
+        # filled the small window and queued up to max_buffer. (Read
+        # while sending, a fast reader and a slow echod, say under
+        # valgrind, may never let anything queue.) More than the kernel
+        # can hold on the way: echod's socket buffers grow to 4 MiB for
+        # sending and 32 MiB for receiving (tcp_wmem, tcp_rmem).
+        payload = random_payload(64 * 1024 * 1024, 1)
+        view = memoryview(payload)
+        sent = echodtest.send_until_stalled([s], view, stall=1.0,
+                                            timeout=120)[0]
+        self.assertLess(sent, len(payload), "echod never stopped reading")
+        wait_for(lambda: metric(scrape(admin),
+                                "echod_backpressure_pauses_total") > 0,
+                 scaled(10), "the pause to be counted")
+        self.assertBytesEqual(
+            echodtest.pump(s, view, sent, 120, strict=True), payload)
+        s.setblocking(True)
         s.settimeout(scaled(10))
-        s.connect(server.address)
-        payload = random_payload(4 * 1024 * 1024, 1)
-        self.assertBytesEqual(exchange(s, payload, 60), payload)
-        pauses = metric(scrape(admin), "echod_backpressure_pauses_total")
-        self.assertGreater(pauses, 0, "the echo never queued")
         wait_for(lambda: self.parked(admin) == 1,
                  scaled(PARK_SECONDS * 3), "the connection to be parked")
         for n in (1, 100, 70000):
