@@ -13,6 +13,9 @@
 #include "unit.h"
 
 static int runs;
+/* Each test's loop and tick (setup(), teardown()). */
+static struct event_base *base;
+static struct tick *t;
 
 static void
 count(void *arg)
@@ -38,10 +41,10 @@ nothing(evutil_socket_t fd, short what, void *arg)
 	(void)arg;
 }
 
-/* Runs base's loop until the tick has run want times, or ms have passed;
+/* Runs the loop until the tick has run want times, or ms have passed;
  * returns the milliseconds that took. */
 static uint64_t
-loop_until(struct event_base *base, int want, uint64_t ms)
+loop_until(int want, uint64_t ms)
 {
 	uint64_t start = now_ms();
 	struct timeval tv = {0, 10000};
@@ -57,100 +60,95 @@ loop_until(struct event_base *base, int want, uint64_t ms)
 }
 
 static int
-timer_pending(const struct event_base *base, const struct event *ev, void *arg)
+timer_pending(const struct event_base *b, const struct event *ev, void *arg)
 {
-	(void)base;
+	(void)b;
 	(void)arg;
 	return event_pending(ev, EV_TIMEOUT, NULL) ? 1 : 0;
 }
 
-START_TEST(test_a_tick_runs_once_per_period)
+static void
+setup(void)
 {
-	struct event_base *base = event_base_new();
-	struct tick *t = tick_new(base, count, NULL);
-	uint64_t took;
-
+	base = event_base_new();
+	t = tick_new(base, count, NULL);
 	ck_assert_ptr_nonnull(t);
 	runs = 0;
+}
+
+static void
+teardown(void)
+{
+	tick_free(t);
+	event_base_free(base);
+}
+
+START_TEST(test_a_tick_runs_once_per_period)
+{
+	uint64_t took;
+
 	ck_assert_uint_eq(tick_period(t), 0);
 	ck_assert_int_eq(tick_start(t, 20), 0);
 	ck_assert_uint_eq(tick_period(t), 20);
-	took = loop_until(base, 3, 5000);
+	took = loop_until(3, 5000);
 	ck_assert_int_ge(runs, 3);
 	/* Three periods at the least: a lower bound only (a loaded
 	 * machine may be late, never early). */
 	ck_assert_uint_ge(took, 55);
-	tick_free(t);
-	event_base_free(base);
 }
 END_TEST
 
 START_TEST(test_a_stopped_tick_does_not_run)
 {
-	struct event_base *base = event_base_new();
-	struct tick *t = tick_new(base, count, NULL);
-
-	runs = 0;
 	ck_assert_int_eq(tick_start(t, 10), 0);
-	loop_until(base, 1, 5000);
+	loop_until(1, 5000);
 	ck_assert_int_eq(runs, 1);
 	ck_assert_int_eq(tick_stop(t), 0);
 	ck_assert_uint_eq(tick_period(t), 0);
 	runs = 0;
-	loop_until(base, 1, 100);
+	loop_until(1, 100);
 	ck_assert_int_eq(runs, 0);
 	/* Period 0 is a stop too; stopping twice is no error. */
 	ck_assert_int_eq(tick_start(t, 10), 0);
 	ck_assert_int_eq(tick_start(t, 0), 0);
 	ck_assert_int_eq(tick_stop(t), 0);
-	loop_until(base, 1, 50);
+	loop_until(1, 50);
 	ck_assert_int_eq(runs, 0);
-	tick_free(t);
-	event_base_free(base);
 }
 END_TEST
 
 START_TEST(test_a_restart_at_the_same_period_leaves_it_be)
 {
-	struct event_base *base = event_base_new();
-	struct tick *t = tick_new(base, count, NULL);
 	uint64_t start;
 
-	runs = 0;
 	ck_assert_int_eq(tick_start(t, 60), 0);
 	/* Were each start a re-arm, a restart every few milliseconds
 	 * would keep it from ever running. */
 	start = now_ms();
 	while (runs == 0 && now_ms() - start < 5000) {
 		ck_assert_int_eq(tick_start(t, 60), 0);
-		loop_until(base, 1, 5);
+		loop_until(1, 5);
 	}
 	ck_assert_int_eq(runs, 1);
 	/* Another period re-arms. */
 	ck_assert_int_eq(tick_start(t, 15), 0);
 	ck_assert_uint_eq(tick_period(t), 15);
-	loop_until(base, 3, 5000);
+	loop_until(3, 5000);
 	ck_assert_int_ge(runs, 3);
-	tick_free(t);
-	event_base_free(base);
 }
 END_TEST
 
 START_TEST(test_a_tick_is_no_libevent_timer)
 {
-	struct event_base *base = event_base_new();
-	struct tick *t = tick_new(base, count, NULL);
-
 	ck_assert_int_eq(tick_start(t, 1000), 0);
 	ck_assert_int_eq(
 		event_base_get_num_events(base, EVENT_BASE_COUNT_ADDED), 1);
 	ck_assert_int_eq(event_base_foreach_event(base, timer_pending, NULL),
 			 0);
 	tick_free(t);
+	t = NULL; /* teardown() frees NULL: no error either */
 	ck_assert_int_eq(
 		event_base_get_num_events(base, EVENT_BASE_COUNT_ADDED), 0);
-	tick_free(NULL);
-	event_base_free(base);
 }
 END_TEST
 
@@ -164,6 +162,7 @@ tick_suite(void)
 	tcase_add_test(tc, test_a_stopped_tick_does_not_run);
 	tcase_add_test(tc, test_a_restart_at_the_same_period_leaves_it_be);
 	tcase_add_test(tc, test_a_tick_is_no_libevent_timer);
+	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 30);
 	suite_add_tcase(s, tc);
 	return s;
