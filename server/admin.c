@@ -5,8 +5,13 @@
  * "draining" once a stop has begun. Other paths get 404, other methods
  * 405. It has limits of its own: ECHOD_ADMIN_MAX_CONNECTIONS at once
  * (accepting pauses at the limit), ECHOD_ADMIN_MAX_HEADERS of request
- * head, no body, and ECHOD_ADMIN_TIMEOUT_S of silence. A reload that
- * changes the address binds the new one before it lets the old go.
+ * head, no body, and ECHOD_ADMIN_TIMEOUT_S of silence. Every reply
+ * closes its connection: while one is open, evhttp keeps timers on the
+ * main loop, which also serves echo connections (worker 0), and with a
+ * libevent timer pending each of its waits would arm a kernel timer; a
+ * Prometheus scrape that kept its connection would do that all the time.
+ * A reload that changes the address binds the new one before it lets the
+ * old go.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -34,7 +39,7 @@ struct admin {
 	struct server *srv;
 	struct evhttp *http;
 	struct evconnlistener *lev; /* evhttp's, from our socket */
-	struct event *sweep;	    /* finds connections evhttp let go */
+	struct tick *sweep;	    /* finds connections evhttp let go */
 	char *where;		    /* the admin_listen value served */
 	char name[ADDR_STRLEN];	    /* the bound address */
 	/*
@@ -50,6 +55,10 @@ struct admin {
 	int paused; /* the limit was reached: not accepting */
 };
 
+/* How often the connections evhttp let go are looked for, while any is
+ * open. */
+#define ADMIN_SWEEP_MS 200
+
 /* The endpoint a reload is bringing in, until it commits or aborts. */
 static struct admin *admin_next;
 
@@ -59,6 +68,18 @@ admin_check(const char *value, char *err, size_t errlen)
 	struct addr_spec spec;
 
 	return addr_parse(value, &spec, err, errlen);
+}
+
+/* Lets go of connection i: accepting resumes if it had paused. */
+static void
+admin_forget(struct admin *a, unsigned i)
+{
+	bufferevent_decref(a->conn[i]);
+	a->conn[i] = a->conn[--a->nconn];
+	if (a->paused && a->nconn < ECHOD_ADMIN_MAX_CONNECTIONS) {
+		a->paused = 0;
+		evconnlistener_enable(a->lev);
+	}
 }
 
 /* Lets go of the connections that evhttp has freed. */
@@ -77,25 +98,34 @@ admin_sweep(struct admin *a)
 			i++;
 			continue;
 		}
-		bufferevent_decref(a->conn[i]);
-		a->conn[i] = a->conn[--a->nconn];
+		admin_forget(a, i);
 	}
-	if (a->paused && a->nconn < ECHOD_ADMIN_MAX_CONNECTIONS) {
-		a->paused = 0;
-		evconnlistener_enable(a->lev);
-	}
-	if (a->nconn > 0 && !evtimer_pending(a->sweep, NULL)) {
-		struct timeval tv = {0, 200000};
-		evtimer_add(a->sweep, &tv);
-	}
+	if ((a->nconn > 0 ? tick_start(a->sweep, ADMIN_SWEEP_MS)
+			  : tick_stop(a->sweep)) == -1)
+		log_warn("admin endpoint: cannot schedule its sweep");
 }
 
 static void
-admin_sweep_cb(evutil_socket_t fd, short what, void *arg)
+admin_sweep_cb(void *arg)
 {
-	(void)fd;
-	(void)what;
 	admin_sweep(arg);
+}
+
+/* evhttp frees a connection that made a request (after its reply, or
+ * on an error): our reference goes now, not at the next sweep, and with
+ * it the connection's timers, from the main loop. */
+static void
+admin_closed_cb(struct evhttp_connection *evcon, void *arg)
+{
+	struct admin *a = arg;
+	struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
+	unsigned i;
+
+	for (i = 0; i < a->nconn; i++)
+		if (a->conn[i] == bev) {
+			admin_forget(a, i);
+			break;
+		}
 }
 
 /* evhttp asks for each new connection's bufferevent: here it is
@@ -127,10 +157,8 @@ admin_bev_cb(struct event_base *base, void *arg)
 		log_debug("admin endpoint: %d connections open, pausing",
 			  ECHOD_ADMIN_MAX_CONNECTIONS);
 	}
-	if (!evtimer_pending(a->sweep, NULL)) {
-		struct timeval tv = {0, 200000};
-		evtimer_add(a->sweep, &tv);
-	}
+	if (tick_start(a->sweep, ADMIN_SWEEP_MS) == -1)
+		log_warn("admin endpoint: cannot schedule its sweep");
 	return bev;
 }
 
@@ -142,6 +170,12 @@ admin_reply(struct evhttp_request *req, int code, const char *reason,
 
 	evhttp_add_header(h, "Content-Type", type);
 	evhttp_add_header(h, "Cache-Control", "no-store");
+	/* The connection ends with the reply (see the top). An HTTP/1.0
+	 * client's "keep-alive" is dropped, or evhttp would answer it with
+	 * a "Connection: keep-alive" beside this. */
+	evhttp_remove_header(evhttp_request_get_input_headers(req),
+			     "Connection");
+	evhttp_add_header(h, "Connection", "close");
 	evhttp_send_reply(req, code, reason, body);
 }
 
@@ -192,6 +226,9 @@ admin_request_cb(struct evhttp_request *req, void *arg)
 
 	if (path == NULL)
 		path = "";
+	if (evhttp_request_get_connection(req) != NULL)
+		evhttp_connection_set_closecb(
+			evhttp_request_get_connection(req), admin_closed_cb, a);
 	metrics = strcmp(path, "/metrics") == 0;
 	health = strcmp(path, "/healthz") == 0;
 	if (log_enabled(LOG_LEVEL_DEBUG)) {
@@ -314,14 +351,15 @@ admin_free(struct admin *a)
 
 	if (a == NULL)
 		return;
-	/* evhttp_free() frees every connection it holds, then our
-	 * references go. */
+	/* evhttp_free() frees its listener, then every connection it holds
+	 * (admin_closed_cb() lets go of some: none may resume the listener),
+	 * then the rest of our references go. */
+	a->paused = 0;
 	if (a->http != NULL)
 		evhttp_free(a->http);
 	for (i = 0; i < a->nconn; i++)
 		bufferevent_decref(a->conn[i]);
-	if (a->sweep != NULL)
-		event_free(a->sweep);
+	tick_free(a->sweep);
 	free(a->where);
 	free(a);
 }
@@ -346,7 +384,7 @@ admin_new(struct server *srv, const char *where, char *err, size_t errlen)
 		return NULL;
 	}
 	a->http = evhttp_new(srv->base);
-	a->sweep = evtimer_new(srv->base, admin_sweep_cb, a);
+	a->sweep = tick_new(srv->base, admin_sweep_cb, a);
 	if (a->http == NULL || a->sweep == NULL ||
 	    (a->lev = evconnlistener_new(
 		     srv->base, NULL, NULL,

@@ -268,6 +268,31 @@ class LimitsTest(EchodTestCase):
                 e.sendall(b"echo %d" % i)
                 self.assertEqual(recv_exactly(e, 6), b"echo %d" % i)
 
+    def test_every_reply_closes_its_connection(self):
+        """A client that asks to keep the connection (HTTP/1.1 by
+        default, HTTP/1.0 with "keep-alive") gets one "Connection: close"
+        and the end of the connection after each reply, whatever the
+        path or method: no connection stays to keep timers on the main
+        loop."""
+        server, admin = start(self, "--threads", "1")
+        requests = [
+            b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+            b"Connection: keep-alive\r\n\r\n",
+            b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"DELETE /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+        ]
+        for req in requests:
+            s = self.raw(admin)
+            s.sendall(req)
+            reply = echodtest.recv_until_eof(s, timeout=scaled(10))
+            head = reply.split(b"\r\n\r\n", 1)[0].lower().split(b"\r\n")
+            self.assertEqual(
+                [h for h in head if h.startswith(b"connection:")],
+                [b"connection: close"], reply)
+
     def test_oversized_request_head_is_refused(self):
         server, admin = start(self)
         s = self.raw(admin)

@@ -11,12 +11,14 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
 
 import echodtest
-from echodtest import EchodTestCase, exchange, scaled, wait_for
+from echodtest import (EchodTestCase, admin_address, exchange,
+                       recv_until_eof, scaled, wait_for)
 
 # What follows the events array of a call or of its resumed end (strace
 # prints a call that another thread interrupts in two parts): maxevents,
@@ -48,8 +50,10 @@ class Wakeups(EchodTestCase):
                     calls.append((int(m.group(1)), int(m.group(2))))
         return calls
 
-    def served_under_strace(self, *args):
+    def served_under_strace(self, *args, before=None):
         server = self.start_echod(*args)
+        if before is not None:
+            before(server)
         sock = self.connect(server.address)
         # Out of the park from its first reads: the park's check runs.
         for i in range(3):
@@ -100,6 +104,26 @@ class Wakeups(EchodTestCase):
         # The main loop (worker 0, which serves the connection) and
         # worker 1, each with its idle sweep running.
         self.served_under_strace("--threads", "2", "--idle-timeout", "60s")
+
+    def test_a_scrape_leaves_no_timer_behind(self):
+        """The admin endpoint is served on the main loop, which at
+        --threads 1 serves the echo connection too. While an HTTP
+        connection is open, evhttp keeps timers there: a scraper that
+        kept its connection would hand every wait a timeout. So echod
+        ends each one with its reply."""
+        def scrape(server):
+            s = socket.create_connection(admin_address(server),
+                                         timeout=scaled(10))
+            self.addCleanup(s.close)
+            s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            # Ended at once, well before the endpoint's 10 s timeout
+            # would end a connection kept open.
+            reply = recv_until_eof(s, timeout=5)
+            self.assertTrue(reply.startswith(b"HTTP/1.1 200 OK"), reply)
+            self.assertIn(b"\r\nConnection: close\r\n", reply)
+            # The client keeps its end open, as a scraper would.
+        self.served_under_strace("--threads", "1", "--admin-listen",
+                                 "127.0.0.1:0", before=scrape)
 
 
 if __name__ == "__main__":
