@@ -47,8 +47,11 @@ struct admin {
 	 * (admin_bev_cb) and held by a reference of ours, so that its
 	 * memory (and its socket) stays while we look. evhttp frees it when the
 	 * connection ends, which clears its callbacks; then we let our
-	 * reference go. (libevent 2.1's evhttp has no connection limit of its
-	 * own, nor a hook when a connection it accepted ends.)
+	 * reference go: at once for a connection that made a request (its
+	 * close callback, admin_closed_cb), at the next sweep for one that
+	 * never did (libevent 2.1's evhttp has no connection limit of its
+	 * own, and no hook for the end of a connection before its first
+	 * request).
 	 */
 	struct bufferevent *conn[ECHOD_ADMIN_MAX_CONNECTIONS];
 	unsigned nconn;
@@ -126,6 +129,8 @@ admin_closed_cb(struct evhttp_connection *evcon, void *arg)
 			admin_forget(a, i);
 			break;
 		}
+	if (a->nconn == 0)
+		(void)tick_stop(a->sweep);
 }
 
 /* evhttp asks for each new connection's bufferevent: here it is
@@ -171,10 +176,11 @@ admin_reply(struct evhttp_request *req, int code, const char *reason,
 	evhttp_add_header(h, "Content-Type", type);
 	evhttp_add_header(h, "Cache-Control", "no-store");
 	/* The connection ends with the reply (see the top). An HTTP/1.0
-	 * client's "keep-alive" is dropped, or evhttp would answer it with
-	 * a "Connection: keep-alive" beside this. */
-	evhttp_remove_header(evhttp_request_get_input_headers(req),
-			     "Connection");
+	 * client's "keep-alive" is dropped (each one it sent), or evhttp
+	 * would answer it with a "Connection: keep-alive" beside this. */
+	while (evhttp_remove_header(evhttp_request_get_input_headers(req),
+				    "Connection") == 0)
+		;
 	evhttp_add_header(h, "Connection", "close");
 	evhttp_send_reply(req, code, reason, body);
 }

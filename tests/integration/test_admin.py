@@ -283,6 +283,8 @@ class LimitsTest(EchodTestCase):
             b"GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n",
             b"DELETE /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
             b"GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+            b"GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n"
+            b"Connection: Keep-Alive\r\n\r\n",
         ]
         for req in requests:
             s = self.raw(admin)
