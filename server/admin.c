@@ -73,7 +73,8 @@ admin_check(const char *value, char *err, size_t errlen)
 	return addr_parse(value, &spec, err, errlen);
 }
 
-/* Lets go of connection i: accepting resumes if it had paused. */
+/* Lets go of connection i: accepting resumes if it had paused, and
+ * the sweep stops with the last one (admin_bev_cb() starts it). */
 static void
 admin_forget(struct admin *a, unsigned i)
 {
@@ -83,6 +84,8 @@ admin_forget(struct admin *a, unsigned i)
 		a->paused = 0;
 		evconnlistener_enable(a->lev);
 	}
+	if (a->nconn == 0 && tick_stop(a->sweep) == -1)
+		log_warn("admin endpoint: cannot stop its sweep");
 }
 
 /* Lets go of the connections that evhttp has freed. */
@@ -103,9 +106,6 @@ admin_sweep(struct admin *a)
 		}
 		admin_forget(a, i);
 	}
-	if ((a->nconn > 0 ? tick_start(a->sweep, ADMIN_SWEEP_MS)
-			  : tick_stop(a->sweep)) == -1)
-		log_warn("admin endpoint: cannot schedule its sweep");
 }
 
 static void
@@ -129,8 +129,6 @@ admin_closed_cb(struct evhttp_connection *evcon, void *arg)
 			admin_forget(a, i);
 			break;
 		}
-	if (a->nconn == 0)
-		(void)tick_stop(a->sweep);
 }
 
 /* evhttp asks for each new connection's bufferevent: here it is
@@ -228,19 +226,17 @@ admin_request_cb(struct evhttp_request *req, void *arg)
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 	int metrics, health;
 
 	if (path == NULL)
 		path = "";
-	if (evhttp_request_get_connection(req) != NULL)
-		evhttp_connection_set_closecb(
-			evhttp_request_get_connection(req), admin_closed_cb, a);
+	if (evcon != NULL)
+		evhttp_connection_set_closecb(evcon, admin_closed_cb, a);
 	metrics = strcmp(path, "/metrics") == 0;
 	health = strcmp(path, "/healthz") == 0;
 	if (log_enabled(LOG_LEVEL_DEBUG)) {
 		char peer[ADDR_STRLEN] = "?";
-		struct evhttp_connection *evcon =
-			evhttp_request_get_connection(req);
 		char *host = NULL;
 		ev_uint16_t port = 0;
 
