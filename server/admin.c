@@ -74,7 +74,8 @@ admin_check(const char *value, char *err, size_t errlen)
 }
 
 /* Lets go of connection i: accepting resumes if it had paused, and
- * the sweep stops with the last one (admin_bev_cb() starts it). */
+ * with the last one the sweep stops (admin_bev_cb() starts it) and the
+ * main loop's hold goes (evhttp's timeouts are libevent timers). */
 static void
 admin_forget(struct admin *a, unsigned i)
 {
@@ -84,8 +85,11 @@ admin_forget(struct admin *a, unsigned i)
 		a->paused = 0;
 		evconnlistener_enable(a->lev);
 	}
-	if (a->nconn == 0 && tick_stop(a->sweep) == -1)
+	if (a->nconn > 0)
+		return;
+	if (tick_stop(a->sweep) == -1)
 		log_warn("admin endpoint: cannot stop its sweep");
+	loop_release(&a->srv->holds, a->srv->base);
 }
 
 /* Lets go of the connections that evhttp has freed. */
@@ -152,6 +156,8 @@ admin_bev_cb(struct event_base *base, void *arg)
 		return NULL;
 	if (a->nconn < ECHOD_ADMIN_MAX_CONNECTIONS) {
 		bufferevent_incref(bev);
+		if (a->nconn == 0)
+			loop_hold(&a->srv->holds);
 		a->conn[a->nconn++] = bev;
 	}
 	if (a->nconn == ECHOD_ADMIN_MAX_CONNECTIONS && !a->paused) {
@@ -361,6 +367,8 @@ admin_free(struct admin *a)
 		evhttp_free(a->http);
 	for (i = 0; i < a->nconn; i++)
 		bufferevent_decref(a->conn[i]);
+	if (a->nconn > 0)
+		loop_release(&a->srv->holds, a->srv->base);
 	tick_free(a->sweep);
 	free(a->where);
 	free(a);

@@ -394,17 +394,20 @@ conn_rev_assign(struct conn *c, short events, event_callback_fn cb)
 }
 
 /*
- * The park found c readable: it is served as from its own event. One that
- * reads bytes within a second of its last read is busy: it leaves the park
- * for an event of its own, which the loop watches with no epoll_wait() of
- * the park's per message. (Short of memory for that event, it stays.)
+ * The park found c readable: it is served as from its own event. While
+ * libevent waits for the worker (loop.c), one that reads bytes within a
+ * second of its last read is busy: it leaves the park for an event of its
+ * own, which libevent watches with no epoll_wait() of the park's per
+ * message. (Short of memory for that event, it stays.) While the worker
+ * waits on the park itself, staying is what costs least.
  * While parked, a connection has nothing queued, so the last time a byte
  * moved is its last read, or its accept before the first.
  */
 void
 conn_parked_ready(struct conn *c, uint64_t now_ms)
 {
-	int again = c->has_read && conn_silent_ms(c, now_ms) < CONN_BUSY_MS;
+	int again = c->w->nested && c->has_read &&
+		    conn_silent_ms(c, now_ms) < CONN_BUSY_MS;
 
 	if (conn_read(c) != 1 || !c->parked)
 		return;
@@ -535,9 +538,10 @@ conn_start(struct conn *c, const struct conn_profile *p)
 		 * callbacks. */
 		return fault_attach(c, &p->fault);
 	}
-	/* Into the park (park.c) if its worker holds many connections
-	 * already; the few a worker has first get an event of their own. */
-	if (c->w->nconns <= ECHOD_PARK_FIRST_ABOVE) {
+	/* Into the park (park.c) if its worker waits on it, or holds many
+	 * connections already; else the few a worker has first get an
+	 * event of their own. */
+	if (c->w->nested && c->w->nconns <= ECHOD_PARK_FIRST_ABOVE) {
 		if (conn_rev_assign(c, EV_READ | EV_PERSIST, conn_read_cb) ==
 		    -1) {
 			log_warnx("out of memory for a new connection");

@@ -75,10 +75,11 @@
 #define ECHOD_HOUSEKEEPING_MS 1000
 /* Descriptors echod needs besides its connections' (standard streams,
  * listeners, event loops, signalfd, timerfds, pid file, log and notify
- * sockets), and per worker thread (its loop's epoll and wake-up, its
- * park, the timerfds of its park check and sweep). */
+ * sockets), and per worker thread (its loop's epoll and libevent's
+ * wake-up, its park and its own wake-up, the timerfds of its park check
+ * and sweep). */
 #define ECHOD_NOFILE_RESERVE 64
-#define ECHOD_NOFILE_PER_WORKER 5
+#define ECHOD_NOFILE_PER_WORKER 6
 /* Listen lines that get counters of their own (metrics.c's slots): one
  * per distinct address over the process's life, the last shared by any
  * beyond. */
@@ -370,6 +371,7 @@ void worker_poke_all(struct server *srv);
 unsigned worker_count(const struct server *srv);
 struct worker *worker_get(struct server *srv, unsigned i);
 uint64_t worker_sweep_period(uint64_t idle_ms, int draining);
+void worker_woken(struct worker *w);
 
 /* tick.c: periodic work on a loop, on a timerfd (no libevent timer). */
 struct tick;
@@ -382,6 +384,33 @@ void tick_free(struct tick *t);
 /* park.c: each worker's park, where quiet connections wait. */
 int park_init(struct worker *w);
 void park_free(struct worker *w);
+
+/* loop.c: how a worker waits, itself or in libevent. */
+struct event_base *loop_base_new(void);
+int loop_init(struct worker *w);
+void loop_run(struct worker *w);
+void loop_wake(struct worker *w);
+void loop_free(struct worker *w);
+/* A libevent timer stays pending on the loop of holds (its base): */
+void loop_hold(_Atomic unsigned *holds);
+void loop_release(_Atomic unsigned *holds, struct event_base *base);
+
+/* timer.c: one-off deadlines, each holding its loop while pending. */
+struct timer {
+	struct event ev;
+	struct event_base *base;
+	_Atomic unsigned *holds;
+	void (*cb)(void *);
+	void *arg;
+	_Atomic int armed;
+};
+void timer_init(struct timer *t, struct event_base *base,
+		_Atomic unsigned *holds, void (*cb)(void *), void *arg);
+int timer_add(struct timer *t, const struct timeval *tv);
+int timer_add_ms(struct timer *t, uint64_t ms);
+void timer_fire(struct timer *t);
+void timer_del(struct timer *t);
+int timer_pending(struct timer *t);
 
 /* conn.c */
 struct conn;
@@ -675,11 +704,12 @@ struct server {
 	struct upgrade *upgrade;     /* upgrade.c's: SIGUSR2 under way */
 	int signal_fd;		     /* signalfd of the signals we take */
 	struct event *signal_ev;
-	struct event *drain_timer;    /* while stopping: are we done? */
-	struct event *shutdown_timer; /* shutdown_timeout */
-	struct tick *watchdog_timer;  /* systemd WATCHDOG=1 and STATUS= */
-	struct tick *housekeeping;    /* trims memory after a burst */
-	struct mem_trim_policy trim;  /* main loop's; fed on accept */
+	_Atomic unsigned holds;	     /* the main loop's: see loop.c */
+	struct timer drain_timer;    /* while stopping: are we done? */
+	struct timer shutdown_timer; /* shutdown_timeout */
+	struct tick *watchdog_timer; /* systemd WATCHDOG=1 and STATUS= */
+	struct tick *housekeeping;   /* trims memory after a burst */
+	struct mem_trim_policy trim; /* main loop's; fed on accept */
 	uint64_t watchdog_usec;
 	int stopping;
 
@@ -710,13 +740,18 @@ struct worker {
 	struct server *srv;
 	struct event_base *base;
 	pthread_t thread;
-	int has_thread;	       /* worker 0 runs on the main thread */
-	struct event *notify;  /* sockets were queued for this worker */
-	struct event *control; /* settings changed, or draining began */
-	struct tick *sweep;    /* idle and drain checks */
-	int park_fd;	       /* park.c's epoll set, its event, its check */
-	struct event *park_ev;
+	int has_thread;	    /* worker 0 runs on the main thread */
+	struct tick *sweep; /* idle and drain checks */
+	int park_fd;	    /* park.c's epoll set: the worker waits on it */
 	struct tick *park_check;
+	/* loop.c's: who waits, and for what. */
+	struct event *park_ev;	 /* the park in libevent's set, nested */
+	int nested;		 /* libevent waits (park_ev added) */
+	int lib_fd;		 /* libevent's epoll set, or -1 */
+	int wake_fd;		 /* an eventfd: other threads' pokes */
+	int stopping;		 /* a poke said stop */
+	_Atomic unsigned *holds; /* worker 0: the server's */
+	_Atomic unsigned own_holds;
 	TAILQ_HEAD(, conn) conns;
 	unsigned nconns;       /* in conns */
 	unsigned char *rbuf;   /* ECHOD_READ_SLICE bytes of read space */
@@ -725,6 +760,7 @@ struct worker {
 	_Alignas(ECHOD_CACHE_LINE) pthread_mutex_t lock;
 	struct accepted *queue;
 	size_t queue_len, queue_cap;
+	_Atomic unsigned pokes; /* WORKER_POKE_*: what the wake-up is for */
 	/* Its counters, this worker their only writer (see above). */
 	_Alignas(ECHOD_CACHE_LINE) _Atomic uint64_t wc[WC_N];
 	_Atomic uint64_t lc[ECHOD_MAX_SLOTS][LC_N];

@@ -68,7 +68,7 @@ struct fault {
 	struct conn *c;
 	struct fault_spec spec;
 	struct evbuffer *pending; /* read, not yet due; NULL: no delay/rate */
-	struct event timer;	  /* the next due mark, token or deadline */
+	struct timer timer;	  /* the next due mark, token or deadline */
 	enum fault_phase phase;
 	uint64_t limit;	   /* bytes to echo before the end; UINT64_MAX */
 	uint64_t admitted; /* bytes read to echo, at most limit */
@@ -348,7 +348,7 @@ fault_arm(struct fault *f, uint64_t us)
 
 	tv.tv_sec = (time_t)(us / FAULT_US);
 	tv.tv_usec = (suseconds_t)(us % FAULT_US);
-	evtimer_add(&f->timer, &tv);
+	timer_add(&f->timer, &tv);
 }
 
 size_t
@@ -599,12 +599,10 @@ fault_write_cb(struct bufferevent *bev, void *arg)
 }
 
 static void
-fault_timer_cb(evutil_socket_t fd, short what, void *arg)
+fault_timer_cb(void *arg)
 {
 	struct fault *f = arg;
 
-	(void)fd;
-	(void)what;
 	switch (f->phase) {
 	case FAULT_ECHOING:
 		fault_release(f);
@@ -649,7 +647,7 @@ fault_attach(struct conn *c, const struct fault_spec *spec)
 	f->limit = spec->has_close   ? spec->close_after
 		   : spec->has_reset ? spec->reset_after
 				     : UINT64_MAX;
-	evtimer_assign(&f->timer, c->w->base, fault_timer_cb, f);
+	timer_init(&f->timer, c->w->base, c->w->holds, fault_timer_cb, f);
 	if (spec->stall) {
 		if (conn_rev_assign(c, EV_CLOSED | EV_PERSIST,
 				    fault_stall_cb) == -1 ||
@@ -678,7 +676,7 @@ fault_attach(struct conn *c, const struct fault_spec *spec)
 	}
 	bufferevent_setcb(c->bev, NULL, fault_write_cb, conn_event_cb, c);
 	if (f->limit == 0) /* nothing to echo: end at once, from the loop */
-		event_active(&f->timer, EV_TIMEOUT, 1);
+		timer_fire(&f->timer);
 	if (conn_resume(c) == -1) {
 		log_warn("cannot watch a connection");
 		return -1;
@@ -689,7 +687,7 @@ fault_attach(struct conn *c, const struct fault_spec *spec)
 void
 fault_free(struct fault *f)
 {
-	evtimer_del(&f->timer);
+	timer_del(&f->timer);
 	if (f->pending != NULL)
 		evbuffer_free(f->pending);
 	free(f);

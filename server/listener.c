@@ -69,14 +69,14 @@ struct listener {
 	unsigned slot;		     /* its counters: metrics_slot() */
 	/* reuseport: a socket of the line per worker, each watched on its
 	 * worker's loop (lev and udp are NULL). */
-	int fd;		       /* the socket; -1 unless reuseport */
-	int clone;	       /* workers 1..: not announced, not logged */
-	struct worker *w;      /* whose loop accepts; NULL until attached */
-	struct event *ev;      /* readable: accept */
-	struct event *backoff; /* ends a pause after EMFILE and the like */
-	uint64_t rng;	       /* fault_roll()'s state for this socket */
-	_Atomic int closing;   /* listener_free() has begun: no re-arming */
-	pthread_mutex_t lock;  /* reuseport: guards profile against reload */
+	int fd;		      /* the socket; -1 unless reuseport */
+	int clone;	      /* workers 1..: not announced, not logged */
+	struct worker *w;     /* whose loop accepts; NULL until attached */
+	struct event *ev;     /* readable: accept */
+	struct timer backoff; /* ends a pause after EMFILE and the like */
+	uint64_t rng;	      /* fault_roll()'s state for this socket */
+	_Atomic int closing;  /* listener_free() has begun: no re-arming */
+	pthread_mutex_t lock; /* reuseport: guards profile against reload */
 	int has_lock;
 };
 
@@ -86,7 +86,7 @@ struct listener_set {
 	int activated;			 /* the sockets came from systemd */
 	int handed;			 /* a new echod has them (SIGUSR2) */
 	int announced;			 /* "listening on" lines were logged */
-	struct event *accept_resume;	 /* ends an accept back-off */
+	struct timer accept_resume;	 /* ends an accept back-off */
 	_Atomic time_t accept_warned;	 /* last back-off warning (rate) */
 	_Atomic time_t refuse_warned[2]; /* last refusal warning: total, per
 					    IP; workers too (reuseport) */
@@ -176,13 +176,11 @@ listener_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 }
 
 static void
-listener_resume_cb(evutil_socket_t fd, short what, void *arg)
+listener_resume_cb(void *arg)
 {
 	struct listener_set *ls = arg;
 	struct listener *l;
 
-	(void)fd;
-	(void)what;
 	TAILQ_FOREACH (l, &ls->list, entry)
 		if (l->lev != NULL)
 			evconnlistener_enable(l->lev);
@@ -206,7 +204,6 @@ listener_error_cb(struct evconnlistener *lev, void *arg)
 {
 	struct listener *l = arg;
 	struct listener_set *ls = l->srv->listen;
-	struct timeval tv = {0, (suseconds_t)LISTENER_BACKOFF_MS * 1000};
 	int err = errno;
 	struct listener *each;
 	time_t now;
@@ -221,7 +218,7 @@ listener_error_cb(struct evconnlistener *lev, void *arg)
 	TAILQ_FOREACH (each, &ls->list, entry)
 		if (each->lev != NULL)
 			evconnlistener_disable(each->lev);
-	evtimer_add(ls->accept_resume, &tv);
+	timer_add_ms(&ls->accept_resume, LISTENER_BACKOFF_MS);
 	now = time(NULL);
 	if (atomic_exchange(&ls->accept_warned, now) != now) {
 		log_warnx("accept on %s: %s; pausing accepts for %dms", l->name,
@@ -415,14 +412,12 @@ listener_free(struct listener_set *ls, struct listener *l, int retire)
 		atomic_store(&l->closing, 1);
 		if (l->ev != NULL)
 			event_del(l->ev);
-		if (l->backoff != NULL)
-			event_del(l->backoff);
+		if (l->backoff.base != NULL) /* watched */
+			timer_del(&l->backoff);
 		if (l->ev != NULL) {
 			event_del(l->ev);
 			event_free(l->ev);
 		}
-		if (l->backoff != NULL)
-			event_free(l->backoff);
 		if (l->has_lock)
 			pthread_mutex_destroy(&l->lock);
 		if (l->fd != -1)
@@ -468,9 +463,6 @@ listener_worker_accept_cb(evutil_socket_t lfd, short what, void *arg)
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
 			if (listener_accept_error_pauses(errno)) {
-				struct timeval tv = {
-					0, (suseconds_t)LISTENER_BACKOFF_MS *
-						   1000};
 				time_t now = time(NULL);
 
 				if (atomic_exchange(&srv->listen->accept_warned,
@@ -479,7 +471,8 @@ listener_worker_accept_cb(evutil_socket_t lfd, short what, void *arg)
 						 l->name, LISTENER_BACKOFF_MS);
 				event_del(l->ev);
 				if (!atomic_load(&l->closing))
-					evtimer_add(l->backoff, &tv);
+					timer_add_ms(&l->backoff,
+						     LISTENER_BACKOFF_MS);
 			}
 			return;
 		}
@@ -514,12 +507,10 @@ listener_worker_accept_cb(evutil_socket_t lfd, short what, void *arg)
 }
 
 static void
-listener_worker_resume_cb(evutil_socket_t fd, short what, void *arg)
+listener_worker_resume_cb(void *arg)
 {
 	struct listener *l = arg;
 
-	(void)fd;
-	(void)what;
 	if (!atomic_load(&l->closing))
 		event_add(l->ev, NULL);
 }
@@ -535,9 +526,9 @@ listener_watch(struct listener *l, struct worker *w, char *err, size_t errlen)
 	}
 	l->ev = event_new(w->base, l->fd, EV_READ | EV_PERSIST,
 			  listener_worker_accept_cb, l);
-	l->backoff = evtimer_new(w->base, listener_worker_resume_cb, l);
-	if (l->ev == NULL || l->backoff == NULL ||
-	    event_add(l->ev, NULL) == -1) {
+	timer_init(&l->backoff, w->base, w->holds, listener_worker_resume_cb,
+		   l);
+	if (l->ev == NULL || event_add(l->ev, NULL) == -1) {
 		snprintf(err, errlen, "%s: cannot watch the socket", l->name);
 		return -1;
 	}
@@ -1087,11 +1078,8 @@ listener_init(struct server *srv, char *err, size_t errlen)
 	    (ssize_t)sizeof(ls->rng))
 		ls->rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
 	ls->rng |= 1; /* xorshift's state is never 0 */
-	ls->accept_resume = evtimer_new(srv->base, listener_resume_cb, ls);
-	if (ls->accept_resume == NULL) {
-		snprintf(err, errlen, "cannot create accept timer");
-		return -1;
-	}
+	timer_init(&ls->accept_resume, srv->base, &srv->holds,
+		   listener_resume_cb, ls);
 	return 0;
 }
 
@@ -1292,7 +1280,7 @@ listener_close_all(struct server *srv)
 		return;
 	while ((l = TAILQ_FIRST(&ls->list)) != NULL)
 		listener_free(ls, l, 0);
-	evtimer_del(ls->accept_resume);
+	timer_del(&ls->accept_resume);
 }
 
 void
@@ -1303,8 +1291,6 @@ listener_free_all(struct server *srv)
 	if (ls == NULL)
 		return;
 	listener_close_all(srv);
-	if (ls->accept_resume != NULL)
-		event_free(ls->accept_resume);
 	free(ls);
 	srv->listen = NULL;
 }

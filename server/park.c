@@ -4,14 +4,16 @@
  * A connection watched by an event of its own costs that struct event (128
  * bytes) and libevent's entry for its descriptor (40 more): more than the
  * rest of the connection. An idle connection needs only to be woken. So each
- * worker keeps an epoll set of its own, the park, watched by one event of
- * the worker's loop. A plain connection starts there (conn_start()), and
- * while it is quiet its reads and echoes are made from there, as from its
- * own event (conn_parked_ready()). Once busy (a second read with data in
- * the same second) it gets its own event and leaves the park: the loop then
- * wakes for it directly, with no extra epoll_wait() per message. The check
- * below puts back those silent for ECHOD_PARK_AFTER_MS, freeing their
- * bufferevent too if they had one and it is empty.
+ * worker keeps an epoll set of its own, the park, which is what the worker
+ * waits on (loop.c). A plain connection starts there (conn_start()), and
+ * its reads and echoes are made from there, as from its own event
+ * (conn_parked_ready()). While libevent waits for the worker instead (a
+ * libevent timer is pending), the park is one event of libevent's, and a
+ * busy connection (a second read with data in the same second) gets its
+ * own event and leaves the park: the loop then wakes for it directly,
+ * with no extra epoll_wait() per message. The check below puts back those
+ * silent for ECHOD_PARK_AFTER_MS, freeing their bufferevent too if they
+ * had one and it is empty.
  *
  * The park is level-triggered like the loop: what one batch leaves wakes
  * the loop again. A socket is closed in the park, its close taking it out
@@ -26,29 +28,9 @@
 
 #include "conn_int.h"
 
-#define PARK_BATCH 64 /* ready sockets taken per wake-up */
-
 /* Between ECHOD_PARK_AFTER_MS and twice that after a connection falls
  * silent, it is parked. */
 #define PARK_CHECK_MS (ECHOD_PARK_AFTER_MS / 2)
-
-static void
-park_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct epoll_event ev[PARK_BATCH];
-	uint64_t now = conn_clock_ms();
-	int i, n;
-
-	(void)what;
-	(void)arg;
-	do
-		n = epoll_wait(fd, ev, PARK_BATCH, 0);
-	while (n == -1 && errno == EINTR);
-	/* One socket's handling frees no other, and no socket is accepted
-	 * meanwhile: every pointer in the batch stays good. */
-	for (i = 0; i < n; i++)
-		conn_parked_ready(ev[i].data.ptr, now);
-}
 
 /* Puts back connections silent long enough; runs while any is out. */
 static void
@@ -73,11 +55,8 @@ park_init(struct worker *w)
 	w->park_fd = epoll_create1(EPOLL_CLOEXEC);
 	if (w->park_fd == -1)
 		return -1;
-	w->park_ev = event_new(w->base, w->park_fd, EV_READ | EV_PERSIST,
-			       park_cb, w);
 	w->park_check = tick_new(w->base, park_check_cb, w);
-	if (w->park_ev == NULL || w->park_check == NULL ||
-	    event_add(w->park_ev, NULL) == -1)
+	if (w->park_check == NULL)
 		return -1;
 	return 0;
 }
@@ -85,12 +64,9 @@ park_init(struct worker *w)
 void
 park_free(struct worker *w)
 {
-	if (w->park_ev != NULL)
-		event_free(w->park_ev);
 	tick_free(w->park_check);
 	if (w->park_fd >= 0)
 		close(w->park_fd);
-	w->park_ev = NULL;
 	w->park_check = NULL;
 	w->park_fd = -1;
 }

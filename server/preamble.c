@@ -27,7 +27,7 @@
 
 struct preamble {
 	struct event ev;	     /* readable */
-	struct event timer;	     /* proxy_protocol_timeout from accept */
+	struct timer timer;	     /* proxy_protocol_timeout from accept */
 	struct conn_profile profile; /* what conn_start() gets */
 	size_t have;		     /* bytes of the header read */
 	unsigned char buf[PROXY_MAX];
@@ -155,10 +155,8 @@ preamble_read_cb(evutil_socket_t fd, short what, void *arg)
 /* A deadline from accept, not a silence: a peer sending a byte now and
  * then gets no more time. */
 static void
-preamble_timeout_cb(evutil_socket_t fd, short what, void *arg)
+preamble_timeout_cb(void *arg)
 {
-	(void)fd;
-	(void)what;
 	preamble_fail(arg, CONN_END_PROXY,
 		      "no whole PROXY header within proxy_protocol_timeout");
 }
@@ -180,9 +178,10 @@ preamble_start(struct conn *c, const struct conn_profile *p)
 	pre->have = 0;
 	event_assign(&pre->ev, c->w->base, c->fd, EV_READ | EV_PERSIST,
 		     preamble_read_cb, c);
-	evtimer_assign(&pre->timer, c->w->base, preamble_timeout_cb, c);
+	timer_init(&pre->timer, c->w->base, c->w->holds, preamble_timeout_cb,
+		   c);
 	if (event_add(&pre->ev, NULL) == -1 ||
-	    evtimer_add(&pre->timer, &tv) == -1) {
+	    timer_add(&pre->timer, &tv) == -1) {
 		event_del(&pre->ev);
 		free(pre);
 		return -1;
@@ -196,7 +195,7 @@ void
 preamble_free(struct conn *c)
 {
 	event_del(&c->layer.pre->ev);
-	evtimer_del(&c->layer.pre->timer);
+	timer_del(&c->layer.pre->timer);
 	free(c->layer.pre);
 	c->layer.pre = NULL;
 	c->in_preamble = 0;

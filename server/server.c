@@ -23,14 +23,6 @@
 /* How often systemd hears STATUS= when nothing else is said. */
 #define SERVER_STATUS_MS 5000
 
-static struct timeval
-server_tv(uint64_t ms)
-{
-	struct timeval tv = {(time_t)(ms / 1000),
-			     (suseconds_t)(ms % 1000) * 1000};
-	return tv;
-}
-
 static void
 server_status(struct server *srv)
 {
@@ -75,28 +67,23 @@ server_publish(struct server *srv)
 }
 
 static void
-server_drain_cb(evutil_socket_t fd, short what, void *arg)
+server_drain_cb(void *arg)
 {
 	struct server *srv = arg;
-	struct timeval tv = server_tv(ECHOD_DRAIN_CHECK_MS);
 
-	(void)fd;
-	(void)what;
 	if (admission_current(srv->adm) == 0) {
 		event_base_loopexit(srv->base, NULL);
 		return;
 	}
-	evtimer_add(srv->drain_timer, &tv);
+	timer_add_ms(&srv->drain_timer, ECHOD_DRAIN_CHECK_MS);
 }
 
 static void
-server_shutdown_timeout_cb(evutil_socket_t fd, short what, void *arg)
+server_shutdown_timeout_cb(void *arg)
 {
 	struct server *srv = arg;
 	uint64_t n = admission_current(srv->adm);
 
-	(void)fd;
-	(void)what;
 	log_warnx("shutdown_timeout reached, closing %llu connection%s",
 		  (unsigned long long)n, n == 1 ? "" : "s");
 	event_base_loopexit(srv->base, NULL);
@@ -110,8 +97,6 @@ server_shutdown_timeout_cb(evutil_socket_t fd, short what, void *arg)
 static void
 server_shutdown(struct server *srv, const char *why)
 {
-	struct timeval tv = server_tv(srv->cfg->shutdown_timeout_ms);
-	struct timeval now = {0, 0};
 	uint64_t n = admission_current(srv->adm);
 
 	if (srv->stopping) {
@@ -129,8 +114,8 @@ server_shutdown(struct server *srv, const char *why)
 		atomic_store(&srv->drain_quiet_ms, ECHOD_DRAIN_QUIET_MS);
 	atomic_store(&srv->draining, 1);
 	worker_poke_all(srv);
-	evtimer_add(srv->shutdown_timer, &tv);
-	evtimer_add(srv->drain_timer, &now);
+	timer_add_ms(&srv->shutdown_timer, srv->cfg->shutdown_timeout_ms);
+	timer_fire(&srv->drain_timer);
 }
 
 /*
@@ -356,10 +341,14 @@ server_init(struct server *srv, const struct options *opts, struct config *cfg,
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	if ((srv->base = event_base_new()) == NULL) {
+	if ((srv->base = loop_base_new()) == NULL) {
 		snprintf(err, errlen, "cannot create the event loop");
 		return -1;
 	}
+	timer_init(&srv->drain_timer, srv->base, &srv->holds, server_drain_cb,
+		   srv);
+	timer_init(&srv->shutdown_timer, srv->base, &srv->holds,
+		   server_shutdown_timeout_cb, srv);
 	if (listener_init(srv, err, errlen) == -1)
 		return -1;
 	server_publish(srv);
@@ -379,14 +368,7 @@ server_start(struct server *srv, char *err, size_t errlen)
 	    listener_attach_workers(srv, err, errlen) == -1)
 		return -1;
 	server_fit_nofile(srv);
-	srv->drain_timer = evtimer_new(srv->base, server_drain_cb, srv);
-	srv->shutdown_timer =
-		evtimer_new(srv->base, server_shutdown_timeout_cb, srv);
 	srv->housekeeping = tick_new(srv->base, server_housekeeping_cb, srv);
-	if (srv->drain_timer == NULL || srv->shutdown_timer == NULL) {
-		snprintf(err, errlen, "cannot create timers");
-		return -1;
-	}
 	if (srv->housekeeping == NULL ||
 	    tick_start(srv->housekeeping, ECHOD_HOUSEKEEPING_MS) == -1) {
 		snprintf(err, errlen, "cannot start the housekeeping timer: %s",
@@ -418,7 +400,7 @@ server_run(struct server *srv)
 {
 	systemd_notify("READY=1");
 	server_status(srv);
-	event_base_loop(srv->base, EVLOOP_NO_EXIT_ON_EMPTY);
+	loop_run(worker_get(srv, 0));
 }
 
 void
@@ -434,10 +416,10 @@ server_free(struct server *srv)
 		event_free(srv->signal_ev);
 	if (srv->signal_fd != -1)
 		close(srv->signal_fd);
-	if (srv->drain_timer != NULL)
-		event_free(srv->drain_timer);
-	if (srv->shutdown_timer != NULL)
-		event_free(srv->shutdown_timer);
+	if (srv->base != NULL) {
+		timer_del(&srv->drain_timer);
+		timer_del(&srv->shutdown_timer);
+	}
 	tick_free(srv->watchdog_timer);
 	tick_free(srv->housekeeping);
 	if (srv->base != NULL)

@@ -294,10 +294,12 @@ tls_handshake_done(struct conn *c)
 {
 	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
 
-	c->tls_open = 1;
 	/* A drain's grace for a fresh connection counts from here. */
 	conn_touch(c);
 	bufferevent_set_timeouts(c->bev, NULL, NULL);
+	if (!c->tls_open) /* the deadline's hold on the loop (loop.c) */
+		loop_release(c->w->holds, c->w->base);
+	c->tls_open = 1;
 	counter_add(&c->w->wc[WC_TLS_HANDSHAKES], 1);
 	if (log_enabled(LOG_LEVEL_DEBUG)) {
 		const unsigned char *alpn = NULL;
@@ -660,6 +662,9 @@ tls_bev_start(struct conn *c)
 		return -1;
 	}
 	c->tls = 1;
+	/* The handshake's deadline is libevent's (set below): its loop
+	 * must let libevent wait until it is over. */
+	loop_hold(c->w->holds);
 	bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
 	bufferevent_setcb(c->bev, tls_read_cb, tls_write_cb, tls_event_cb, c);
 	bufferevent_setwatermark(c->bev, EV_WRITE,
@@ -682,6 +687,8 @@ tls_bev_free(struct conn *c)
 	if (c->tls_open && SSL_shutdown(ssl) < 0)
 		ERR_clear_error(); /* best effort: the peer may be gone */
 	bufferevent_free(c->bev);
+	if (!c->tls_open)
+		loop_release(c->w->holds, c->w->base);
 	SSL_free(ssl);
 }
 

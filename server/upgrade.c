@@ -40,10 +40,10 @@ extern char **environ;
 struct upgrade {
 	struct server *srv;
 	pid_t pid;
-	int fd;		     /* the pipe's read end */
-	struct event *ev;    /* the pipe is readable */
-	struct event *timer; /* the deadline, then reaping */
-	int reaping;	     /* the pipe closed: waiting for the exit */
+	int fd;		    /* the pipe's read end */
+	struct event *ev;   /* the pipe is readable */
+	struct timer timer; /* the deadline, then reaping */
+	int reaping;	    /* the pipe closed: waiting for the exit */
 	int tries;
 	char said[1024]; /* what the new process wrote */
 	size_t len;
@@ -246,8 +246,8 @@ upgrade_end(struct server *srv)
 		return;
 	if (u->ev != NULL)
 		event_free(u->ev);
-	if (u->timer != NULL)
-		event_free(u->timer);
+	if (u->timer.base != NULL) /* made */
+		timer_del(&u->timer);
 	if (u->fd != -1)
 		close(u->fd);
 	free(u);
@@ -303,14 +303,13 @@ upgrade_reason(struct upgrade *u, int status, char *buf, size_t len)
 static void
 upgrade_reap(struct upgrade *u)
 {
-	struct timeval tv = {0, (suseconds_t)UPGRADE_REAP_MS * 1000};
 	char why[1200];
 	int status = 0;
 	pid_t r;
 
 	r = waitpid(u->pid, &status, WNOHANG);
 	if (r == 0 && ++u->tries < UPGRADE_REAP_TRIES) {
-		evtimer_add(u->timer, &tv);
+		timer_add_ms(&u->timer, UPGRADE_REAP_MS);
 		return;
 	}
 	if (r == 0) {
@@ -376,20 +375,18 @@ upgrade_read_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	event_del(u->ev);
-	evtimer_del(u->timer);
+	timer_del(&u->timer);
 	u->reaping = 1;
 	upgrade_reap(u);
 }
 
 static void
-upgrade_timer_cb(evutil_socket_t fd, short what, void *arg)
+upgrade_timer_cb(void *arg)
 {
 	struct upgrade *u = arg;
 	char why[128];
 	int status;
 
-	(void)fd;
-	(void)what;
 	if (u->reaping) {
 		upgrade_reap(u);
 		return;
@@ -521,9 +518,8 @@ upgrade_begin(struct server *srv)
 	u->fd = pipefd[0];
 	u->ev = event_new(srv->base, u->fd, EV_READ | EV_PERSIST,
 			  upgrade_read_cb, u);
-	u->timer = evtimer_new(srv->base, upgrade_timer_cb, u);
-	if (u->ev == NULL || u->timer == NULL ||
-	    evutil_make_socket_nonblocking(u->fd) == -1) {
+	timer_init(&u->timer, srv->base, &srv->holds, upgrade_timer_cb, u);
+	if (u->ev == NULL || evutil_make_socket_nonblocking(u->fd) == -1) {
 		log_warnx("SIGUSR2: cannot upgrade: out of memory");
 		goto fail;
 	}
@@ -541,7 +537,7 @@ upgrade_begin(struct server *srv)
 	u->pid = pid;
 	srv->upgrade = u;
 	event_add(u->ev, NULL);
-	evtimer_add(u->timer, &tv);
+	timer_add(&u->timer, &tv);
 	log_info("SIGUSR2: upgrading: started %s (pid %ld) with %d socket%s",
 		 upgrade_exe, (long)pid, n - 1 - (daemon_pidfile_fd() != -1),
 		 n - 1 - (daemon_pidfile_fd() != -1) == 1 ? "" : "s");

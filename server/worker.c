@@ -3,8 +3,8 @@
  * every connection on it; workers[0] runs on the main thread's loop, the
  * others on threads of their own. The main thread accepts (listener.c) and
  * hands each socket to a worker round robin: directly when the worker is
- * the main thread's own, else through a mutex-guarded queue and an
- * event_active() that wakes the worker's loop. One acceptor keeps working
+ * the main thread's own, else through a mutex-guarded queue and a poke
+ * that wakes the worker's loop (loop_wake()). One acceptor keeps working
  * unchanged when listening sockets come from outside (systemd socket
  * activation), balances connections evenly (SO_REUSEPORT hashes them), and
  * with --threads 1 leaves a single thread with no hand-off at all.
@@ -31,6 +31,10 @@ struct worker_pool {
 };
 
 #define WORKER_QUEUE_INITIAL 64
+/* What a worker is woken for: bits of its pokes. */
+#define WORKER_POKE_QUEUE 1u   /* sockets were queued for it */
+#define WORKER_POKE_CONTROL 2u /* settings changed, or draining began */
+#define WORKER_POKE_STOP 4u    /* the server stops */
 /* Idle checks run a few times per idle_timeout, within these bounds. */
 #define WORKER_SWEEP_MIN_MS 10
 #define WORKER_SWEEP_MAX_MS 1000
@@ -79,25 +83,22 @@ worker_sweep(void *arg)
 		log_warn("worker %u: cannot schedule the idle sweep", w->id);
 }
 
-/* The main thread's poke: the settings changed, or draining began. */
+/* Any thread: wakes w for what, once for any number of pokes before
+ * it looks (worker_woken() takes them all). */
 static void
-worker_control_cb(evutil_socket_t fd, short what, void *arg)
+worker_poke(struct worker *w, unsigned what)
 {
-	(void)fd;
-	(void)what;
-	worker_sweep(arg);
+	if (atomic_fetch_or(&w->pokes, what) == 0)
+		loop_wake(w);
 }
 
 /* Runs on the worker's thread: takes the queued sockets. */
 static void
-worker_notify_cb(evutil_socket_t fd, short what, void *arg)
+worker_take_queue(struct worker *w)
 {
-	struct worker *w = arg;
 	struct accepted *q;
 	size_t i, n;
 
-	(void)fd;
-	(void)what;
 	pthread_mutex_lock(&w->lock);
 	q = w->queue;
 	n = w->queue_len;
@@ -110,13 +111,27 @@ worker_notify_cb(evutil_socket_t fd, short what, void *arg)
 	free(q);
 }
 
+/* On w's thread, from its loop (loop.c): it was poked. */
+void
+worker_woken(struct worker *w)
+{
+	unsigned what = atomic_exchange(&w->pokes, 0);
+
+	if (what & WORKER_POKE_STOP) {
+		w->stopping = 1;
+		event_base_loopbreak(w->base);
+		return;
+	}
+	if (what & WORKER_POKE_QUEUE)
+		worker_take_queue(w);
+	if (what & WORKER_POKE_CONTROL)
+		worker_sweep(w);
+}
+
 static void *
 worker_main(void *arg)
 {
-	struct worker *w = arg;
-
-	/* The loop idles, not exits, while the worker has no connections. */
-	event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
+	loop_run(arg);
 	return NULL;
 }
 
@@ -129,23 +144,24 @@ worker_init(struct server *srv, struct worker *w, unsigned id, char *err,
 	TAILQ_INIT(&w->conns);
 	pthread_mutex_init(&w->lock, NULL);
 	w->rbuf = malloc(ECHOD_READ_SLICE);
-	if (id == 0)
+	if (id == 0) {
 		w->base = srv->base;
-	else
-		w->base = event_base_new();
+		w->holds = &srv->holds;
+	} else {
+		w->base = loop_base_new();
+		w->holds = &w->own_holds;
+	}
 	if (w->rbuf == NULL || w->base == NULL) {
 		snprintf(err, errlen, "worker %u: out of memory", id);
 		return -1;
 	}
-	if (park_init(w) == -1) {
+	if (park_init(w) == -1 || loop_init(w) == -1) {
 		snprintf(err, errlen, "worker %u: cannot make its park: %s", id,
 			 strerror(errno));
 		return -1;
 	}
-	w->notify = event_new(w->base, -1, 0, worker_notify_cb, w);
-	w->control = event_new(w->base, -1, 0, worker_control_cb, w);
 	w->sweep = tick_new(w->base, worker_sweep, w);
-	if (w->notify == NULL || w->control == NULL || w->sweep == NULL) {
+	if (w->sweep == NULL) {
 		snprintf(err, errlen, "worker %u: cannot create event", id);
 		return -1;
 	}
@@ -178,9 +194,13 @@ worker_start_all(struct server *srv, char *err, size_t errlen)
 	memset(pool->w, 0, n * sizeof(*pool->w));
 	pool->n = n;
 	srv->pool = pool;
-	/* park_free() of a worker never made finds no epoll set. */
-	for (i = 0; i < n; i++)
+	/* park_free() and loop_free() of a worker never made find nothing
+	 * to close. */
+	for (i = 0; i < n; i++) {
 		pool->w[i].park_fd = -1;
+		pool->w[i].wake_fd = -1;
+		pool->w[i].lib_fd = -1;
+	}
 	for (i = 0; i < n; i++)
 		if (worker_init(srv, &pool->w[i], i, err, errlen) == -1)
 			return -1;
@@ -217,7 +237,7 @@ worker_poke_all(struct server *srv)
 	unsigned i;
 
 	for (i = 0; i < srv->pool->n; i++)
-		event_active(srv->pool->w[i].control, 0, 0);
+		worker_poke(&srv->pool->w[i], WORKER_POKE_CONTROL);
 }
 
 unsigned
@@ -237,7 +257,6 @@ worker_assign(struct server *srv, const struct accepted *a)
 {
 	struct worker_pool *pool = srv->pool;
 	struct worker *w = &pool->w[pool->next];
-	int wake;
 
 	pool->next = (pool->next + 1) % pool->n;
 	if (!w->has_thread) {
@@ -261,12 +280,10 @@ worker_assign(struct server *srv, const struct accepted *a)
 		w->queue = q;
 		w->queue_cap = cap;
 	}
-	w->queue[w->queue_len] = *a;
-	wake = w->queue_len++ == 0;
+	w->queue[w->queue_len++] = *a;
 	pthread_mutex_unlock(&w->lock);
-	/* One wake-up per batch: the callback drains the whole queue. */
-	if (wake)
-		event_active(w->notify, 0, 0);
+	/* One wake-up per batch: the worker drains the whole queue. */
+	worker_poke(w, WORKER_POKE_QUEUE);
 }
 
 void
@@ -281,7 +298,7 @@ worker_stop_all(struct server *srv)
 	for (i = 0; i < pool->n; i++) {
 		struct worker *w = &pool->w[i];
 		if (w->has_thread) {
-			event_base_loopexit(w->base, NULL);
+			worker_poke(w, WORKER_POKE_STOP);
 			pthread_join(w->thread, NULL);
 			w->has_thread = 0;
 		}
@@ -297,11 +314,8 @@ worker_stop_all(struct server *srv)
 		free(w->queue);
 		while ((c = TAILQ_FIRST(&w->conns)) != NULL)
 			conn_free(c, CONN_END_SHUTDOWN);
-		if (w->notify != NULL)
-			event_free(w->notify);
-		if (w->control != NULL)
-			event_free(w->control);
 		tick_free(w->sweep);
+		loop_free(w);
 		park_free(w);
 		if (i != 0 && w->base != NULL)
 			event_base_free(w->base);

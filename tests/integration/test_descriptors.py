@@ -49,12 +49,12 @@ class Descriptors(EchodTestCase):
         return tuple(int(v) for v in line.split()[3:5])
 
     def test_descriptor_limit_is_raised_for_max_connections(self):
-        # 1000 connections + 64 for echod itself + 5 for its one worker
-        # (its loop's epoll and wake-up, its park, the timerfds of its
-        # park check and idle sweep).
+        # 1000 connections + 64 for echod itself + 6 for its one worker
+        # (libevent's epoll and wake-up, the park and the worker's own
+        # wake-up, the timerfds of its park check and idle sweep).
         server = self.start_with_nofile(256, 4096, "--max-connections",
                                         "1000", "--threads", "1")
-        self.assertEqual(self.nofile(server), (1069, 4096))
+        self.assertEqual(self.nofile(server), (1070, 4096))
         self.assertNotIn("descriptor limit", server.stderr())
         self.assertEchoes(server.address)
         server.stop_cleanly(self)
@@ -64,7 +64,7 @@ class Descriptors(EchodTestCase):
                                         "1000", "--threads", "1")
         server.wait_log(r"warn(ing)?: max_connections is 1000: the "
                         r"descriptor limit is 512 \(hard limit 512\), "
-                        r"below the 1069 that max_connections needs$")
+                        r"below the 1070 that max_connections needs$")
         self.assertEqual(self.nofile(server), (512, 512))
         self.assertEchoes(server.address)
         server.stop_cleanly(self)

@@ -1,13 +1,18 @@
 """The park (server/park.c): a plain connection is served from there while
-quiet, with no event of its own. The first ECHOD_PARK_FIRST_ABOVE (256) a
-worker holds start with an event of their own, later ones in the park; a
-parked one that gets busy leaves it, and any comes back once silent for
-ECHOD_PARK_AFTER_MS (2 s), giving up its bufferevent if it had one.
-echod_connections_parked counts them. Every echo, across every move,
-comes back byte for byte.
+quiet, with no event of its own. The worker waits on the park itself
+(server/loop.c) unless a libevent timer is pending; then every connection
+starts in the park and stays there, however busy. While libevent waits
+instead (here: while a connection to a proxy_protocol listener has not
+sent its header, whose deadline is a libevent timer), the first
+ECHOD_PARK_FIRST_ABOVE (256) a worker holds start with an event of their
+own, later ones in the park; a parked one that gets busy leaves it, and
+any comes back once silent for ECHOD_PARK_AFTER_MS (2 s), giving up its
+bufferevent if it had one. echod_connections_parked counts them. Every
+echo, across every move, comes back byte for byte.
 """
 
 import socket
+import time
 
 import echodtest
 from echodtest import (admin_address, EchodTestCase, exchange, metric,
@@ -31,8 +36,37 @@ class Park(EchodTestCase):
     def parked(self, admin):
         return metric(scrape(admin), "echod_connections_parked")
 
-    def test_busy_connections_leave_and_come_back(self):
+    def busy_rounds(self, socks):
+        """Message after message, on the first BUSY in turn."""
+        for r in range(ROUNDS):
+            for i, s in enumerate(socks[:BUSY]):
+                msg = b"round %d on %d\n" % (r, i)
+                self.assertBytesEqual(exchange(s, msg, 10), msg)
+
+    def test_busy_connections_stay_while_the_worker_waits_there(self):
         server, admin = self.start()
+        socks = [self.connect(server.address) for _ in range(QUIET)]
+        for i, s in enumerate(socks):
+            self.assertBytesEqual(exchange(s, b"hello %d\n" % i, 10),
+                                  b"hello %d\n" % i)
+        # No timer pending: even the first ones started in the park.
+        self.assertEqual(self.parked(admin), QUIET)
+        # The scrape's connection has gone, and its hold with it.
+        time.sleep(scaled(0.5))
+        self.busy_rounds(socks)
+        self.assertEqual(self.parked(admin), QUIET)
+        server.stop_cleanly(self)
+
+    def test_busy_connections_leave_and_come_back(self):
+        server = self.start_echod(
+            "--threads", "1", "--admin-listen", "127.0.0.1:0",
+            "--proxy-protocol-timeout", "1h",
+            listen=("127.0.0.1:0", "127.0.0.1:0 proxy_protocol"))
+        admin = admin_address(server)
+        # No PROXY header yet: its deadline is a libevent timer, so
+        # libevent waits for the worker until this one closes.
+        hold = socket.create_connection(server.addresses[1])
+        self.addCleanup(hold.close)
         socks = [self.connect(server.address) for _ in range(QUIET)]
         for i, s in enumerate(socks):
             self.assertBytesEqual(exchange(s, b"hello %d\n" % i, 10),
@@ -44,16 +78,17 @@ class Park(EchodTestCase):
         wait_for(lambda: self.parked(admin) == QUIET,
                  scaled(PARK_SECONDS * 3), "every quiet one to be parked")
 
-        # Busy: message after message, on five in turn.
-        for r in range(ROUNDS):
-            for i, s in enumerate(socks[:BUSY]):
-                msg = b"round %d on %d\n" % (r, i)
-                self.assertBytesEqual(exchange(s, msg, 10), msg)
+        self.busy_rounds(socks)
         self.assertEqual(self.parked(admin), QUIET - BUSY)
 
         # Quiet again: back in the park, within the check's period.
         wait_for(lambda: self.parked(admin) == QUIET,
                  scaled(PARK_SECONDS * 3), "the busy ones to be parked")
+        # The worker waits there itself again: busy ones stay.
+        hold.close()
+        time.sleep(scaled(0.5))
+        self.busy_rounds(socks)
+        self.assertEqual(self.parked(admin), QUIET)
         for i, s in enumerate(socks):
             msg = random_payload(1000 + i, i)
             self.assertBytesEqual(exchange(s, msg, 10), msg)

@@ -60,7 +60,7 @@ loop_until(int want, uint64_t ms)
 }
 
 static int
-timer_pending(const struct event_base *b, const struct event *ev, void *arg)
+any_timer(const struct event_base *b, const struct event *ev, void *arg)
 {
 	(void)b;
 	(void)arg;
@@ -143,8 +143,7 @@ START_TEST(test_a_tick_is_no_libevent_timer)
 	ck_assert_int_eq(tick_start(t, 1000), 0);
 	ck_assert_int_eq(
 		event_base_get_num_events(base, EVENT_BASE_COUNT_ADDED), 1);
-	ck_assert_int_eq(event_base_foreach_event(base, timer_pending, NULL),
-			 0);
+	ck_assert_int_eq(event_base_foreach_event(base, any_timer, NULL), 0);
 	tick_free(t);
 	t = NULL; /* teardown() frees NULL: no error either */
 	ck_assert_int_eq(
