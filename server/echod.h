@@ -361,6 +361,8 @@ unsigned listener_slots(struct server *srv, unsigned *slots, int *udp,
 			unsigned max);
 /* The policies it applies, pure. */
 int listener_accept_error_pauses(int err);
+struct listener;
+void listener_ready(struct listener *l); /* reuseport, on its worker */
 
 /* worker.c */
 struct worker;
@@ -372,6 +374,7 @@ unsigned worker_count(const struct server *srv);
 struct worker *worker_get(struct server *srv, unsigned i);
 uint64_t worker_sweep_period(uint64_t idle_ms, int draining);
 void worker_woken(struct worker *w);
+void worker_sync(struct worker *w);
 
 /* tick.c: periodic work on a loop, on a timerfd (no libevent timer). */
 struct tick;
@@ -391,6 +394,9 @@ int loop_init(struct worker *w);
 void loop_run(struct worker *w);
 void loop_wake(struct worker *w);
 void loop_free(struct worker *w);
+struct listener;
+int loop_add_listener(struct worker *w, int fd, struct listener *l);
+void loop_remove(struct worker *w, int fd);
 /* A libevent timer stays pending on the loop of holds (its base): */
 void loop_hold(_Atomic unsigned *holds);
 void loop_release(_Atomic unsigned *holds, struct event_base *base);
@@ -761,6 +767,8 @@ struct worker {
 	struct accepted *queue;
 	size_t queue_len, queue_cap;
 	_Atomic unsigned pokes; /* WORKER_POKE_*: what the wake-up is for */
+	pthread_cond_t synced;	/* worker_sync(): sync_seen caught up */
+	unsigned sync_asked, sync_seen;
 	/* Its counters, this worker their only writer (see above). */
 	_Alignas(ECHOD_CACHE_LINE) _Atomic uint64_t wc[WC_N];
 	_Atomic uint64_t lc[ECHOD_MAX_SLOTS][LC_N];

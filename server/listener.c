@@ -72,7 +72,6 @@ struct listener {
 	int fd;		      /* the socket; -1 unless reuseport */
 	int clone;	      /* workers 1..: not announced, not logged */
 	struct worker *w;     /* whose loop accepts; NULL until attached */
-	struct event *ev;     /* readable: accept */
 	struct timer backoff; /* ends a pause after EMFILE and the like */
 	uint64_t rng;	      /* fault_roll()'s state for this socket */
 	_Atomic int closing;  /* listener_free() has begun: no re-arming */
@@ -405,18 +404,18 @@ listener_free(struct listener_set *ls, struct listener *l, int retire)
 	} else if (l->lev != NULL) {
 		evconnlistener_free(l->lev);
 	} else {
-		/* reuseport: event_del() waits for a callback running on
-		 * the worker's thread. With closing set, neither callback
-		 * re-arms the other; the second event_del() takes out an
-		 * accept event a back-off re-armed before it saw the flag. */
+		/* reuseport: the socket is in its worker's own set, served
+		 * from its loop (loop.c). With closing set, an accept over
+		 * once the worker has synced arms no back-off; timer_del()
+		 * waits out a resume under way, which re-adds nothing after
+		 * the flag; the second sync waits out a batch that still
+		 * holds l. */
 		atomic_store(&l->closing, 1);
-		if (l->ev != NULL)
-			event_del(l->ev);
-		if (l->backoff.base != NULL) /* watched */
+		if (l->w != NULL) { /* watched */
+			worker_sync(l->w);
 			timer_del(&l->backoff);
-		if (l->ev != NULL) {
-			event_del(l->ev);
-			event_free(l->ev);
+			loop_remove(l->w, l->fd);
+			worker_sync(l->w);
 		}
 		if (l->has_lock)
 			pthread_mutex_destroy(&l->lock);
@@ -431,15 +430,15 @@ listener_free(struct listener_set *ls, struct listener *l, int retire)
 }
 
 /*
- * reuseport: a worker's own listening socket. This runs on that worker's
- * thread, and does what listener_accept_cb() and worker_assign() do
- * between them, with nothing shared but atomics and admission.c: counts
- * go to the worker's counters, the connection is the worker's at once.
+ * reuseport: a worker's own listening socket is readable (its loop,
+ * loop.c, found it so). This runs on that worker's thread, and does what
+ * listener_accept_cb() and worker_assign() do between them, with nothing shared
+ * but atomics and admission.c: counts go to the worker's counters, the
+ * connection is the worker's at once.
  */
-static void
-listener_worker_accept_cb(evutil_socket_t lfd, short what, void *arg)
+void
+listener_ready(struct listener *l)
 {
-	struct listener *l = arg;
 	struct server *srv = l->srv;
 	struct worker *w = l->w;
 	struct sockaddr_storage ss;
@@ -447,9 +446,8 @@ listener_worker_accept_cb(evutil_socket_t lfd, short what, void *arg)
 	socklen_t len;
 	struct conn_profile profile;
 	uint64_t n;
-	int i, fd, proxy;
+	int i, fd, proxy, lfd = l->fd;
 
-	(void)what;
 	/* One snapshot of what a reload may change, for this pass. */
 	pthread_mutex_lock(&l->lock);
 	profile = l->profile;
@@ -469,7 +467,7 @@ listener_worker_accept_cb(evutil_socket_t lfd, short what, void *arg)
 						    now) != now)
 					log_warn("%s: accept, pausing for %dms",
 						 l->name, LISTENER_BACKOFF_MS);
-				event_del(l->ev);
+				loop_remove(w, lfd);
 				if (!atomic_load(&l->closing))
 					timer_add_ms(&l->backoff,
 						     LISTENER_BACKOFF_MS);
@@ -511,8 +509,9 @@ listener_worker_resume_cb(void *arg)
 {
 	struct listener *l = arg;
 
-	if (!atomic_load(&l->closing))
-		event_add(l->ev, NULL);
+	if (!atomic_load(&l->closing) &&
+	    loop_add_listener(l->w, l->fd, l) == -1)
+		log_warn("%s: cannot watch the socket again", l->name);
 }
 
 /* Watches l's socket on worker w's loop. */
@@ -524,12 +523,12 @@ listener_watch(struct listener *l, struct worker *w, char *err, size_t errlen)
 		pthread_mutex_init(&l->lock, NULL);
 		l->has_lock = 1;
 	}
-	l->ev = event_new(w->base, l->fd, EV_READ | EV_PERSIST,
-			  listener_worker_accept_cb, l);
 	timer_init(&l->backoff, w->base, w->holds, listener_worker_resume_cb,
 		   l);
-	if (l->ev == NULL || event_add(l->ev, NULL) == -1) {
-		snprintf(err, errlen, "%s: cannot watch the socket", l->name);
+	if (loop_add_listener(w, l->fd, l) == -1) {
+		snprintf(err, errlen, "%s: cannot watch the socket: %s",
+			 l->name, strerror(errno));
+		l->w = NULL;
 		return -1;
 	}
 	return 0;

@@ -37,9 +37,10 @@
 /* Probing for libevent's descriptor looks no further than this. */
 #define LOOP_PROBE_MAX_FD 65536
 
-/* The own set's entries that are not connections: their tags. */
-static char loop_tag_libevent;
-static char loop_tag_wake;
+/* The own set's entries that are not connections: their tags (even
+ * addresses, as a connection's; a listener's is odd, LOOP_LISTENER). */
+static _Alignas(8) char loop_tag_libevent;
+static _Alignas(8) char loop_tag_wake;
 
 struct event_base *
 loop_base_new(void)
@@ -164,12 +165,35 @@ loop_release(_Atomic unsigned *holds, struct event_base *base)
 		event_base_loopbreak(base);
 }
 
+/* A listening socket's entry: its struct listener, tagged. */
+#define LOOP_LISTENER ((uintptr_t)1)
+
+/* A worker's reuseport socket, accepted from its loop (listener_ready()). */
+int
+loop_add_listener(struct worker *w, int fd, struct listener *l)
+{
+	struct epoll_event ee = {.events = EPOLLIN};
+
+	ee.data.ptr = (void *)((uintptr_t)l | LOOP_LISTENER);
+	return epoll_ctl(w->park_fd, EPOLL_CTL_ADD, fd, &ee);
+}
+
+/* Any thread. What w's thread took out of the set before may still be
+ * in the batch it serves: worker_sync() waits that out. */
+void
+loop_remove(struct worker *w, int fd)
+{
+	struct epoll_event ee = {0};
+
+	(void)epoll_ctl(w->park_fd, EPOLL_CTL_DEL, fd, &ee);
+}
+
 /* Serves a batch of the own set; returns 1 if libevent's set is ready. */
 static int
 loop_batch(struct worker *w, const struct epoll_event *ev, int n)
 {
 	uint64_t now = conn_clock_ms();
-	int i, lib = 0, wake = 0;
+	int i, lib = 0, wake = 0, listening = 0;
 
 	/* One socket's handling frees no other, and no socket is accepted
 	 * meanwhile: every pointer in the batch stays good. */
@@ -180,8 +204,18 @@ loop_batch(struct worker *w, const struct epoll_event *ev, int n)
 			lib = 1;
 		else if (p == &loop_tag_wake)
 			wake = 1;
+		else if ((uintptr_t)p & LOOP_LISTENER)
+			listening = 1;
 		else
 			conn_parked_ready(ev[i].data.ptr, now);
+	}
+	/* Then the accepts, and last the pokes: a sync (worker_sync())
+	 * says that this batch is over. */
+	for (i = 0; listening && i < n; i++) {
+		uintptr_t p = (uintptr_t)ev[i].data.ptr;
+
+		if (p & LOOP_LISTENER)
+			listener_ready((struct listener *)(p & ~LOOP_LISTENER));
 	}
 	if (wake) {
 		uint64_t count;

@@ -35,6 +35,7 @@ struct worker_pool {
 #define WORKER_POKE_QUEUE 1u   /* sockets were queued for it */
 #define WORKER_POKE_CONTROL 2u /* settings changed, or draining began */
 #define WORKER_POKE_STOP 4u    /* the server stops */
+#define WORKER_POKE_SYNC 8u    /* say when the batch under way is over */
 /* Idle checks run a few times per idle_timeout, within these bounds. */
 #define WORKER_SWEEP_MIN_MS 10
 #define WORKER_SWEEP_MAX_MS 1000
@@ -122,10 +123,38 @@ worker_woken(struct worker *w)
 		event_base_loopbreak(w->base);
 		return;
 	}
+	if (what & WORKER_POKE_SYNC) {
+		pthread_mutex_lock(&w->lock);
+		w->sync_seen = w->sync_asked;
+		pthread_cond_broadcast(&w->synced);
+		pthread_mutex_unlock(&w->lock);
+	}
 	if (what & WORKER_POKE_QUEUE)
 		worker_take_queue(w);
 	if (what & WORKER_POKE_CONTROL)
 		worker_sweep(w);
+}
+
+/*
+ * Main thread: returns once w's thread has finished the batch of ready
+ * descriptors it is in, if any (a poke is looked at after the rest of its
+ * batch). What was taken out of w's set before is then in no batch.
+ */
+void
+worker_sync(struct worker *w)
+{
+	unsigned want;
+
+	if (!w->has_thread)
+		return; /* worker 0: this thread */
+	pthread_mutex_lock(&w->lock);
+	want = ++w->sync_asked;
+	pthread_mutex_unlock(&w->lock);
+	worker_poke(w, WORKER_POKE_SYNC);
+	pthread_mutex_lock(&w->lock);
+	while ((int)(w->sync_seen - want) < 0)
+		pthread_cond_wait(&w->synced, &w->lock);
+	pthread_mutex_unlock(&w->lock);
 }
 
 static void *
@@ -143,6 +172,7 @@ worker_init(struct server *srv, struct worker *w, unsigned id, char *err,
 	w->srv = srv;
 	TAILQ_INIT(&w->conns);
 	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->synced, NULL);
 	w->rbuf = malloc(ECHOD_READ_SLICE);
 	if (id == 0) {
 		w->base = srv->base;
@@ -322,6 +352,7 @@ worker_stop_all(struct server *srv)
 		free(w->rbuf);
 		udp_worker_free(w);
 		pthread_mutex_destroy(&w->lock);
+		pthread_cond_destroy(&w->synced);
 	}
 	free(pool->w);
 	free(pool);

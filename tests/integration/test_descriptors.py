@@ -23,7 +23,9 @@ EMFILE_CONNECTIONS = 100
 # listener that retries accept(2) at once burns the whole window.
 CPU_WINDOW = 2.0
 CPU_LIMIT = 0.3
-ACCEPT_WARNING_RE = r"accept on .*(Too many open files|EMFILE)"
+# The main loop's listener says "accept on ADDR: ...", a worker's
+# reuseport socket "ADDR: accept, pausing for ...: ...".
+ACCEPT_WARNING_RE = r"accept(,| on) .*(Too many open files|EMFILE)"
 TIMEOUT_FACTOR = echodtest.TIMEOUT_SCALE
 
 
@@ -70,9 +72,17 @@ class Descriptors(EchodTestCase):
         server.stop_cleanly(self)
 
     def test_emfile_backs_off_and_recovers(self):
+        self.emfile_backs_off_and_recovers("127.0.0.1:0")
+
+    def test_emfile_backs_off_and_recovers_on_a_worker_socket(self):
+        """reuseport: the socket is in the worker's own set (loop.c),
+        taken out while accepting pauses and put back after."""
+        self.emfile_backs_off_and_recovers("127.0.0.1:0 reuseport")
+
+    def emfile_backs_off_and_recovers(self, listen):
         echodtest.skip_under_wrapper(
             self, "valgrind needs descriptors of its own under the limit")
-        server = Echod("--threads", "1")
+        server = Echod("--threads", "1", listen=(listen,))
         server.argv = ["prlimit", f"--nofile={FD_LIMIT}:{FD_LIMIT}",
                        "--"] + server.argv
         self.addCleanup(server.kill)
