@@ -192,7 +192,9 @@ loop_remove(struct worker *w, int fd)
 static int
 loop_batch(struct worker *w, const struct epoll_event *ev, int n)
 {
-	uint64_t now = conn_clock_ms();
+	/* The clock is for the park's busy test, made only while libevent
+	 * waits (conn_parked_ready()). */
+	uint64_t now = w->nested ? conn_clock_ms() : 0;
 	int i, lib = 0, wake = 0, listening = 0;
 
 	/* One socket's handling frees no other, and no socket is accepted
