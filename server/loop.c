@@ -254,8 +254,9 @@ loop_nest(struct worker *w)
 
 	if (w->nested)
 		return 0;
-	if (epoll_ctl(w->park_fd, EPOLL_CTL_DEL, w->lib_fd, &ee) == -1 ||
-	    event_add(w->park_ev, NULL) == -1)
+	/* Out of the park first: epoll refuses a cycle. */
+	(void)epoll_ctl(w->park_fd, EPOLL_CTL_DEL, w->lib_fd, &ee);
+	if (event_add(w->park_ev, NULL) == -1)
 		return -1;
 	w->nested = 1;
 	return 0;
@@ -305,8 +306,9 @@ loop_assert_no_timer(struct worker *w)
 #endif
 
 /*
- * Runs w's loop until its server's loop exits (worker 0) or the worker
- * is told to stop (worker_stop_all()).
+ * Runs w's loop until its server's loop exits (worker 0), the worker is
+ * told to stop (worker_stop_all()), or libevent fails (it has said why),
+ * as event_base_loop() returns on any of those.
  */
 void
 loop_run(struct worker *w)
@@ -317,21 +319,20 @@ loop_run(struct worker *w)
 	while (!w->stopping) {
 		if (w->lib_fd == -1 || atomic_load(w->holds) > 0) {
 			if (loop_nest(w) == -1) {
-				log_warn("worker %u: libevent waits for it "
-					 "from now on",
-					 w->id);
-				w->lib_fd = -1;
-				continue;
+				log_warnx("worker %u: cannot watch its park",
+					  w->id);
+				break;
 			}
-			event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
-			if (event_base_got_exit(w->base))
+			if (event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY) ==
+				    -1 ||
+			    event_base_got_exit(w->base))
 				break;
 			continue;
 		}
 		if (loop_unnest(w) == -1) {
 			log_warn("worker %u: libevent waits for it from now on",
 				 w->id);
-			w->lib_fd = -1;
+			w->lib_fd = -1; /* still nested */
 			continue;
 		}
 		/* What a pass or a connection left active runs first. */
@@ -343,14 +344,16 @@ loop_run(struct worker *w)
 				log_warn("worker %u: epoll_wait, libevent "
 					 "waits for it from now on",
 					 w->id);
+				if (loop_nest(w) == -1)
+					break;
 				w->lib_fd = -1;
 				continue;
 			}
 			if (n <= 0 || !loop_batch(w, ev, n))
 				continue;
 		}
-		event_base_loop(w->base, EVLOOP_NONBLOCK);
-		if (event_base_got_exit(w->base))
+		if (event_base_loop(w->base, EVLOOP_NONBLOCK) == -1 ||
+		    event_base_got_exit(w->base))
 			break;
 	}
 }
