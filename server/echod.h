@@ -769,6 +769,7 @@ struct worker {
 	_Atomic unsigned pokes; /* WORKER_POKE_*: what the wake-up is for */
 	pthread_cond_t synced;	/* worker_sync(): sync_seen caught up */
 	unsigned sync_asked, sync_seen;
+	int ended; /* its thread's loop has returned */
 	/* Its counters, this worker their only writer (see above). */
 	_Alignas(ECHOD_CACHE_LINE) _Atomic uint64_t wc[WC_N];
 	_Atomic uint64_t lc[ECHOD_MAX_SLOTS][LC_N];

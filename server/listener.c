@@ -509,9 +509,11 @@ listener_worker_resume_cb(void *arg)
 {
 	struct listener *l = arg;
 
-	if (!atomic_load(&l->closing) &&
-	    loop_add_listener(l->w, l->fd, l) == -1)
-		log_warn("%s: cannot watch the socket again", l->name);
+	if (atomic_load(&l->closing) || loop_add_listener(l->w, l->fd, l) == 0)
+		return;
+	log_warn("%s: cannot watch the socket again, retrying in %dms", l->name,
+		 LISTENER_BACKOFF_MS);
+	timer_add_ms(&l->backoff, LISTENER_BACKOFF_MS);
 }
 
 /* Watches l's socket on worker w's loop. */

@@ -352,7 +352,11 @@ loop_run(struct worker *w)
 			if (n <= 0 || !loop_batch(w, ev, n))
 				continue;
 		}
-		if (event_base_loop(w->base, EVLOOP_NONBLOCK) == -1 ||
+		/* One round: with EVLOOP_NONBLOCK alone, libevent goes on
+		 * while each poll finds something (a UDP flood, busy TLS
+		 * connections), and the own set would starve meanwhile. */
+		if (event_base_loop(w->base, EVLOOP_NONBLOCK | EVLOOP_ONCE) ==
+			    -1 ||
 		    event_base_got_exit(w->base))
 			break;
 	}

@@ -152,7 +152,7 @@ worker_sync(struct worker *w)
 	pthread_mutex_unlock(&w->lock);
 	worker_poke(w, WORKER_POKE_SYNC);
 	pthread_mutex_lock(&w->lock);
-	while ((int)(w->sync_seen - want) < 0)
+	while (!w->ended && (int)(w->sync_seen - want) < 0)
 		pthread_cond_wait(&w->synced, &w->lock);
 	pthread_mutex_unlock(&w->lock);
 }
@@ -160,7 +160,18 @@ worker_sync(struct worker *w)
 static void *
 worker_main(void *arg)
 {
-	loop_run(arg);
+	struct worker *w = arg;
+
+	loop_run(w);
+	if (!w->stopping)
+		log_warnx("worker %u: its loop failed: its connections are no "
+			  "longer served",
+			  w->id);
+	/* No batch of its is under way any more: nobody waits on it. */
+	pthread_mutex_lock(&w->lock);
+	w->ended = 1;
+	pthread_cond_broadcast(&w->synced);
+	pthread_mutex_unlock(&w->lock);
 	return NULL;
 }
 

@@ -3,12 +3,14 @@
  * that waits on its own set: it finds libevent's epoll set; a timer that a
  * callback arms while the worker waits itself fires on time (libevent
  * waits while it is held); the last release hands the waiting back; what
- * a broken pass leaves active runs before the worker blocks; and, in a
+ * a broken pass leaves active runs before the worker blocks; a libevent
+ * that is always busy leaves the worker's set its turn; and, in a
  * debug build, a libevent timer nobody holds is caught.
  */
 #include <check.h>
 #include <errno.h>
 #include <event2/event.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -212,6 +214,43 @@ START_TEST(test_what_a_broken_pass_leaves_runs)
 }
 END_TEST
 
+/* Always ready: counts its calls, wakes the worker on the first, and
+ * stops the loop once the wake-up was taken (or after too many calls). */
+static int busy_calls, wake_taken_after;
+
+static void
+busy_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pollfd p = {.fd = w.wake_fd, .events = POLLIN};
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if (++busy_calls == 1) {
+		loop_wake(&w);
+		return;
+	}
+	if (poll(&p, 1, 0) == 0) {
+		wake_taken_after = busy_calls;
+		event_base_loopexit(w.base, NULL);
+	} else if (busy_calls >= 1000) {
+		event_base_loopexit(w.base, NULL);
+	}
+}
+
+START_TEST(test_a_busy_libevent_does_not_starve_the_set)
+{
+	busy_calls = wake_taken_after = 0;
+	poke(kick); /* never read: ready at every poll */
+	kick_ev = event_new(w.base, kick, EV_READ | EV_PERSIST, busy_cb, NULL);
+	ck_assert_int_eq(event_add(kick_ev, NULL), 0);
+	loop_run(&w);
+	/* One round of libevent's, then the worker's set again. */
+	ck_assert_int_gt(wake_taken_after, 0);
+	ck_assert_int_le(wake_taken_after, 3);
+}
+END_TEST
+
 #ifndef NDEBUG
 static void
 nothing(evutil_socket_t fd, short what, void *arg)
@@ -243,6 +282,7 @@ loop_suite(void)
 	tcase_add_test(tc, test_a_timer_armed_by_a_callback_fires);
 	tcase_add_test(tc, test_the_last_release_hands_the_waiting_back);
 	tcase_add_test(tc, test_what_a_broken_pass_leaves_runs);
+	tcase_add_test(tc, test_a_busy_libevent_does_not_starve_the_set);
 #ifndef NDEBUG
 	/* The abort needs a test process of its own. */
 	if (fork == NULL || strcmp(fork, "no") != 0)
