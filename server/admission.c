@@ -11,6 +11,9 @@
  * On a proxy_protocol listener the client is known only once its PROXY
  * header is read: the socket is admitted with no address, and counted
  * under the real one then (admission_count_peer(), from preamble.c).
+ * The per-IP counts are iptable.c's, sharded by the admitting thread:
+ * callers say which shard (their worker's id, 0 on the main thread), and
+ * give a connection back to the shard it was counted in.
  */
 #include <stdlib.h>
 #include <unistd.h>
@@ -24,17 +27,28 @@ struct admission {
 	_Atomic uint64_t current; /* admitted and not yet released */
 	_Atomic uint64_t total;	  /* ever admitted */
 	_Atomic uint64_t refused;
+	struct iptable *ips;
 };
 
+/* For shards threads (the workers) admitting at once. */
 struct admission *
-admission_new(void)
+admission_new(unsigned shards)
 {
-	return calloc(1, sizeof(struct admission));
+	struct admission *adm = calloc(1, sizeof(struct admission));
+
+	if (adm != NULL && (adm->ips = iptable_new(shards)) == NULL) {
+		free(adm);
+		return NULL;
+	}
+	return adm;
 }
 
 void
 admission_free(struct admission *adm)
 {
+	if (adm == NULL)
+		return;
+	iptable_free(adm->ips);
 	free(adm);
 }
 
@@ -46,12 +60,13 @@ admission_configure(struct admission *adm, const struct config *cfg)
 }
 
 /*
- * Admits a socket from peer, or says why not. On ADMIT_OK the socket is
- * counted until admission_release(); *current is the count with it.
+ * Admits a socket from peer, counted in shard, or says why not. On
+ * ADMIT_OK the socket is counted until admission_release(); *current is
+ * the count with it.
  */
 enum admission_verdict
-admission_admit(struct admission *adm, const struct sockaddr *peer,
-		uint64_t *current)
+admission_admit(struct admission *adm, unsigned shard,
+		const struct sockaddr *peer, uint64_t *current)
 {
 	uint64_t cur = atomic_load(&adm->current);
 
@@ -64,7 +79,8 @@ admission_admit(struct admission *adm, const struct sockaddr *peer,
 		}
 	} while (!atomic_compare_exchange_weak(&adm->current, &cur, cur + 1));
 	if (peer != NULL &&
-	    iptable_acquire(peer, atomic_load(&adm->max_per_ip)) == -1) {
+	    iptable_acquire(adm->ips, shard, peer,
+			    atomic_load(&adm->max_per_ip)) == -1) {
 		atomic_fetch_sub(&adm->current, 1);
 		atomic_fetch_add(&adm->refused, 1);
 		return ADMIT_FULL_PER_IP;
@@ -76,16 +92,17 @@ admission_admit(struct admission *adm, const struct sockaddr *peer,
 
 /*
  * Closes an admitted socket (unless fd is -1: closed already) and gives
- * back its slots. The socket is closed first, so the counts never promise
- * descriptors still held.
+ * back its slots, peer's in the shard it was counted in. The socket is
+ * closed first, so the counts never promise descriptors still held.
  */
 void
-admission_release(struct admission *adm, int fd, const struct sockaddr *peer)
+admission_release(struct admission *adm, int fd, const struct sockaddr *peer,
+		  unsigned shard)
 {
 	if (fd != -1)
 		close(fd);
 	if (peer != NULL)
-		iptable_release(peer);
+		iptable_release(adm->ips, shard, peer);
 	atomic_fetch_sub(&adm->current, 1);
 }
 
@@ -96,9 +113,11 @@ admission_release(struct admission *adm, int fd, const struct sockaddr *peer)
  * to release with peer NULL.
  */
 int
-admission_count_peer(struct admission *adm, const struct sockaddr *peer)
+admission_count_peer(struct admission *adm, unsigned shard,
+		     const struct sockaddr *peer)
 {
-	if (iptable_acquire(peer, atomic_load(&adm->max_per_ip)) == -1) {
+	if (iptable_acquire(adm->ips, shard, peer,
+			    atomic_load(&adm->max_per_ip)) == -1) {
 		atomic_fetch_add(&adm->refused, 1);
 		return -1;
 	}
@@ -111,6 +130,13 @@ admission_limits(const struct admission *adm, unsigned *total, unsigned *per_ip)
 {
 	*total = atomic_load(&adm->max_total);
 	*per_ip = atomic_load(&adm->max_per_ip);
+}
+
+/* Connections open from peer's address. */
+unsigned
+admission_peer_count(struct admission *adm, const struct sockaddr *peer)
+{
+	return iptable_count(adm->ips, peer);
 }
 
 uint64_t

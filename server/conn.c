@@ -571,6 +571,7 @@ conn_new(struct worker *w, const struct accepted *a)
 	c->fd = a->fd;
 	c->slot = a->slot & 0xff;
 	c->peer_counted = a->peer_counted != 0;
+	c->peer_shard = a->peer_shard & 0x3ff;
 	/* A Unix peer keeps only its family: its path (usually none)
 	 * would not fit, and says nothing about who it is. */
 	if (a->peer.ss_family == AF_UNIX)
@@ -588,7 +589,8 @@ conn_new(struct worker *w, const struct accepted *a)
 	return c;
 fail:
 	conn_count_end(w, a->slot, CONN_END_ERROR, 0);
-	admission_release(w->srv->adm, a->fd, accepted_counted_peer(a));
+	admission_release(w->srv->adm, a->fd, accepted_counted_peer(a),
+			  a->peer_shard);
 	return NULL;
 }
 
@@ -759,6 +761,6 @@ conn_free(struct conn *c, enum conn_end why)
 		conn_pause(c);
 	free(c->rev);
 	admission_release(c->w->srv->adm, fd,
-			  c->peer_counted ? &c->peer.sa : NULL);
+			  c->peer_counted ? &c->peer.sa : NULL, c->peer_shard);
 	free(c);
 }

@@ -31,6 +31,7 @@ struct conn {
 	unsigned tls_large : 1;	   /* ... and it reads in large chains */
 	unsigned slot : 8;	   /* its listener's counters (lc[slot]) */
 	unsigned peer_counted : 1; /* peer holds a per-IP slot */
+	unsigned peer_shard : 10;  /* ... in admission.c's shard */
 	unsigned in_preamble : 1;  /* layer is pre, not fault */
 	unsigned has_read : 1;	   /* has read bytes (the park's busy test) */
 	uint64_t started;	   /* conn_clock_ms() at accept */
@@ -60,6 +61,7 @@ struct conn {
  * to 16). */
 _Static_assert(sizeof(void *) != 8 || sizeof(struct conn) <= 120,
 	       "struct conn outgrew its 128-byte malloc chunk");
+_Static_assert(ECHOD_MAX_THREADS <= 1024, "peer_shard holds a worker's id");
 
 /*
  * Activity times in 32 bits: conn_clock_ms() in units of 16 ms, which

@@ -307,15 +307,18 @@ int options_load_config(const struct options *o, struct config *cfg, char *err,
 /* admission.c */
 struct admission;
 enum admission_verdict { ADMIT_OK, ADMIT_FULL, ADMIT_FULL_PER_IP };
-struct admission *admission_new(void);
+struct admission *admission_new(unsigned shards);
 void admission_free(struct admission *adm);
 void admission_configure(struct admission *adm, const struct config *cfg);
-enum admission_verdict admission_admit(struct admission *adm,
+enum admission_verdict admission_admit(struct admission *adm, unsigned shard,
 				       const struct sockaddr *peer,
 				       uint64_t *current);
 void admission_release(struct admission *adm, int fd,
-		       const struct sockaddr *peer);
-int admission_count_peer(struct admission *adm, const struct sockaddr *peer);
+		       const struct sockaddr *peer, unsigned shard);
+int admission_count_peer(struct admission *adm, unsigned shard,
+			 const struct sockaddr *peer);
+unsigned admission_peer_count(struct admission *adm,
+			      const struct sockaddr *peer);
 void admission_limits(const struct admission *adm, unsigned *total,
 		      unsigned *per_ip);
 uint64_t admission_current(const struct admission *adm);
@@ -325,9 +328,10 @@ void admission_counts(const struct admission *adm, uint64_t *current,
 /* An admitted socket on its way from the listener to a worker. */
 struct accepted {
 	int fd;
-	unsigned slot;	  /* its listener's counters: metrics.c */
-	int peer_counted; /* peer holds a per-IP slot (not so before a
-			     PROXY header names the real client) */
+	unsigned slot;	     /* its listener's counters: metrics.c */
+	int peer_counted;    /* peer holds a per-IP slot (not so before a
+				PROXY header names the real client) */
+	unsigned peer_shard; /* ... in this shard (admission.c's) */
 	socklen_t peerlen;
 	struct sockaddr_storage peer;
 	struct conn_profile profile;
@@ -370,6 +374,7 @@ int worker_start_all(struct server *srv, char *err, size_t errlen);
 void worker_stop_all(struct server *srv);
 void worker_assign(struct server *srv, const struct accepted *a);
 void worker_poke_all(struct server *srv);
+unsigned worker_threads(const struct config *cfg);
 unsigned worker_count(const struct server *srv);
 struct worker *worker_get(struct server *srv, unsigned i);
 uint64_t worker_sweep_period(uint64_t idle_ms, int draining);
@@ -509,9 +514,14 @@ size_t udp_rate_slot_size(void);
 /* iptable.c */
 int iptable_key(const struct sockaddr *sa, unsigned char key[17]);
 uint32_t iptable_key_hash(const unsigned char key[17]);
-int iptable_acquire(const struct sockaddr *sa, unsigned limit);
-void iptable_release(const struct sockaddr *sa);
-unsigned iptable_count(const struct sockaddr *sa);
+struct iptable;
+struct iptable *iptable_new(unsigned nshards);
+void iptable_free(struct iptable *t);
+int iptable_acquire(struct iptable *t, unsigned shard,
+		    const struct sockaddr *sa, unsigned limit);
+void iptable_release(struct iptable *t, unsigned shard,
+		     const struct sockaddr *sa);
+unsigned iptable_count(struct iptable *t, const struct sockaddr *sa);
 
 /* mem.c */
 /* When to trim: fed the connection count, pure, unit-tested. */

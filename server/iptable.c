@@ -1,11 +1,19 @@
 /*
  * iptable.c: how many connections each client address has open, for
- * max_connections_per_ip. admission.c takes a slot on accept (main
- * thread) and gives it back when the socket closes (its worker's thread),
- * so the table is guarded by a mutex. Every connection is counted, limit
- * or none, so that the limit may be switched on at any time. IPv4-mapped
- * IPv6 addresses count as their IPv4 host; other families are not
- * counted.
+ * max_connections_per_ip. Every connection is counted, limit or none, so
+ * that the limit may be switched on at any time. IPv4-mapped IPv6
+ * addresses count as their IPv4 host; other families are not counted.
+ *
+ * The counts are sharded: one table per worker, and a connection counts
+ * in the shard of the thread that admitted it (its worker with
+ * reuseport; the main thread's, 0, when the main loop accepts), given
+ * back there when it closes. A worker that accepts and closes its own
+ * connections so takes only a lock no other thread wants, on lines no
+ * other core writes: no allocation either for a new address while the
+ * shard keeps spare entries (bench/README.md, "Admission without shared
+ * lines"). A per-IP limit must see every shard: while one is on, each
+ * admission sums the address's counts over all shards, serialised by
+ * one lock so that two threads cannot both take the last slot.
  */
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -13,7 +21,8 @@
 
 #include "echod.h"
 
-#define IPTABLE_BUCKETS 4096
+#define IPTABLE_BUCKETS 4096 /* per shard */
+#define IPTABLE_SPARE 64     /* entries a shard keeps for new addresses */
 
 struct iptable_entry {
 	struct iptable_entry *next;
@@ -21,8 +30,72 @@ struct iptable_entry {
 	unsigned count;
 };
 
-static struct iptable_entry *iptable_buckets[IPTABLE_BUCKETS];
-static pthread_mutex_t iptable_lock = PTHREAD_MUTEX_INITIALIZER;
+struct iptable_shard {
+	_Alignas(ECHOD_CACHE_LINE) pthread_mutex_t lock;
+	struct iptable_entry **buckets; /* made on first use */
+	struct iptable_entry *spare;	/* unused entries, a list */
+	unsigned nspare;
+};
+
+struct iptable {
+	pthread_mutex_t limit_lock; /* admissions while a limit is on */
+	unsigned nshards;
+	struct iptable_shard *shard;
+};
+
+struct iptable *
+iptable_new(unsigned nshards)
+{
+	struct iptable *t = calloc(1, sizeof(*t));
+	unsigned i;
+
+	if (nshards == 0)
+		nshards = 1;
+	if (t == NULL ||
+	    (t->shard = aligned_alloc(ECHOD_CACHE_LINE,
+				      nshards * sizeof(*t->shard))) == NULL) {
+		free(t);
+		return NULL;
+	}
+	memset(t->shard, 0, nshards * sizeof(*t->shard));
+	t->nshards = nshards;
+	pthread_mutex_init(&t->limit_lock, NULL);
+	for (i = 0; i < nshards; i++)
+		pthread_mutex_init(&t->shard[i].lock, NULL);
+	return t;
+}
+
+static void
+iptable_free_list(struct iptable_entry *e)
+{
+	struct iptable_entry *next;
+
+	for (; e != NULL; e = next) {
+		next = e->next;
+		free(e);
+	}
+}
+
+void
+iptable_free(struct iptable *t)
+{
+	unsigned i, b;
+
+	if (t == NULL)
+		return;
+	for (i = 0; i < t->nshards; i++) {
+		struct iptable_shard *s = &t->shard[i];
+
+		for (b = 0; s->buckets != NULL && b < IPTABLE_BUCKETS; b++)
+			iptable_free_list(s->buckets[b]);
+		free(s->buckets);
+		iptable_free_list(s->spare);
+		pthread_mutex_destroy(&s->lock);
+	}
+	pthread_mutex_destroy(&t->limit_lock);
+	free(t->shard);
+	free(t);
+}
 
 /* The address as a key; -1 if it is not an IP address. */
 int
@@ -67,73 +140,142 @@ iptable_hash(const unsigned char key[17])
 	return iptable_key_hash(key) % IPTABLE_BUCKETS;
 }
 
-int
-iptable_acquire(const struct sockaddr *sa, unsigned limit)
+static struct iptable_shard *
+iptable_shard(struct iptable *t, unsigned shard)
 {
+	return &t->shard[shard % t->nshards];
+}
+
+/* Under s->lock: key's entry in bucket h, or NULL. */
+static struct iptable_entry *
+iptable_find(const struct iptable_shard *s, const unsigned char key[17],
+	     unsigned h)
+{
+	struct iptable_entry *e;
+
+	if (s->buckets == NULL)
+		return NULL;
+	for (e = s->buckets[h]; e != NULL; e = e->next)
+		if (memcmp(e->key, key, sizeof(e->key)) == 0)
+			return e;
+	return NULL;
+}
+
+/* The address's count over every shard. */
+static unsigned
+iptable_sum(struct iptable *t, const unsigned char key[17], unsigned h)
+{
+	const struct iptable_entry *e;
+	unsigned i, n = 0;
+
+	for (i = 0; i < t->nshards; i++) {
+		struct iptable_shard *s = &t->shard[i];
+
+		pthread_mutex_lock(&s->lock);
+		if ((e = iptable_find(s, key, h)) != NULL)
+			n += e->count;
+		pthread_mutex_unlock(&s->lock);
+	}
+	return n;
+}
+
+/* Under s->lock: counts one more for key, in a new entry if need be;
+ * -1 if out of memory. */
+static int
+iptable_add(struct iptable_shard *s, const unsigned char key[17], unsigned h)
+{
+	struct iptable_entry *e = iptable_find(s, key, h);
+
+	if (e == NULL) {
+		if (s->buckets == NULL &&
+		    (s->buckets = calloc(IPTABLE_BUCKETS,
+					 sizeof(struct iptable_entry *))) ==
+			    NULL)
+			return -1;
+		if (s->spare != NULL) {
+			e = s->spare;
+			s->spare = e->next;
+			s->nspare--;
+		} else if ((e = malloc(sizeof(*e))) == NULL)
+			return -1;
+		memcpy(e->key, key, sizeof(e->key));
+		e->count = 0;
+		e->next = s->buckets[h];
+		s->buckets[h] = e;
+	}
+	e->count++;
+	return 0;
+}
+
+/*
+ * Counts a connection from sa in shard (its admitting thread's), unless
+ * limit (non-zero) connections from there are open already: 0, or -1 if
+ * that (or memory) refuses it. Addresses of other families always pass.
+ */
+int
+iptable_acquire(struct iptable *t, unsigned shard, const struct sockaddr *sa,
+		unsigned limit)
+{
+	struct iptable_shard *s = iptable_shard(t, shard);
 	unsigned char key[17];
-	struct iptable_entry *e, **head;
-	int rc = 0;
+	unsigned h;
+	int rc;
 
 	if (iptable_key(sa, key) == -1)
 		return 0;
-	head = &iptable_buckets[iptable_hash(key)];
-	pthread_mutex_lock(&iptable_lock);
-	for (e = *head; e != NULL; e = e->next)
-		if (memcmp(e->key, key, sizeof(e->key)) == 0)
-			break;
-	if (e == NULL) {
-		if ((e = calloc(1, sizeof(*e))) == NULL) {
-			rc = -1;
-			goto out;
+	h = iptable_hash(key);
+	if (limit > 0) {
+		pthread_mutex_lock(&t->limit_lock);
+		if (iptable_sum(t, key, h) >= limit) {
+			pthread_mutex_unlock(&t->limit_lock);
+			return -1;
 		}
-		memcpy(e->key, key, sizeof(e->key));
-		e->next = *head;
-		*head = e;
 	}
-	if (limit > 0 && e->count >= limit)
-		rc = -1;
-	else
-		e->count++;
-out:
-	pthread_mutex_unlock(&iptable_lock);
+	pthread_mutex_lock(&s->lock);
+	rc = iptable_add(s, key, h);
+	pthread_mutex_unlock(&s->lock);
+	if (limit > 0)
+		pthread_mutex_unlock(&t->limit_lock);
 	return rc;
 }
 
+/* Gives back a connection counted in shard; one never counted there is
+ * ignored. */
 void
-iptable_release(const struct sockaddr *sa)
+iptable_release(struct iptable *t, unsigned shard, const struct sockaddr *sa)
 {
+	struct iptable_shard *s = iptable_shard(t, shard);
 	unsigned char key[17];
 	struct iptable_entry *e, **pp;
 
 	if (iptable_key(sa, key) == -1)
 		return;
-	pthread_mutex_lock(&iptable_lock);
-	for (pp = &iptable_buckets[iptable_hash(key)]; (e = *pp) != NULL;
-	     pp = &e->next) {
+	pthread_mutex_lock(&s->lock);
+	for (pp = s->buckets != NULL ? &s->buckets[iptable_hash(key)] : NULL;
+	     pp != NULL && (e = *pp) != NULL; pp = &e->next) {
 		if (memcmp(e->key, key, sizeof(e->key)) != 0)
 			continue;
 		if (--e->count == 0) {
 			*pp = e->next;
-			free(e);
+			if (s->nspare < IPTABLE_SPARE) {
+				e->next = s->spare;
+				s->spare = e;
+				s->nspare++;
+			} else
+				free(e);
 		}
 		break;
 	}
-	pthread_mutex_unlock(&iptable_lock);
+	pthread_mutex_unlock(&s->lock);
 }
 
+/* Connections open from sa's address, over every shard. */
 unsigned
-iptable_count(const struct sockaddr *sa)
+iptable_count(struct iptable *t, const struct sockaddr *sa)
 {
 	unsigned char key[17];
-	struct iptable_entry *e;
-	unsigned n = 0;
 
 	if (iptable_key(sa, key) == -1)
 		return 0;
-	pthread_mutex_lock(&iptable_lock);
-	for (e = iptable_buckets[iptable_hash(key)]; e != NULL; e = e->next)
-		if (memcmp(e->key, key, sizeof(e->key)) == 0)
-			n = e->count;
-	pthread_mutex_unlock(&iptable_lock);
-	return n;
+	return iptable_sum(t, key, iptable_hash(key));
 }

@@ -142,8 +142,9 @@ listener_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 	(void)lev;
 	/* Behind a balancer the socket's peer is the balancer: the real
 	 * client is counted once its PROXY header says who it is. */
+	/* Counted in the main thread's shard, 0: worker 0 runs here. */
 	switch (admission_admit(
-		srv->adm,
+		srv->adm, 0,
 		l->profile.preamble == CONN_PREAMBLE_PROXY ? NULL : sa, &n)) {
 	case ADMIT_OK:
 		break;
@@ -161,6 +162,7 @@ listener_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 	a.fd = fd;
 	a.slot = l->slot;
 	a.peer_counted = l->profile.preamble != CONN_PREAMBLE_PROXY;
+	a.peer_shard = 0;
 	a.peerlen = salen > 0 && (size_t)salen <= sizeof(a.peer)
 			    ? (socklen_t)salen
 			    : 0;
@@ -474,8 +476,9 @@ listener_ready(struct listener *l)
 			}
 			return;
 		}
-		switch (admission_admit(
-			srv->adm, proxy ? NULL : (struct sockaddr *)&ss, &n)) {
+		switch (admission_admit(srv->adm, w->id,
+					proxy ? NULL : (struct sockaddr *)&ss,
+					&n)) {
 		case ADMIT_OK:
 			break;
 		case ADMIT_FULL:
@@ -494,6 +497,7 @@ listener_ready(struct listener *l)
 		a.fd = fd;
 		a.slot = l->slot;
 		a.peer_counted = !proxy;
+		a.peer_shard = w->id;
 		a.peerlen = len <= sizeof(a.peer) ? len : 0;
 		memcpy(&a.peer, &ss, a.peerlen);
 		a.profile = profile;

@@ -82,7 +82,7 @@ preamble_done(struct conn *c, const struct proxy_header *h)
 		       h->src.ss_family == AF_INET ? sizeof(c->peer.sin)
 						   : sizeof(c->peer.sin6));
 	}
-	if (admission_count_peer(c->w->srv->adm, &c->peer.sa) == -1) {
+	if (admission_count_peer(c->w->srv->adm, c->w->id, &c->peer.sa) == -1) {
 		time_t t = time(NULL);
 
 		counter_add(&c->w->wc[WC_REFUSED_PER_IP], 1);
@@ -96,6 +96,7 @@ preamble_done(struct conn *c, const struct proxy_header *h)
 		return;
 	}
 	c->peer_counted = 1;
+	c->peer_shard = c->w->id & 0x3ff;
 	if (log_enabled(LOG_LEVEL_DEBUG))
 		log_debug("%s: PROXY v%d header: client %s", was, h->version,
 			  h->local ? "the connection's own"

@@ -336,7 +336,7 @@ server_init(struct server *srv, const struct options *opts, struct config *cfg,
 	srv->signal_fd = -1;
 	srv->opts = opts;
 	srv->cfg = cfg;
-	if ((srv->adm = admission_new()) == NULL ||
+	if ((srv->adm = admission_new(worker_threads(cfg))) == NULL ||
 	    (srv->metrics = metrics_new()) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return -1;

@@ -57,10 +57,18 @@ struct upgrade {
  * (upgrade_close_private()), so the fork first raises upgrade_sharing and
  * waits out the closes under way: each side reads the other's count after
  * writing its own (sequentially consistent), so either the close sees the
- * fork coming or the fork sees the close.
+ * fork coming or the fork sees the close. Each closing thread counts on a
+ * line of its own (one close per connection: a shared count would move
+ * between cores with every one), and the fork reads them all.
  */
 static atomic_int upgrade_sharing; /* a child may hold our sockets */
-static atomic_int upgrade_closing; /* upgrade_close_private()s under way */
+
+#define UPGRADE_CLOSERS (ECHOD_MAX_THREADS + 1)
+static struct {
+	_Alignas(ECHOD_CACHE_LINE) atomic_int n; /* closes under way */
+} upgrade_closing[UPGRADE_CLOSERS];
+static atomic_uint upgrade_nclosers; /* slots taken, in order */
+static _Thread_local atomic_int *upgrade_my_closing;
 
 static char *upgrade_exe;	/* our executable's path, at start */
 static char *upgrade_cwd;	/* the directory we started in */
@@ -155,13 +163,24 @@ upgrade_child_ready(void)
 int
 upgrade_close_private(int fd)
 {
+	atomic_int *closing = upgrade_my_closing;
 	int alone;
 
-	atomic_fetch_add(&upgrade_closing, 1);
+	if (closing == NULL) {
+		/* The thread's first: a slot of its own, taken before it
+		 * counts (the fork reads every slot taken by then). Threads
+		 * past the last slot share it. */
+		unsigned i = atomic_fetch_add(&upgrade_nclosers, 1);
+
+		if (i >= UPGRADE_CLOSERS)
+			i = UPGRADE_CLOSERS - 1;
+		closing = upgrade_my_closing = &upgrade_closing[i].n;
+	}
+	atomic_fetch_add(closing, 1);
 	alone = atomic_load(&upgrade_sharing) == 0;
 	if (alone)
 		close(fd);
-	atomic_fetch_sub(&upgrade_closing, 1);
+	atomic_fetch_sub(closing, 1);
 	return alone ? 0 : -1;
 }
 
@@ -169,9 +188,15 @@ upgrade_close_private(int fd)
 void
 upgrade_share_begin(void)
 {
+	unsigned i, n;
+
 	atomic_store(&upgrade_sharing, 1);
-	while (atomic_load(&upgrade_closing) != 0)
-		sched_yield();
+	n = atomic_load(&upgrade_nclosers);
+	if (n > UPGRADE_CLOSERS)
+		n = UPGRADE_CLOSERS;
+	for (i = 0; i < n; i++)
+		while (atomic_load(&upgrade_closing[i].n) != 0)
+			sched_yield();
 }
 
 /* The child is past execve() (our sockets are close-on-exec), or gone. */

@@ -209,14 +209,12 @@ worker_init(struct server *srv, struct worker *w, unsigned id, char *err,
 	return 0;
 }
 
-int
-worker_start_all(struct server *srv, char *err, size_t errlen)
+/* How many workers cfg asks for: threads, or one per CPU. */
+unsigned
+worker_threads(const struct config *cfg)
 {
-	struct worker_pool *pool;
-	unsigned i, n = srv->cfg->threads;
-	sigset_t all, old;
+	unsigned n = cfg->threads;
 	long cpus;
-	int rc = 0;
 
 	if (n == 0) {
 		cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -224,6 +222,17 @@ worker_start_all(struct server *srv, char *err, size_t errlen)
 		if (n > ECHOD_MAX_THREADS)
 			n = ECHOD_MAX_THREADS;
 	}
+	return n;
+}
+
+int
+worker_start_all(struct server *srv, char *err, size_t errlen)
+{
+	struct worker_pool *pool;
+	unsigned i, n = worker_threads(srv->cfg);
+	sigset_t all, old;
+	int rc = 0;
+
 	/* Aligned: see struct worker. */
 	if ((pool = calloc(1, sizeof(*pool))) == NULL ||
 	    (pool->w = aligned_alloc(ECHOD_CACHE_LINE, n * sizeof(*pool->w))) ==
@@ -315,7 +324,8 @@ worker_assign(struct server *srv, const struct accepted *a)
 				  "connection",
 				  w->id);
 			admission_release(srv->adm, a->fd,
-					  accepted_counted_peer(a));
+					  accepted_counted_peer(a),
+					  a->peer_shard);
 			return;
 		}
 		w->queue = q;
@@ -351,7 +361,8 @@ worker_stop_all(struct server *srv)
 
 		for (j = 0; j < w->queue_len; j++)
 			admission_release(srv->adm, w->queue[j].fd,
-					  accepted_counted_peer(&w->queue[j]));
+					  accepted_counted_peer(&w->queue[j]),
+					  w->queue[j].peer_shard);
 		free(w->queue);
 		while ((c = TAILQ_FIRST(&w->conns)) != NULL)
 			conn_free(c, CONN_END_SHUTDOWN);

@@ -30,7 +30,7 @@ v4(const char *ip)
 static struct admission *
 admission_with(unsigned max, unsigned per_ip)
 {
-	struct admission *adm = admission_new();
+	struct admission *adm = admission_new(2);
 	struct config cfg;
 
 	ck_assert_ptr_nonnull(adm);
@@ -58,23 +58,23 @@ START_TEST(test_admission_refuses_past_max_connections)
 	uint64_t n, cur, total, refused;
 	int fd1 = some_fd(), fd2 = some_fd();
 
-	ck_assert_int_eq(admission_admit(adm, SA(a), &n), ADMIT_OK);
+	ck_assert_int_eq(admission_admit(adm, 0, SA(a), &n), ADMIT_OK);
 	ck_assert_uint_eq(n, 1);
-	ck_assert_int_eq(admission_admit(adm, SA(a), &n), ADMIT_OK);
+	ck_assert_int_eq(admission_admit(adm, 0, SA(a), &n), ADMIT_OK);
 	ck_assert_uint_eq(n, 2);
-	ck_assert_int_eq(admission_admit(adm, SA(a), &n), ADMIT_FULL);
+	ck_assert_int_eq(admission_admit(adm, 0, SA(a), &n), ADMIT_FULL);
 	admission_counts(adm, &cur, &total, &refused);
 	ck_assert_uint_eq(cur, 2);
 	ck_assert_uint_eq(total, 2);
 	ck_assert_uint_eq(refused, 1);
-	admission_release(adm, fd1, SA(a));
+	admission_release(adm, fd1, SA(a), 0);
 	ck_assert_int_eq(fcntl(fd1, F_GETFD), -1); /* closed */
 	ck_assert_uint_eq(admission_current(adm), 1);
-	ck_assert_int_eq(admission_admit(adm, SA(a), &n), ADMIT_OK);
-	admission_release(adm, fd2, SA(a));
-	admission_release(adm, some_fd(), SA(a));
+	ck_assert_int_eq(admission_admit(adm, 0, SA(a), &n), ADMIT_OK);
+	admission_release(adm, fd2, SA(a), 0);
+	admission_release(adm, some_fd(), SA(a), 0);
 	ck_assert_uint_eq(admission_current(adm), 0);
-	ck_assert_uint_eq(iptable_count(SA(a)), 0);
+	ck_assert_uint_eq(admission_peer_count(adm, SA(a)), 0);
 	admission_free(adm);
 }
 END_TEST
@@ -85,12 +85,12 @@ START_TEST(test_admission_limits_each_address)
 	struct sockaddr_storage a = v4("127.0.0.3"), b = v4("127.0.0.4");
 	uint64_t n;
 
-	ck_assert_int_eq(admission_admit(adm, SA(a), &n), ADMIT_OK);
-	ck_assert_int_eq(admission_admit(adm, SA(a), &n), ADMIT_FULL_PER_IP);
-	ck_assert_int_eq(admission_admit(adm, SA(b), &n), ADMIT_OK);
+	ck_assert_int_eq(admission_admit(adm, 0, SA(a), &n), ADMIT_OK);
+	ck_assert_int_eq(admission_admit(adm, 0, SA(a), &n), ADMIT_FULL_PER_IP);
+	ck_assert_int_eq(admission_admit(adm, 0, SA(b), &n), ADMIT_OK);
 	ck_assert_uint_eq(admission_current(adm), 2);
-	admission_release(adm, some_fd(), SA(a));
-	admission_release(adm, some_fd(), SA(b));
+	admission_release(adm, some_fd(), SA(a), 0);
+	admission_release(adm, some_fd(), SA(b), 0);
 	admission_free(adm);
 }
 END_TEST
@@ -103,21 +103,24 @@ START_TEST(test_admission_counts_addresses_with_no_limit)
 	uint64_t n;
 	int i;
 
+	/* Admitted by two workers: the limit sums their shards. */
 	for (i = 0; i < 3; i++)
-		ck_assert_int_eq(admission_admit(adm, SA(a), &n), ADMIT_OK);
-	ck_assert_uint_eq(iptable_count(SA(a)), 3);
+		ck_assert_int_eq(
+			admission_admit(adm, (unsigned)i % 2, SA(a), &n),
+			ADMIT_OK);
+	ck_assert_uint_eq(admission_peer_count(adm, SA(a)), 3);
 	/* A reload sets a limit of 2: the three already open count. */
 	config_init(&cfg);
 	cfg.max_connections_per_ip = 2;
 	admission_configure(adm, &cfg);
-	ck_assert_int_eq(admission_admit(adm, SA(a), &n), ADMIT_FULL_PER_IP);
-	admission_release(adm, some_fd(), SA(a));
-	ck_assert_int_eq(admission_admit(adm, SA(a), &n), ADMIT_FULL_PER_IP);
-	admission_release(adm, some_fd(), SA(a));
-	ck_assert_int_eq(admission_admit(adm, SA(a), &n), ADMIT_OK);
-	for (i = 0; i < 2; i++)
-		admission_release(adm, some_fd(), SA(a));
-	ck_assert_uint_eq(iptable_count(SA(a)), 0);
+	ck_assert_int_eq(admission_admit(adm, 1, SA(a), &n), ADMIT_FULL_PER_IP);
+	admission_release(adm, some_fd(), SA(a), 1);
+	ck_assert_int_eq(admission_admit(adm, 1, SA(a), &n), ADMIT_FULL_PER_IP);
+	admission_release(adm, some_fd(), SA(a), 0);
+	ck_assert_int_eq(admission_admit(adm, 1, SA(a), &n), ADMIT_OK);
+	admission_release(adm, some_fd(), SA(a), 0);
+	admission_release(adm, some_fd(), SA(a), 1);
+	ck_assert_uint_eq(admission_peer_count(adm, SA(a)), 0);
 	admission_free(adm);
 }
 END_TEST

@@ -1,10 +1,13 @@
 /*
  * test_iptable.c: unit tests for server/iptable.c: per-address counts up
- * to a limit, slots given back, IPv4-mapped IPv6 counted as IPv4, and
- * entries dropped when their count reaches zero.
+ * to a limit, slots given back, IPv4-mapped IPv6 counted as IPv4, entries
+ * dropped when their count reaches zero (and reused), and a limit that
+ * counts every shard, also while threads admit at once.
  */
 #include <arpa/inet.h>
 #include <check.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "echod.h"
@@ -39,50 +42,174 @@ v6(const char *ip)
 
 START_TEST(test_iptable_limits_each_address)
 {
+	struct iptable *t = iptable_new(1);
 	struct sockaddr_storage a = v4("127.0.0.2", 1000);
 	struct sockaddr_storage a2 = v4("127.0.0.2", 2000);
 	struct sockaddr_storage b = v4("127.0.0.3", 1000);
 
-	ck_assert_int_eq(iptable_acquire(SA(a), 2), 0);
-	ck_assert_int_eq(iptable_acquire(SA(a2), 2), 0); /* port ignored */
-	ck_assert_int_eq(iptable_acquire(SA(a), 2), -1);
-	ck_assert_uint_eq(iptable_count(SA(a)), 2);
-	ck_assert_int_eq(iptable_acquire(SA(b), 2), 0);
-	iptable_release(SA(a));
-	ck_assert_uint_eq(iptable_count(SA(a)), 1);
-	ck_assert_int_eq(iptable_acquire(SA(a), 2), 0);
-	iptable_release(SA(a));
-	iptable_release(SA(a));
-	iptable_release(SA(b));
-	ck_assert_uint_eq(iptable_count(SA(a)), 0);
-	ck_assert_uint_eq(iptable_count(SA(b)), 0);
+	ck_assert_int_eq(iptable_acquire(t, 0, SA(a), 2), 0);
+	ck_assert_int_eq(iptable_acquire(t, 0, SA(a2), 2),
+			 0); /* port ignored */
+	ck_assert_int_eq(iptable_acquire(t, 0, SA(a), 2), -1);
+	ck_assert_uint_eq(iptable_count(t, SA(a)), 2);
+	ck_assert_int_eq(iptable_acquire(t, 0, SA(b), 2), 0);
+	iptable_release(t, 0, SA(a));
+	ck_assert_uint_eq(iptable_count(t, SA(a)), 1);
+	ck_assert_int_eq(iptable_acquire(t, 0, SA(a), 2), 0);
+	iptable_release(t, 0, SA(a));
+	iptable_release(t, 0, SA(a));
+	iptable_release(t, 0, SA(b));
+	ck_assert_uint_eq(iptable_count(t, SA(a)), 0);
+	ck_assert_uint_eq(iptable_count(t, SA(b)), 0);
+	iptable_free(t);
 }
 END_TEST
 
 START_TEST(test_iptable_v4_mapped_counts_as_v4)
 {
+	struct iptable *t = iptable_new(1);
 	struct sockaddr_storage a = v4("10.1.2.3", 1);
 	struct sockaddr_storage m = v6("::ffff:10.1.2.3");
 	struct sockaddr_storage other = v6("::1");
 
-	ck_assert_int_eq(iptable_acquire(SA(a), 1), 0);
-	ck_assert_int_eq(iptable_acquire(SA(m), 1), -1);
-	ck_assert_int_eq(iptable_acquire(SA(other), 1), 0);
-	iptable_release(SA(m));
-	ck_assert_uint_eq(iptable_count(SA(a)), 0);
-	iptable_release(SA(other));
+	ck_assert_int_eq(iptable_acquire(t, 0, SA(a), 1), 0);
+	ck_assert_int_eq(iptable_acquire(t, 0, SA(m), 1), -1);
+	ck_assert_int_eq(iptable_acquire(t, 0, SA(other), 1), 0);
+	iptable_release(t, 0, SA(m));
+	ck_assert_uint_eq(iptable_count(t, SA(a)), 0);
+	iptable_release(t, 0, SA(other));
+	iptable_free(t);
 }
 END_TEST
 
 START_TEST(test_iptable_release_unknown_is_harmless)
 {
+	struct iptable *t = iptable_new(1);
 	struct sockaddr_storage a = v4("192.0.2.1", 1);
 
-	iptable_release(SA(a));
-	ck_assert_uint_eq(iptable_count(SA(a)), 0);
-	ck_assert_int_eq(iptable_acquire(SA(a), 1), 0);
-	ck_assert_uint_eq(iptable_count(SA(a)), 1);
-	iptable_release(SA(a));
+	iptable_release(t, 0, SA(a));
+	ck_assert_uint_eq(iptable_count(t, SA(a)), 0);
+	ck_assert_int_eq(iptable_acquire(t, 0, SA(a), 1), 0);
+	ck_assert_uint_eq(iptable_count(t, SA(a)), 1);
+	iptable_release(t, 0, SA(a));
+	iptable_free(t);
+}
+END_TEST
+
+START_TEST(test_iptable_limit_counts_every_shard)
+{
+	struct iptable *t = iptable_new(3);
+	struct sockaddr_storage a = v4("198.51.100.7", 1);
+
+	ck_assert_ptr_nonnull(t);
+	ck_assert_int_eq(iptable_acquire(t, 0, SA(a), 2), 0);
+	ck_assert_int_eq(iptable_acquire(t, 2, SA(a), 2), 0);
+	ck_assert_int_eq(iptable_acquire(t, 1, SA(a), 2), -1);
+	ck_assert_uint_eq(iptable_count(t, SA(a)), 2);
+	/* Given back elsewhere than counted: not counted there, ignored. */
+	iptable_release(t, 1, SA(a));
+	ck_assert_uint_eq(iptable_count(t, SA(a)), 2);
+	iptable_release(t, 2, SA(a));
+	ck_assert_int_eq(iptable_acquire(t, 1, SA(a), 2), 0);
+	ck_assert_int_eq(iptable_acquire(t, 0, SA(a), 0), 0); /* no limit */
+	ck_assert_uint_eq(iptable_count(t, SA(a)), 3);
+	iptable_release(t, 0, SA(a));
+	iptable_release(t, 0, SA(a));
+	iptable_release(t, 1, SA(a));
+	ck_assert_uint_eq(iptable_count(t, SA(a)), 0);
+	/* A shard past the last wraps around, as the same shard. */
+	ck_assert_int_eq(iptable_acquire(t, 4, SA(a), 0), 0);
+	ck_assert_uint_eq(iptable_count(t, SA(a)), 1);
+	iptable_release(t, 1, SA(a));
+	ck_assert_uint_eq(iptable_count(t, SA(a)), 0);
+	iptable_free(t);
+}
+END_TEST
+
+/* Many addresses come and go: emptied entries are kept for reuse, up to
+ * a bound, and freed past it; every count stays exact. */
+START_TEST(test_iptable_many_addresses_come_and_go)
+{
+	struct iptable *t = iptable_new(1);
+	struct sockaddr_storage ss[300];
+	char ip[32];
+	int i, round;
+
+	ck_assert_ptr_nonnull(t);
+	for (i = 0; i < 300; i++) {
+		snprintf(ip, sizeof(ip), "10.0.%d.%d", i / 200, i % 200 + 1);
+		ss[i] = v4(ip, 1);
+	}
+	for (round = 0; round < 3; round++) {
+		for (i = 0; i < 300; i++)
+			ck_assert_int_eq(iptable_acquire(t, 0, SA(ss[i]), 1),
+					 0);
+		for (i = 0; i < 300; i++) {
+			ck_assert_int_eq(iptable_acquire(t, 0, SA(ss[i]), 1),
+					 -1);
+			ck_assert_uint_eq(iptable_count(t, SA(ss[i])), 1);
+		}
+		for (i = 0; i < 300; i++)
+			iptable_release(t, 0, SA(ss[i]));
+		for (i = 0; i < 300; i++)
+			ck_assert_uint_eq(iptable_count(t, SA(ss[i])), 0);
+	}
+	iptable_free(t); /* valgrind and ASan: nothing leaks */
+}
+END_TEST
+
+/* Threads in shards of their own race for an address's last slots: no
+ * more are taken than the limit, however they interleave. */
+#define RACE_THREADS 4
+#define RACE_TRIES 2000
+#define RACE_LIMIT 50
+
+struct race {
+	struct iptable *t;
+	unsigned shard;
+	int won;
+};
+
+static void *
+race_run(void *arg)
+{
+	struct race *r = arg;
+	struct sockaddr_storage a = v4("203.0.113.9", 1);
+	int i;
+
+	for (i = 0; i < RACE_TRIES; i++) {
+		if (iptable_acquire(r->t, r->shard, SA(a), RACE_LIMIT) == 0)
+			r->won++;
+		/* Some give back, so slots keep coming free. */
+		if (r->won > 0 && i % 3 == 0) {
+			iptable_release(r->t, r->shard, SA(a));
+			r->won--;
+		}
+	}
+	return NULL;
+}
+
+START_TEST(test_iptable_threads_never_pass_the_limit)
+{
+	struct iptable *t = iptable_new(RACE_THREADS);
+	struct sockaddr_storage a = v4("203.0.113.9", 1);
+	struct race r[RACE_THREADS];
+	pthread_t th[RACE_THREADS];
+	int i, won = 0;
+
+	ck_assert_ptr_nonnull(t);
+	for (i = 0; i < RACE_THREADS; i++) {
+		r[i] = (struct race){t, (unsigned)i, 0};
+		ck_assert_int_eq(pthread_create(&th[i], NULL, race_run, &r[i]),
+				 0);
+	}
+	for (i = 0; i < RACE_THREADS; i++) {
+		pthread_join(th[i], NULL);
+		won += r[i].won;
+	}
+	ck_assert_int_le(won, RACE_LIMIT);
+	ck_assert_uint_eq(iptable_count(t, SA(a)), (unsigned)won);
+	iptable_free(t);
 }
 END_TEST
 
@@ -95,6 +222,9 @@ iptable_suite(void)
 	tcase_add_test(tc, test_iptable_limits_each_address);
 	tcase_add_test(tc, test_iptable_v4_mapped_counts_as_v4);
 	tcase_add_test(tc, test_iptable_release_unknown_is_harmless);
+	tcase_add_test(tc, test_iptable_limit_counts_every_shard);
+	tcase_add_test(tc, test_iptable_many_addresses_come_and_go);
+	tcase_add_test(tc, test_iptable_threads_never_pass_the_limit);
 	suite_add_tcase(s, tc);
 	return s;
 }
