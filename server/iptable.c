@@ -9,11 +9,11 @@
  * reuseport; the main thread's, 0, when the main loop accepts), given
  * back there when it closes. A worker that accepts and closes its own
  * connections so takes only a lock no other thread wants, on lines no
- * other core writes: no allocation either for a new address while the
- * shard keeps spare entries (bench/README.md, "Admission without shared
- * lines"). A per-IP limit must see every shard: while one is on, each
- * admission sums the address's counts over all shards, serialised by
- * one lock so that two threads cannot both take the last slot.
+ * other core writes, and allocates nothing for a new address while the
+ * shard keeps spare entries (bench/README.md, b9b3199). A per-IP limit
+ * must see every shard: while one is on, each admission sums the
+ * address's counts over all shards, serialised by one lock so that two
+ * threads cannot both take the last slot.
  */
 #include <netinet/in.h>
 #include <stdlib.h>

@@ -31,15 +31,6 @@ static struct timer t, long_timer;
 static uint64_t armed_at, fired_at;
 static int other_ran, nested_seen;
 
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void
 poke(int fd)
 {
@@ -95,7 +86,7 @@ static void
 stop_loop(void *arg)
 {
 	(void)arg;
-	fired_at = now_ms();
+	fired_at = unit_now_ms();
 	event_base_loopexit(w.base, NULL);
 }
 
@@ -105,7 +96,7 @@ arm_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	(void)arg;
 	drain(fd);
-	armed_at = now_ms();
+	armed_at = unit_now_ms();
 	ck_assert_int_eq(timer_add_ms(&t, 50), 0);
 }
 

@@ -24,15 +24,6 @@ count(void *arg)
 	runs++;
 }
 
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void
 nothing(evutil_socket_t fd, short what, void *arg)
 {
@@ -46,17 +37,17 @@ nothing(evutil_socket_t fd, short what, void *arg)
 static uint64_t
 loop_until(int want, uint64_t ms)
 {
-	uint64_t start = now_ms();
+	uint64_t start = unit_now_ms();
 	struct timeval tv = {0, 10000};
 	struct event *guard = evtimer_new(base, nothing, NULL);
 
-	while (runs < want && now_ms() - start < ms) {
+	while (runs < want && unit_now_ms() - start < ms) {
 		/* Wakes the loop now and then to look at the clock. */
 		evtimer_add(guard, &tv);
 		event_base_loop(base, EVLOOP_ONCE);
 	}
 	event_free(guard);
-	return now_ms() - start;
+	return unit_now_ms() - start;
 }
 
 static int
@@ -124,8 +115,8 @@ START_TEST(test_a_restart_at_the_same_period_leaves_it_be)
 	ck_assert_int_eq(tick_start(t, 60), 0);
 	/* Were each start a re-arm, a restart every few milliseconds
 	 * would keep it from ever running. */
-	start = now_ms();
-	while (runs == 0 && now_ms() - start < 5000) {
+	start = unit_now_ms();
+	while (runs == 0 && unit_now_ms() - start < 5000) {
 		ck_assert_int_eq(tick_start(t, 60), 0);
 		loop_until(1, 5);
 	}
