@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <check.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -47,9 +48,10 @@ START_TEST(test_iptable_limits_each_address)
 	struct sockaddr_storage a2 = v4("127.0.0.2", 2000);
 	struct sockaddr_storage b = v4("127.0.0.3", 1000);
 
+	ck_assert_ptr_nonnull(t);
 	ck_assert_int_eq(iptable_acquire(t, 0, SA(a), 2), 0);
-	ck_assert_int_eq(iptable_acquire(t, 0, SA(a2), 2),
-			 0); /* port ignored */
+	/* The port is ignored. */
+	ck_assert_int_eq(iptable_acquire(t, 0, SA(a2), 2), 0);
 	ck_assert_int_eq(iptable_acquire(t, 0, SA(a), 2), -1);
 	ck_assert_uint_eq(iptable_count(t, SA(a)), 2);
 	ck_assert_int_eq(iptable_acquire(t, 0, SA(b), 2), 0);
@@ -72,6 +74,7 @@ START_TEST(test_iptable_v4_mapped_counts_as_v4)
 	struct sockaddr_storage m = v6("::ffff:10.1.2.3");
 	struct sockaddr_storage other = v6("::1");
 
+	ck_assert_ptr_nonnull(t);
 	ck_assert_int_eq(iptable_acquire(t, 0, SA(a), 1), 0);
 	ck_assert_int_eq(iptable_acquire(t, 0, SA(m), 1), -1);
 	ck_assert_int_eq(iptable_acquire(t, 0, SA(other), 1), 0);
@@ -87,6 +90,7 @@ START_TEST(test_iptable_release_unknown_is_harmless)
 	struct iptable *t = iptable_new(1);
 	struct sockaddr_storage a = v4("192.0.2.1", 1);
 
+	ck_assert_ptr_nonnull(t);
 	iptable_release(t, 0, SA(a));
 	ck_assert_uint_eq(iptable_count(t, SA(a)), 0);
 	ck_assert_int_eq(iptable_acquire(t, 0, SA(a), 1), 0);
@@ -170,6 +174,11 @@ struct race {
 	int won;
 };
 
+/* Slots held over all threads at once (each counted after its acquire,
+ * uncounted before its release: never more than the table holds), and
+ * the most seen. */
+static atomic_int race_held, race_peak;
+
 static void *
 race_run(void *arg)
 {
@@ -178,10 +187,18 @@ race_run(void *arg)
 	int i;
 
 	for (i = 0; i < RACE_TRIES; i++) {
-		if (iptable_acquire(r->t, r->shard, SA(a), RACE_LIMIT) == 0)
+		if (iptable_acquire(r->t, r->shard, SA(a), RACE_LIMIT) == 0) {
+			int held = atomic_fetch_add(&race_held, 1) + 1;
+			int peak = atomic_load(&race_peak);
+
+			while (held > peak && !atomic_compare_exchange_weak(
+						      &race_peak, &peak, held))
+				;
 			r->won++;
+		}
 		/* Some give back, so slots keep coming free. */
 		if (r->won > 0 && i % 3 == 0) {
+			atomic_fetch_sub(&race_held, 1);
 			iptable_release(r->t, r->shard, SA(a));
 			r->won--;
 		}
@@ -195,7 +212,7 @@ START_TEST(test_iptable_threads_never_pass_the_limit)
 	struct sockaddr_storage a = v4("203.0.113.9", 1);
 	struct race r[RACE_THREADS];
 	pthread_t th[RACE_THREADS];
-	int i, won = 0;
+	int i, won = 0, peak, held;
 
 	ck_assert_ptr_nonnull(t);
 	for (i = 0; i < RACE_THREADS; i++) {
@@ -208,6 +225,10 @@ START_TEST(test_iptable_threads_never_pass_the_limit)
 		won += r[i].won;
 	}
 	ck_assert_int_le(won, RACE_LIMIT);
+	peak = atomic_load(&race_peak);
+	held = atomic_load(&race_held);
+	ck_assert_int_le(peak, RACE_LIMIT);
+	ck_assert_int_eq(held, won);
 	ck_assert_uint_eq(iptable_count(t, SA(a)), (unsigned)won);
 	iptable_free(t);
 }
