@@ -251,11 +251,12 @@ iptable_release(struct iptable *t, unsigned shard, const struct sockaddr *sa)
 	if (iptable_key(sa, key) == -1)
 		return;
 	pthread_mutex_lock(&s->lock);
-	for (pp = s->buckets != NULL ? &s->buckets[iptable_hash(key)] : NULL;
-	     pp != NULL && (e = *pp) != NULL; pp = &e->next) {
-		if (memcmp(e->key, key, sizeof(e->key)) != 0)
-			continue;
-		if (--e->count == 0) {
+	if (s->buckets != NULL) {
+		for (pp = &s->buckets[iptable_hash(key)]; (e = *pp) != NULL;
+		     pp = &e->next)
+			if (memcmp(e->key, key, sizeof(e->key)) == 0)
+				break;
+		if (e != NULL && --e->count == 0) {
 			*pp = e->next;
 			if (s->nspare < IPTABLE_SPARE) {
 				e->next = s->spare;
@@ -264,7 +265,6 @@ iptable_release(struct iptable *t, unsigned shard, const struct sockaddr *sa)
 			} else
 				free(e);
 		}
-		break;
 	}
 	pthread_mutex_unlock(&s->lock);
 }

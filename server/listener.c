@@ -140,9 +140,9 @@ listener_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 	uint64_t n;
 
 	(void)lev;
-	/* Behind a balancer the socket's peer is the balancer: the real
+	/* Counted in the main thread's shard, 0 (worker 0 runs here).
+	 * Behind a balancer the socket's peer is the balancer: the real
 	 * client is counted once its PROXY header says who it is. */
-	/* Counted in the main thread's shard, 0: worker 0 runs here. */
 	switch (admission_admit(
 		srv->adm, 0,
 		l->profile.preamble == CONN_PREAMBLE_PROXY ? NULL : sa, &n)) {
