@@ -75,9 +75,29 @@
 
 #include "conn_int.h"
 
+/* Under ASan a spare connection is poisoned: a use after conn_free() is
+ * still caught, as with free(). */
+#if defined(__SANITIZE_ADDRESS__)
+#define CONN_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CONN_ASAN 1
+#endif
+#endif
+#ifdef CONN_ASAN
+#include <sanitizer/asan_interface.h>
+#define CONN_POISON(c) ASAN_POISON_MEMORY_REGION((c), sizeof(struct conn))
+#define CONN_UNPOISON(c) ASAN_UNPOISON_MEMORY_REGION((c), sizeof(struct conn))
+#else
+#define CONN_POISON(c) ((void)(c))
+#define CONN_UNPOISON(c) ((void)(c))
+#endif
+
 /* A parked connection that reads again this soon after its last read is
  * busy: it leaves the park (conn_parked_ready()). */
 #define CONN_BUSY_MS 1000
+/* Freed connections a worker keeps for its next ones (16 KiB at most). */
+#define CONN_SPARE 128
 
 static void conn_count_end(struct worker *w, unsigned slot, enum conn_end why,
 			   uint64_t lived);
@@ -556,6 +576,53 @@ conn_start(struct conn *c, const struct conn_profile *p)
 	return 0;
 }
 
+/*
+ * A zeroed struct conn: one its worker freed before if it kept any. A
+ * churn of short connections so costs no malloc() and free() each, the
+ * more as calloc() bypasses glibc's per-thread cache (bench/README.md).
+ */
+static struct conn *
+conn_alloc(struct worker *w)
+{
+	struct conn *c = w->spare_conns;
+
+	if (c == NULL)
+		return calloc(1, sizeof(*c));
+	CONN_UNPOISON(c);
+	w->spare_conns = TAILQ_NEXT(c, entry);
+	w->nspare_conns--;
+	memset(c, 0, sizeof(*c));
+	return c;
+}
+
+/* Gives c's memory back, to its worker's spares while there is room. */
+static void
+conn_dealloc(struct worker *w, struct conn *c)
+{
+	if (w->nspare_conns >= CONN_SPARE) {
+		free(c);
+		return;
+	}
+	TAILQ_NEXT(c, entry) = w->spare_conns;
+	w->spare_conns = c;
+	w->nspare_conns++;
+	CONN_POISON(c);
+}
+
+/* Frees w's spare connections (its thread has ended). */
+void
+conn_free_spares(struct worker *w)
+{
+	struct conn *c;
+
+	while ((c = w->spare_conns) != NULL) {
+		CONN_UNPOISON(c);
+		w->spare_conns = TAILQ_NEXT(c, entry);
+		free(c);
+	}
+	w->nspare_conns = 0;
+}
+
 /* Makes a connection of an admitted socket; on failure the socket is
  * released, and NULL returned. */
 struct conn *
@@ -563,7 +630,7 @@ conn_new(struct worker *w, const struct accepted *a)
 {
 	struct conn *c;
 
-	if ((c = calloc(1, sizeof(*c))) == NULL) {
+	if ((c = conn_alloc(w)) == NULL) {
 		log_warnx("out of memory for a new connection");
 		goto fail;
 	}
@@ -762,5 +829,5 @@ conn_free(struct conn *c, enum conn_end why)
 	free(c->rev);
 	admission_release(c->w->srv->adm, fd,
 			  c->peer_counted ? &c->peer.sa : NULL, c->peer_shard);
-	free(c);
+	conn_dealloc(c->w, c);
 }

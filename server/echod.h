@@ -439,6 +439,7 @@ enum conn_end {
 };
 const char *conn_end_name(enum conn_end why);
 struct conn *conn_new(struct worker *w, const struct accepted *a);
+void conn_free_spares(struct worker *w);
 void conn_free(struct conn *c, enum conn_end why);
 int conn_sweep(struct conn *c, uint64_t now_ms, uint64_t idle_ms,
 	       uint64_t drain_quiet_ms);
@@ -769,9 +770,11 @@ struct worker {
 	_Atomic unsigned *holds; /* worker 0: the server's */
 	_Atomic unsigned own_holds;
 	TAILQ_HEAD(, conn) conns;
-	unsigned nconns;       /* in conns */
-	unsigned char *rbuf;   /* ECHOD_READ_SLICE bytes of read space */
-	struct udp_batch *udp; /* udp.c's buffers, made on use */
+	unsigned nconns;	  /* in conns */
+	struct conn *spare_conns; /* freed ones kept for reuse (conn.c) */
+	unsigned nspare_conns;	  /* in spare_conns */
+	unsigned char *rbuf;	  /* ECHOD_READ_SLICE bytes of read space */
+	struct udp_batch *udp;	  /* udp.c's buffers, made on use */
 	/* The hand-off, guarded by lock. */
 	_Alignas(ECHOD_CACHE_LINE) pthread_mutex_t lock;
 	struct accepted *queue;

@@ -366,6 +366,7 @@ worker_stop_all(struct server *srv)
 		free(w->queue);
 		while ((c = TAILQ_FIRST(&w->conns)) != NULL)
 			conn_free(c, CONN_END_SHUTDOWN);
+		conn_free_spares(w);
 		tick_free(w->sweep);
 		loop_free(w);
 		park_free(w);
