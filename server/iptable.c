@@ -10,7 +10,9 @@
  * back there when it closes. A worker that accepts and closes its own
  * connections so takes only a lock no other thread wants, on lines no
  * other core writes, and allocates nothing for a new address while the
- * shard keeps spare entries (bench/README.md, b9b3199). A per-IP limit
+ * shard keeps spare entries (bench/README.md, b9b3199). That lock is a
+ * spin lock: it is held for one short chain walk, and another thread
+ * wants it only to sum a count. A per-IP limit
  * must see every shard: while one is on, each admission sums the
  * address's counts over all shards, serialised by one lock so that two
  * threads cannot both take the last slot.
@@ -31,7 +33,7 @@ struct iptable_entry {
 };
 
 struct iptable_shard {
-	_Alignas(ECHOD_CACHE_LINE) pthread_mutex_t lock;
+	_Alignas(ECHOD_CACHE_LINE) pthread_spinlock_t lock;
 	struct iptable_entry **buckets; /* made on first use */
 	struct iptable_entry *spare;	/* unused entries, a list */
 	unsigned nspare;
@@ -61,7 +63,7 @@ iptable_new(unsigned nshards)
 	t->nshards = nshards;
 	pthread_mutex_init(&t->limit_lock, NULL);
 	for (i = 0; i < nshards; i++)
-		pthread_mutex_init(&t->shard[i].lock, NULL);
+		pthread_spin_init(&t->shard[i].lock, PTHREAD_PROCESS_PRIVATE);
 	return t;
 }
 
@@ -90,7 +92,7 @@ iptable_free(struct iptable *t)
 			iptable_free_list(s->buckets[b]);
 		free(s->buckets);
 		iptable_free_list(s->spare);
-		pthread_mutex_destroy(&s->lock);
+		pthread_spin_destroy(&s->lock);
 	}
 	pthread_mutex_destroy(&t->limit_lock);
 	free(t->shard);
@@ -122,16 +124,25 @@ iptable_key(const struct sockaddr *sa, unsigned char key[17])
 	return -1;
 }
 
-/* FNV-1a of an iptable_key(): udp.c's rate table hashes with it too. */
+/*
+ * A hash of an iptable_key() (udp.c's rate table hashes with it too):
+ * two multiply-and-fold rounds over its 16 address bytes and its family,
+ * a dozen instructions where byte-wise FNV-1a took seventy, run twice
+ * per connection (bench/README.md). A product's bits depend only on the
+ * bits below them: the fold before the second round is what lets an
+ * IPv6 address's last bytes (hi's top bits) reach the bucket's.
+ */
 uint32_t
 iptable_key_hash(const unsigned char key[17])
 {
-	uint32_t h = 2166136261u;
-	int i;
+	const uint64_t k = 0x9e3779b97f4a7c15u; /* 2^64 / golden ratio */
+	uint64_t lo, hi, h;
 
-	for (i = 0; i < 17; i++)
-		h = (h ^ key[i]) * 16777619u;
-	return h;
+	memcpy(&lo, key + 1, sizeof(lo));
+	memcpy(&hi, key + 9, sizeof(hi));
+	h = ((lo ^ key[0]) * k) ^ hi;
+	h = (h ^ (h >> 32)) * k;
+	return (uint32_t)(h >> 32);
 }
 
 static unsigned
@@ -171,10 +182,10 @@ iptable_sum(struct iptable *t, const unsigned char key[17], unsigned h)
 	for (i = 0; i < t->nshards; i++) {
 		struct iptable_shard *s = &t->shard[i];
 
-		pthread_mutex_lock(&s->lock);
+		pthread_spin_lock(&s->lock);
 		if ((e = iptable_find(s, key, h)) != NULL)
 			n += e->count;
-		pthread_mutex_unlock(&s->lock);
+		pthread_spin_unlock(&s->lock);
 	}
 	return n;
 }
@@ -231,9 +242,9 @@ iptable_acquire(struct iptable *t, unsigned shard, const struct sockaddr *sa,
 			return -1;
 		}
 	}
-	pthread_mutex_lock(&s->lock);
+	pthread_spin_lock(&s->lock);
 	rc = iptable_add(s, key, h);
-	pthread_mutex_unlock(&s->lock);
+	pthread_spin_unlock(&s->lock);
 	if (limit > 0)
 		pthread_mutex_unlock(&t->limit_lock);
 	return rc;
@@ -250,7 +261,7 @@ iptable_release(struct iptable *t, unsigned shard, const struct sockaddr *sa)
 
 	if (iptable_key(sa, key) == -1)
 		return;
-	pthread_mutex_lock(&s->lock);
+	pthread_spin_lock(&s->lock);
 	if (s->buckets != NULL) {
 		for (pp = &s->buckets[iptable_hash(key)]; (e = *pp) != NULL;
 		     pp = &e->next)
@@ -266,7 +277,7 @@ iptable_release(struct iptable *t, unsigned shard, const struct sockaddr *sa)
 				free(e);
 		}
 	}
-	pthread_mutex_unlock(&s->lock);
+	pthread_spin_unlock(&s->lock);
 }
 
 /* Connections open from sa's address, over every shard. */

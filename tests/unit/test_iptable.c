@@ -234,6 +234,50 @@ START_TEST(test_iptable_threads_never_pass_the_limit)
 }
 END_TEST
 
+/* Distinct buckets (of 4096, iptable.c's) the keys of sa[0..n) fall in. */
+static unsigned
+buckets_used(const struct sockaddr_storage *sa, unsigned n)
+{
+	static unsigned char seen[4096];
+	unsigned char key[17];
+	unsigned i, used = 0;
+
+	memset(seen, 0, sizeof(seen));
+	for (i = 0; i < n; i++) {
+		ck_assert_int_eq(
+			iptable_key((const struct sockaddr *)&sa[i], key), 0);
+		used += !seen[iptable_key_hash(key) % 4096]++;
+	}
+	return used;
+}
+
+/* The bench client's 127.0.0.2-254, and 1,024 hosts of one IPv6 /64 (the
+ * last 16 bits), spread as random keys would: about 245 and 906
+ * buckets. A hash blind to some address bits would fill far fewer. */
+START_TEST(test_iptable_hash_spreads_addresses)
+{
+	static struct sockaddr_storage sa[1024];
+	char ip[64];
+	unsigned i;
+
+	for (i = 0; i < 253; i++) {
+		snprintf(ip, sizeof(ip), "127.0.0.%u", i + 2);
+		sa[i] = v4(ip, 1);
+	}
+	ck_assert_uint_ge(buckets_used(sa, 253), 230);
+	for (i = 0; i < 1024; i++) {
+		snprintf(ip, sizeof(ip), "2001:db8:1:2::%x", i * 61 + 7);
+		sa[i] = v6(ip);
+	}
+	ck_assert_uint_ge(buckets_used(sa, 1024), 850);
+	for (i = 0; i < 1024; i++) {
+		snprintf(ip, sizeof(ip), "10.%u.%u.1", i / 256, i % 256);
+		sa[i] = v4(ip, 1);
+	}
+	ck_assert_uint_ge(buckets_used(sa, 1024), 850);
+}
+END_TEST
+
 static Suite *
 iptable_suite(void)
 {
@@ -246,6 +290,7 @@ iptable_suite(void)
 	tcase_add_test(tc, test_iptable_limit_counts_every_shard);
 	tcase_add_test(tc, test_iptable_many_addresses_come_and_go);
 	tcase_add_test(tc, test_iptable_threads_never_pass_the_limit);
+	tcase_add_test(tc, test_iptable_hash_spreads_addresses);
 	suite_add_tcase(s, tc);
 	return s;
 }
