@@ -75,8 +75,8 @@
 
 #include "conn_int.h"
 
-/* Under ASan a spare connection is poisoned: a use after conn_free() is
- * still caught, as with free(). */
+/* Under ASan, and under valgrind, no spare connections (conn_alloc()):
+ * each goes back to free(), so that a use after conn_free() is caught. */
 #if defined(__SANITIZE_ADDRESS__)
 #define CONN_ASAN 1
 #elif defined(__has_feature)
@@ -84,20 +84,25 @@
 #define CONN_ASAN 1
 #endif
 #endif
-#ifdef CONN_ASAN
-#include <sanitizer/asan_interface.h>
-#define CONN_POISON(c) ASAN_POISON_MEMORY_REGION((c), sizeof(struct conn))
-#define CONN_UNPOISON(c) ASAN_UNPOISON_MEMORY_REGION((c), sizeof(struct conn))
-#else
-#define CONN_POISON(c) ((void)(c))
-#define CONN_UNPOISON(c) ((void)(c))
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define CONN_UNDER_VALGRIND() RUNNING_ON_VALGRIND
+#endif
+#endif
+#ifndef CONN_UNDER_VALGRIND
+#define CONN_UNDER_VALGRIND() 0
 #endif
 
 /* A parked connection that reads again this soon after its last read is
  * busy: it leaves the park (conn_parked_ready()). */
 #define CONN_BUSY_MS 1000
 /* Freed connections a worker keeps for its next ones (16 KiB at most). */
+#ifdef CONN_ASAN
+#define CONN_SPARE 0
+#else
 #define CONN_SPARE 128
+#endif
 
 static void conn_count_end(struct worker *w, unsigned slot, enum conn_end why,
 			   uint64_t lived);
@@ -588,7 +593,6 @@ conn_alloc(struct worker *w)
 
 	if (c == NULL)
 		return calloc(1, sizeof(*c));
-	CONN_UNPOISON(c);
 	w->spare_conns = TAILQ_NEXT(c, entry);
 	w->nspare_conns--;
 	memset(c, 0, sizeof(*c));
@@ -599,14 +603,13 @@ conn_alloc(struct worker *w)
 static void
 conn_dealloc(struct worker *w, struct conn *c)
 {
-	if (w->nspare_conns >= CONN_SPARE) {
+	if (w->nspare_conns >= CONN_SPARE || CONN_UNDER_VALGRIND()) {
 		free(c);
 		return;
 	}
 	TAILQ_NEXT(c, entry) = w->spare_conns;
 	w->spare_conns = c;
 	w->nspare_conns++;
-	CONN_POISON(c);
 }
 
 /* Frees w's spare connections (its thread has ended). */
@@ -616,7 +619,6 @@ conn_free_spares(struct worker *w)
 	struct conn *c;
 
 	while ((c = w->spare_conns) != NULL) {
-		CONN_UNPOISON(c);
 		w->spare_conns = TAILQ_NEXT(c, entry);
 		free(c);
 	}

@@ -10,9 +10,10 @@
  * back there when it closes. A worker that accepts and closes its own
  * connections so takes only a lock no other thread wants, on lines no
  * other core writes, and allocates nothing for a new address while the
- * shard keeps spare entries (bench/README.md, b9b3199). That lock is a
- * spin lock: it is held for one short chain walk, and another thread
- * wants it only to sum a count. A per-IP limit
+ * shard keeps spare entries (bench/README.md, b9b3199). It stays a
+ * mutex, not a spin lock: without reuseport every worker gives back into
+ * the main thread's shard, and an entry may be allocated or freed under
+ * it. A per-IP limit
  * must see every shard: while one is on, each admission sums the
  * address's counts over all shards, serialised by one lock so that two
  * threads cannot both take the last slot.
@@ -33,7 +34,7 @@ struct iptable_entry {
 };
 
 struct iptable_shard {
-	_Alignas(ECHOD_CACHE_LINE) pthread_spinlock_t lock;
+	_Alignas(ECHOD_CACHE_LINE) pthread_mutex_t lock;
 	struct iptable_entry **buckets; /* made on first use */
 	struct iptable_entry *spare;	/* unused entries, a list */
 	unsigned nspare;
@@ -63,7 +64,7 @@ iptable_new(unsigned nshards)
 	t->nshards = nshards;
 	pthread_mutex_init(&t->limit_lock, NULL);
 	for (i = 0; i < nshards; i++)
-		pthread_spin_init(&t->shard[i].lock, PTHREAD_PROCESS_PRIVATE);
+		pthread_mutex_init(&t->shard[i].lock, NULL);
 	return t;
 }
 
@@ -92,7 +93,7 @@ iptable_free(struct iptable *t)
 			iptable_free_list(s->buckets[b]);
 		free(s->buckets);
 		iptable_free_list(s->spare);
-		pthread_spin_destroy(&s->lock);
+		pthread_mutex_destroy(&s->lock);
 	}
 	pthread_mutex_destroy(&t->limit_lock);
 	free(t->shard);
@@ -182,10 +183,10 @@ iptable_sum(struct iptable *t, const unsigned char key[17], unsigned h)
 	for (i = 0; i < t->nshards; i++) {
 		struct iptable_shard *s = &t->shard[i];
 
-		pthread_spin_lock(&s->lock);
+		pthread_mutex_lock(&s->lock);
 		if ((e = iptable_find(s, key, h)) != NULL)
 			n += e->count;
-		pthread_spin_unlock(&s->lock);
+		pthread_mutex_unlock(&s->lock);
 	}
 	return n;
 }
@@ -242,9 +243,9 @@ iptable_acquire(struct iptable *t, unsigned shard, const struct sockaddr *sa,
 			return -1;
 		}
 	}
-	pthread_spin_lock(&s->lock);
+	pthread_mutex_lock(&s->lock);
 	rc = iptable_add(s, key, h);
-	pthread_spin_unlock(&s->lock);
+	pthread_mutex_unlock(&s->lock);
 	if (limit > 0)
 		pthread_mutex_unlock(&t->limit_lock);
 	return rc;
@@ -261,7 +262,7 @@ iptable_release(struct iptable *t, unsigned shard, const struct sockaddr *sa)
 
 	if (iptable_key(sa, key) == -1)
 		return;
-	pthread_spin_lock(&s->lock);
+	pthread_mutex_lock(&s->lock);
 	if (s->buckets != NULL) {
 		for (pp = &s->buckets[iptable_hash(key)]; (e = *pp) != NULL;
 		     pp = &e->next)
@@ -277,7 +278,7 @@ iptable_release(struct iptable *t, unsigned shard, const struct sockaddr *sa)
 				free(e);
 		}
 	}
-	pthread_spin_unlock(&s->lock);
+	pthread_mutex_unlock(&s->lock);
 }
 
 /* Connections open from sa's address, over every shard. */
