@@ -421,8 +421,8 @@ fault_refill(struct fault *f, uint64_t now)
 }
 
 /* Moves what is due from pending to the output, and arms the timer for
- * what comes due next. */
-static void
+ * what comes due next. Returns 1 if c was freed (no memory to move). */
+static int
 fault_release(struct fault *f)
 {
 	struct conn *c = f->c;
@@ -435,7 +435,7 @@ fault_release(struct fault *f)
 
 		if (m->due_us > now) {
 			fault_arm(f, m->due_us - now);
-			return;
+			return 0;
 		}
 		if (f->spec.has_rate) {
 			uint64_t need;
@@ -446,13 +446,13 @@ fault_release(struct fault *f)
 			if (fault_refill(f, now) < need) {
 				fault_arm(f, (need - f->tokens + f->spec.rate -
 					      1) / f->spec.rate);
-				return;
+				return 0;
 			}
 			f->tokens -= need;
 		}
 		if (evbuffer_remove_buffer(f->pending, out, n) != (int)n) {
 			conn_fail(c, "queue echo", ENOMEM);
-			return;
+			return 1;
 		}
 		c->uncounted += n;
 		m->len -= n;
@@ -461,6 +461,7 @@ fault_release(struct fault *f)
 			f->mcount--;
 		}
 	}
+	return 0;
 }
 
 /* reset_after=: once the peer holds all the echo (or the wait is over),
@@ -557,7 +558,8 @@ fault_read_cb(evutil_socket_t fd, short what, void *arg)
 			f->admitted += (uint64_t)n;
 			if (f->pending != NULL) {
 				fault_mark(f, (size_t)n, fault_now_us());
-				fault_release(f);
+				if (fault_release(f))
+					return;
 			} else {
 				c->uncounted += (uint64_t)n;
 			}
@@ -605,8 +607,8 @@ fault_timer_cb(void *arg)
 
 	switch (f->phase) {
 	case FAULT_ECHOING:
-		fault_release(f);
-		fault_progress(f);
+		if (!fault_release(f))
+			fault_progress(f);
 		break;
 	case FAULT_LINGERING:
 		fault_debug(f, "still sending after close_after: closing");

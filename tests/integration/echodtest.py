@@ -118,14 +118,17 @@ class Echod:
     """One echod process. Use as a context manager or call start()/stop();
     kill() (SIGKILL) is the safety net for teardown."""
 
-    def __init__(self, *args, listen=("127.0.0.1:0",), expect=None):
+    def __init__(self, *args, listen=("127.0.0.1:0",), expect=None,
+                 env=None):
         """args go after one --listen per entry of listen; start() waits
-        for `expect` "listening on" lines (default: one per listen)."""
+        for `expect` "listening on" lines (default: one per listen). env
+        adds to (or overrides) the environment echod gets."""
         self.argv = list(WRAPPER) + [echod_path()]
         for spec in listen:
             self.argv += ["--listen", spec]
         self.argv += list(args)
         self.nlisten = len(listen) if expect is None else expect
+        self.env = None if env is None else {**os.environ, **env}
         self.proc = None
         self.addresses = []
         self._stderr, self._stdout = [], []
@@ -138,7 +141,7 @@ class Echod:
         """Runs self.argv with its output drained into the log."""
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE)
+                                     stderr=subprocess.PIPE, env=self.env)
         self._drains = [_Drain(self.proc.stderr, self._stderr, self._cond),
                         _Drain(self.proc.stdout, self._stdout, self._cond)]
         for d in self._drains:
@@ -284,8 +287,9 @@ class EchodTestCase(unittest.TestCase):
 
     maxDiff = 4000
 
-    def start_echod(self, *args, listen=("127.0.0.1:0",), timeout=10):
-        server = Echod(*args, listen=listen)
+    def start_echod(self, *args, listen=("127.0.0.1:0",), timeout=10,
+                    env=None):
+        server = Echod(*args, listen=listen, env=env)
         self.addCleanup(server.kill)
         return server.start(timeout)
 

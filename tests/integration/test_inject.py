@@ -21,9 +21,9 @@ import time
 
 import echodtest
 from echodtest import (MIB, Deadline, Echod, EchodTestCase, exchange, pump,
-                       random_payload, recv_exactly, recv_until_eof, run_client, run_echod,
-                       scaled, send_until_stalled, small_buffer_socket,
-                       stats, wait_for)
+                       random_payload, recv_exactly, recv_until_eof,
+                       run_client, run_echod, scaled, send_until_stalled,
+                       small_buffer_socket, stats, wait_for)
 
 
 def tool(test, name):
@@ -319,6 +319,47 @@ class Chance(FaultTestCase):
                         always[1]], timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
         server.stop_cleanly(self)
+
+
+class OutOfMemory(FaultTestCase):
+    """Echo a delay or a rate holds back moves to the output when it is
+    due (evbuffer_remove_buffer()). When that move fails, as it does out
+    of memory, that connection ends then and there, and alone: echod
+    serves the next one and exits cleanly, having touched nothing of the
+    one it freed (valgrind's memcheck and ASan check that in CI)."""
+
+    def start_failing(self, params):
+        shim = os.environ.get("ECHOD_TEST_FAILCALL")
+        if not shim:
+            self.fail("ECHOD_TEST_FAILCALL is not set: ctest sets it to "
+                      "the failcall library (tests/failcall/)")
+        env = {"LD_PRELOAD": shim,
+               "ECHOD_TEST_FAIL": "evbuffer_remove_buffer:1"}
+        return self.start_echod(listen=(f"127.0.0.1:0 {params}",), env=env)
+
+    def check_ends_alone(self, params):
+        server = self.start_failing(params)
+        with self.connect(server.address) as s:
+            s.sendall(b"no memory to echo this\n")
+            try:
+                got = recv_until_eof(s)
+            except ConnectionResetError:
+                got = b""
+        self.assertEqual(got, b"")
+        server.wait_log(r"failcall: evbuffer_remove_buffer: call 1 fails")
+        with self.connect(server.address) as s:
+            self.assertEqual(exchange(s, b"the next one\n"), b"the next one\n")
+        wait_for(lambda: stats(server)["current"] == 0, 10,
+                 "the connections to be freed", interval=0.1)
+        server.stop_cleanly(self)
+
+    def test_a_failed_move_when_delayed_echo_comes_due(self):
+        # Due later: the move is the delay's timer's.
+        self.check_ends_alone("delay=20ms")
+
+    def test_a_failed_move_of_trickled_echo(self):
+        # Due at once: the move is the read's.
+        self.check_ends_alone("rate=1m")
 
 
 class BesideAndReload(FaultTestCase):
