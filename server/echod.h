@@ -512,6 +512,9 @@ int udp_rate_allow(struct udp_rate_slot *slots, size_t nslots,
 		   const unsigned char key[17], uint64_t now, uint32_t limit);
 size_t udp_rate_slot_size(void);
 
+/* siphash.c */
+uint64_t siphash24(const void *in, size_t len, const unsigned char key[16]);
+
 /* iptable.c */
 int iptable_key(const struct sockaddr *sa, unsigned char key[17]);
 uint32_t iptable_key_hash(const unsigned char key[17]);

@@ -1,15 +1,18 @@
 /*
  * test_iptable.c: unit tests for server/iptable.c: per-address counts up
  * to a limit, slots given back, IPv4-mapped IPv6 counted as IPv4, entries
- * dropped when their count reaches zero (and reused), and a limit that
- * counts every shard, also while threads admit at once.
+ * dropped when their count reaches zero (and reused), a limit that
+ * counts every shard, also while threads admit at once, and the hash:
+ * spread, and keyed with a secret of each process' own.
  */
 #include <arpa/inet.h>
 #include <check.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "echod.h"
 #include "unit.h"
@@ -251,9 +254,9 @@ buckets_used(const struct sockaddr_storage *sa, unsigned n)
 	return used;
 }
 
-/* The bench client's 127.0.0.2-254, and 1,024 hosts of one IPv6 /64 (the
- * last 16 bits), spread as random keys would: about 245 and 906
- * buckets. A hash blind to some address bits would fill far fewer. */
+/* The bench client's 127.0.0.2-254, 1,024 hosts of one IPv6 /64 (the last
+ * 16 bits) and 1,024 of 10/8, spread as random keys would: about 245, 906
+ * and 906 buckets. A hash blind to some address bits fills far fewer. */
 START_TEST(test_iptable_hash_spreads_addresses)
 {
 	static struct sockaddr_storage sa[1024];
@@ -278,6 +281,32 @@ START_TEST(test_iptable_hash_spreads_addresses)
 }
 END_TEST
 
+/* The hash of ::1 (a %08x line) in a new process of this program. */
+static unsigned long
+hash_in_new_process(void)
+{
+	char exe[512], cmd[600], line[32] = "";
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	FILE *p;
+
+	ck_assert_int_gt(n, 0);
+	exe[n] = '\0';
+	snprintf(cmd, sizeof(cmd), "IPTABLE_PRINT_HASH=1 '%s'", exe);
+	ck_assert_ptr_nonnull(p = popen(cmd, "r"));
+	ck_assert_ptr_nonnull(fgets(line, sizeof(line), p));
+	ck_assert_int_eq(pclose(p), 0);
+	return strtoul(line, NULL, 16);
+}
+
+/* Each process hashes with a secret of its own, so that a client cannot
+ * know which addresses share a bucket: two runs place ::1 apart (they
+ * would agree once in 2^32). */
+START_TEST(test_iptable_hash_is_keyed_per_process)
+{
+	ck_assert_uint_ne(hash_in_new_process(), hash_in_new_process());
+}
+END_TEST
+
 static Suite *
 iptable_suite(void)
 {
@@ -291,6 +320,7 @@ iptable_suite(void)
 	tcase_add_test(tc, test_iptable_many_addresses_come_and_go);
 	tcase_add_test(tc, test_iptable_threads_never_pass_the_limit);
 	tcase_add_test(tc, test_iptable_hash_spreads_addresses);
+	tcase_add_test(tc, test_iptable_hash_is_keyed_per_process);
 	suite_add_tcase(s, tc);
 	return s;
 }
@@ -298,5 +328,14 @@ iptable_suite(void)
 int
 main(void)
 {
+	if (getenv("IPTABLE_PRINT_HASH") != NULL) {
+		struct sockaddr_storage one = v6("::1");
+		unsigned char key[17];
+
+		if (iptable_key((struct sockaddr *)&one, key) == -1)
+			return EXIT_FAILURE;
+		printf("%08x\n", (unsigned)iptable_key_hash(key));
+		return EXIT_SUCCESS;
+	}
 	return unit_run(iptable_suite());
 }
