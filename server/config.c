@@ -181,6 +181,37 @@ config_key_find(const char *name)
 }
 
 /*
+ * "deferred" or "deferred=TIME": the kernel hands a connection over once
+ * its first bytes (or its FIN) arrive, or once TIME (1s when not given,
+ * in whole seconds) passed in silence (TCP_DEFER_ACCEPT).
+ */
+static int
+config_parse_deferred(const char *word, struct listen_conf *lc, char *err,
+		      size_t errlen)
+{
+	uint64_t ms = (uint64_t)ECHOD_DEFERRED_DEFAULT_S * 1000;
+
+	if (lc->defer_s > 0) {
+		snprintf(err, errlen, "'deferred' is given twice");
+		return -1;
+	}
+	if (word[8] == '=' &&
+	    parse_duration(word + 9, 1000,
+			   (uint64_t)ECHOD_DEFERRED_MAX_S * 1000, &ms, err,
+			   errlen) == -1)
+		return -1;
+	if (ms % 1000 != 0) {
+		snprintf(err, errlen,
+			 "'%s' is not a whole number of seconds, which is "
+			 "what the kernel counts",
+			 word + 9);
+		return -1;
+	}
+	lc->defer_s = (int)(ms / 1000);
+	return 0;
+}
+
+/*
  * Reads "ADDRESS [PARAMETER...]": the address (HOST:PORT, [IPv6]:PORT,
  * *:PORT or unix:/PATH) decides the kind, and parameters adjust what the
  * line's connections get (tls, and the faults of fault.c). text gets the
@@ -234,6 +265,17 @@ config_parse_listen(const char *value, struct listen_conf *lc, char *text,
 				return -1;
 			}
 			lc->reuseport = 1;
+			continue;
+		}
+		if (strcmp(word, "deferred") == 0 ||
+		    strncmp(word, "deferred=", 9) == 0) {
+			if (config_parse_deferred(word, lc, msg, sizeof(msg)) ==
+			    -1) {
+				snprintf(err, errlen,
+					 "has a bad parameter '%s': %s", word,
+					 msg);
+				return -1;
+			}
 			continue;
 		}
 		if (strcmp(word, "proxy_protocol") == 0) {
@@ -298,6 +340,13 @@ config_parse_listen(const char *value, struct listen_conf *lc, char *text,
 			 "one");
 		return -1;
 	}
+	if (lc->defer_s > 0 && lc->kind == LISTEN_UDP) {
+		snprintf(err, errlen,
+			 "has parameters that do not fit: 'deferred' waits "
+			 "for a TCP connection's first bytes; 'udp' has no "
+			 "connections");
+		return -1;
+	}
 	if (lc->reuseport && lc->kind == LISTEN_UDP) {
 		snprintf(err, errlen,
 			 "has parameters that do not fit: 'udp' has a socket "
@@ -342,10 +391,11 @@ config_parse_listen(const char *value, struct listen_conf *lc, char *text,
 				 "has no reset");
 			return -1;
 		}
-		if (lc->reuseport) {
+		if (lc->reuseport || lc->defer_s > 0) {
 			snprintf(err, errlen,
-				 "has parameters that do not fit: 'reuseport' "
-				 "is for TCP, not a Unix socket");
+				 "has parameters that do not fit: '%s' is for "
+				 "TCP, not a Unix socket",
+				 lc->reuseport ? "reuseport" : "deferred");
 			return -1;
 		}
 		lc->kind = LISTEN_UNIX;

@@ -189,6 +189,10 @@ enum listen_kind {
 #define ECHOD_UNIX_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
 
 /* One listen line: what listener.c opens, and what its connections get. */
+/* The listen parameter deferred: its time when none is given, and most. */
+#define ECHOD_DEFERRED_DEFAULT_S 1u
+#define ECHOD_DEFERRED_MAX_S 3600u
+
 struct listen_conf {
 	char *text; /* as written: its identity across reloads */
 	int line;   /* in the config file; 0: the command line */
@@ -196,6 +200,7 @@ struct listen_conf {
 	struct addr_spec addr;		    /* where, for TCP */
 	char path[ECHOD_UNIX_PATH_MAX + 1]; /* where, for a Unix socket */
 	int reuseport; /* TCP: a socket per worker (SO_REUSEPORT) */
+	int defer_s;   /* TCP: TCP_DEFER_ACCEPT, seconds; 0: off */
 	struct conn_profile profile; /* what its connections get */
 };
 

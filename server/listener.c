@@ -66,7 +66,8 @@ struct listener {
 	int family;		     /* of the listening socket */
 	char *path;		     /* a Unix socket file we made, or NULL */
 	struct conn_profile profile; /* what its connections get */
-	unsigned slot;		     /* its counters: metrics_slot() */
+	int defer_s;   /* TCP_DEFER_ACCEPT; -1: systemd's to set */
+	unsigned slot; /* its counters: metrics_slot() */
 	/* reuseport: a socket of the line per worker, each watched on its
 	 * worker's loop (lev and udp are NULL). */
 	int fd;		      /* the socket; -1 unless reuseport */
@@ -227,9 +228,10 @@ listener_error_cb(struct evconnlistener *lev, void *arg)
 	}
 }
 
-/* Options inherited by accepted sockets (TCP's), and the backlog. */
+/* Options inherited by accepted sockets (TCP's), the backlog, and how
+ * long the kernel defers a connection (defer_s; -1: left as it is). */
 static void
-listener_set_options(int fd, int family, const struct config *cfg,
+listener_set_options(int fd, int family, const struct config *cfg, int defer_s,
 		     const char *name)
 {
 	int on = 1, ka = cfg->tcp_keepalive, idle = LISTENER_KEEPIDLE_S,
@@ -249,6 +251,11 @@ listener_set_options(int fd, int family, const struct config *cfg,
 			 setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt,
 				    sizeof(cnt)) == -1)))
 		log_warn("%s: socket options", name);
+	/* Set either way: a socket handed over may carry another value. */
+	if (family != AF_UNIX && defer_s != -1 &&
+	    setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_s,
+		       sizeof(defer_s)) == -1)
+		log_warn("%s: deferred accept", name);
 	/* listen(2) again on a listening socket only resizes its queue. */
 	if (listen(fd, (int)cfg->backlog) == -1)
 		log_warn("%s: listen", name);
@@ -256,7 +263,7 @@ listener_set_options(int fd, int family, const struct config *cfg,
 
 /* Creates, binds and listens one socket; returns the fd or -1. */
 static int
-listener_bind(const struct addr *a, int wildcard, int reuseport,
+listener_bind(const struct addr *a, int wildcard, int reuseport, int defer_s,
 	      const struct config *cfg, char *err, size_t errlen)
 {
 	char name[ADDR_STRLEN];
@@ -268,7 +275,7 @@ listener_bind(const struct addr *a, int wildcard, int reuseport,
 	fd = inherit_take(SOCK_STREAM, (const struct sockaddr *)&a->ss, a->len,
 			  !wildcard, reuseport);
 	if (fd != -1) {
-		listener_set_options(fd, a->ss.ss_family, cfg, name);
+		listener_set_options(fd, a->ss.ss_family, cfg, defer_s, name);
 		return fd;
 	}
 	fd = socket(a->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
@@ -296,7 +303,7 @@ listener_bind(const struct addr *a, int wildcard, int reuseport,
 		goto fail;
 	if (listen(fd, (int)cfg->backlog) == -1)
 		goto fail;
-	listener_set_options(fd, a->ss.ss_family, cfg, name);
+	listener_set_options(fd, a->ss.ss_family, cfg, defer_s, name);
 	inherit_store(fd);
 	return fd;
 fail:
@@ -305,22 +312,26 @@ fail:
 	return -1;
 }
 
-/* Logs "WHAT NAME", and the faults its connections get, if any. */
+/* Logs "WHAT NAME", its deferral and the faults its connections get, if
+ * any. */
 static void
 listener_say(const struct listener *l, const char *what)
 {
-	char faults[256];
+	char faults[256], deferred[48] = "";
 
+	if (l->defer_s > 0)
+		snprintf(deferred, sizeof(deferred), " deferred up to %ds",
+			 l->defer_s);
 	if (l->udp != NULL)
 		log_info("%s %s udp", what, l->name);
 	else if (l->profile.transport == CONN_TRANSPORT_TLS)
-		log_info("%s %s tls", what, l->name);
+		log_info("%s %s tls%s", what, l->name, deferred);
 	else if (l->profile.behaviour == CONN_BEHAVIOUR_FAULT)
-		log_info("%s %s with faults: %s", what, l->name,
+		log_info("%s %s%s with faults: %s", what, l->name, deferred,
 			 fault_format(&l->profile.fault, faults,
 				      sizeof(faults)));
 	else
-		log_info("%s %s", what, l->name);
+		log_info("%s %s%s", what, l->name, deferred);
 }
 
 static struct listener *
@@ -342,6 +353,7 @@ listener_add(struct server *srv, int fd, const struct listen_conf *lc,
 	l->srv = srv;
 	l->fd = -1;
 	l->profile = lc->profile;
+	l->defer_s = lc->defer_s;
 	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0) {
 		addr_format((struct sockaddr *)&ss, l->name, sizeof(l->name));
 		l->family = ss.ss_family;
@@ -557,6 +569,7 @@ listener_clone(struct server *srv, struct listener *first, int fd,
 	l->srv = srv;
 	l->fd = fd;
 	l->profile = first->profile;
+	l->defer_s = first->defer_s;
 	l->slot = first->slot;
 	l->family = first->family;
 	l->clone = 1;
@@ -596,7 +609,8 @@ listener_attach_reuseport(struct server *srv, struct listener *first, char *err,
 		getsockopt(first->fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only,
 			   &optlen);
 	for (i = 1; i < n; i++) {
-		fd = listener_bind(&a, !v6only, 1, srv->cfg, err, errlen);
+		fd = listener_bind(&a, !v6only, 1, first->defer_s, srv->cfg,
+				   err, errlen);
 		if (fd == -1 ||
 		    listener_clone(srv, first, fd, worker_get(srv, i), err,
 				   errlen) == -1)
@@ -634,6 +648,7 @@ listener_add_tcp(struct server *srv, int fd, const struct listen_conf *lc,
 	l->srv = srv;
 	l->fd = fd;
 	l->profile = lc->profile;
+	l->defer_s = lc->defer_s;
 	l->rng = ls->rng | 1;
 	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0) {
 		addr_format((struct sockaddr *)&ss, l->name, sizeof(l->name));
@@ -672,17 +687,18 @@ listener_wildcard(const struct addr_spec *spec, int family, struct addr *a)
 
 /* Binds the wildcard: dual-stack IPv6 if the host has IPv6, else IPv4. */
 static int
-listener_bind_wildcard(const struct addr_spec *spec, int reuseport,
-		       const struct config *cfg, char *err, size_t errlen)
+listener_bind_wildcard(const struct listen_conf *lc, const struct config *cfg,
+		       char *err, size_t errlen)
 {
 	struct addr a;
 	int fd;
 
-	listener_wildcard(spec, AF_INET6, &a);
-	fd = listener_bind(&a, 1, reuseport, cfg, err, errlen);
+	listener_wildcard(&lc->addr, AF_INET6, &a);
+	fd = listener_bind(&a, 1, lc->reuseport, lc->defer_s, cfg, err, errlen);
 	if (fd == -1 && errno == EAFNOSUPPORT) {
-		listener_wildcard(spec, AF_INET, &a);
-		fd = listener_bind(&a, 1, reuseport, cfg, err, errlen);
+		listener_wildcard(&lc->addr, AF_INET, &a);
+		fd = listener_bind(&a, 1, lc->reuseport, lc->defer_s, cfg, err,
+				   errlen);
 	}
 	return fd;
 }
@@ -711,8 +727,7 @@ listener_open_tcp(struct server *srv, const struct config *cfg,
 	int j, n, fd;
 
 	if (lc->addr.wildcard) {
-		fd = listener_bind_wildcard(&lc->addr, lc->reuseport, cfg, err,
-					    errlen);
+		fd = listener_bind_wildcard(lc, cfg, err, errlen);
 		if (fd == -1 ||
 		    listener_add_tcp(srv, fd, lc, err, errlen) == -1)
 			return -1;
@@ -723,8 +738,8 @@ listener_open_tcp(struct server *srv, const struct config *cfg,
 	if (n == -1)
 		return -1;
 	for (j = 0; j < n; j++) {
-		fd = listener_bind(&addrs[j], 0, lc->reuseport, cfg, err,
-				   errlen);
+		fd = listener_bind(&addrs[j], 0, lc->reuseport, lc->defer_s,
+				   cfg, err, errlen);
 		if (fd == -1 ||
 		    listener_add_tcp(srv, fd, lc, err, errlen) == -1)
 			return -1;
@@ -940,6 +955,7 @@ listener_open_activated(struct server *srv, int *fds, int n, char *err,
 			.behaviour = CONN_BEHAVIOUR_ECHO,
 		}};
 	struct sockaddr_storage ss;
+	struct listener *l;
 	socklen_t len;
 	int i;
 
@@ -947,10 +963,12 @@ listener_open_activated(struct server *srv, int *fds, int n, char *err,
 		len = sizeof(ss);
 		if (getsockname(fds[i], (struct sockaddr *)&ss, &len) == -1)
 			ss.ss_family = AF_UNSPEC;
-		listener_set_options(fds[i], ss.ss_family, srv->cfg,
+		/* Their deferral is systemd's (DeferAcceptSec=). */
+		listener_set_options(fds[i], ss.ss_family, srv->cfg, -1,
 				     "systemd socket");
-		if (listener_add(srv, fds[i], &lc, err, errlen) == NULL)
+		if ((l = listener_add(srv, fds[i], &lc, err, errlen)) == NULL)
 			return -1;
+		l->defer_s = -1;
 	}
 	srv->listen->activated = 1;
 	log_info("serving %d socket%s from systemd; 'listen' is not used", n,
@@ -1164,6 +1182,17 @@ listener_reconcile(struct server *srv, const struct config *ncfg, char *err,
 			listener_in_config(ncfg, l->text);
 
 		next = TAILQ_NEXT(l, entry);
+		if (lc != NULL && l->udp == NULL && l->defer_s != lc->defer_s) {
+			/* listener_apply_options() sets it next. */
+			l->defer_s = lc->defer_s;
+			if (!l->clone && lc->defer_s > 0)
+				log_info("new connections on %s: deferred "
+					 "up to %ds",
+					 l->name, lc->defer_s);
+			else if (!l->clone)
+				log_info("new connections on %s: not deferred",
+					 l->name);
+		}
 		if (lc == NULL) {
 			if (!l->clone)
 				log_info("no longer listening on %s", l->name);
@@ -1229,7 +1258,7 @@ listener_apply_options(struct server *srv)
 			continue; /* UDP: no TCP options, no queue */
 		listener_set_options(
 			l->lev != NULL ? evconnlistener_get_fd(l->lev) : l->fd,
-			l->family, srv->cfg, l->name);
+			l->family, srv->cfg, l->defer_s, l->name);
 		if (l->path != NULL &&
 		    chmod(l->path, (mode_t)srv->cfg->unix_mode) == -1)
 			log_warn("%s: chmod", l->name);

@@ -327,6 +327,50 @@ START_TEST(test_config_listen_reuseport_and_proxy_protocol)
 }
 END_TEST
 
+START_TEST(test_config_listen_deferred)
+{
+	struct config cfg;
+	char err[512] = "";
+
+	ck_assert_int_eq(load(&cfg,
+			      "listen = 127.0.0.1:7 deferred\n"
+			      "listen = 127.0.0.1:8 reuseport deferred=30s "
+			      "proxy_protocol\n"
+			      "listen = 127.0.0.1:9\n",
+			      err, sizeof(err)),
+			 0);
+	ck_assert_int_eq(cfg.listen[0].defer_s, ECHOD_DEFERRED_DEFAULT_S);
+	ck_assert_int_eq(cfg.listen[1].defer_s, 30);
+	ck_assert_int_eq(cfg.listen[2].defer_s, 0);
+	/* A parameter of the socket, not its identity: a reload may
+	 * switch it on the socket it keeps. */
+	ck_assert_str_eq(cfg.listen[0].text, "127.0.0.1:7");
+	ck_assert_str_eq(cfg.listen[1].text, "127.0.0.1:8 reuseport");
+	config_free(&cfg);
+	load_fails(
+		"listen = 127.0.0.1:7 deferred=3601s\n",
+		"1: 'listen' has a bad parameter 'deferred=3601s': '3601s' is "
+		"out of range (1s to 1h)");
+	load_fails("listen = 127.0.0.1:7 deferred=1500ms\n",
+		   "1: 'listen' has a bad parameter 'deferred=1500ms': "
+		   "'1500ms' is not a whole number of seconds, which is what "
+		   "the kernel counts");
+	load_fails("listen = 127.0.0.1:7 deferred=0\n",
+		   "1: 'listen' has a bad parameter 'deferred=0': '0' is out "
+		   "of range (1s to 1h)");
+	load_fails("listen = 127.0.0.1:7 deferred deferred=2s\n",
+		   "1: 'listen' has a bad parameter 'deferred=2s': 'deferred' "
+		   "is given twice");
+	load_fails("listen = *:7 udp deferred\n",
+		   "1: 'listen' has parameters that do not fit: 'deferred' "
+		   "waits for a TCP connection's first bytes; 'udp' has no "
+		   "connections");
+	load_fails("listen = unix:/run/x deferred\n",
+		   "1: 'listen' has parameters that do not fit: 'deferred' is "
+		   "for TCP, not a Unix socket");
+}
+END_TEST
+
 START_TEST(test_config_log_connections_and_format)
 {
 	struct config cfg;
@@ -540,6 +584,7 @@ config_suite(void)
 	tcase_add_test(tc, test_config_listen_tls);
 	tcase_add_test(tc, test_config_listen_udp);
 	tcase_add_test(tc, test_config_listen_reuseport_and_proxy_protocol);
+	tcase_add_test(tc, test_config_listen_deferred);
 	tcase_add_test(tc, test_config_log_connections_and_format);
 	tcase_add_test(tc, test_config_listen_rejects_bad_fault_parameters);
 	tcase_add_test(tc, test_config_unix_mode_is_octal);
