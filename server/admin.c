@@ -374,8 +374,12 @@ admin_free(struct admin *a)
 	free(a);
 }
 
+/* The endpoint on where, bound and served. A socket it bound for a
+ * reload that then fails leaves systemd's store again; at start, one
+ * handed over stays there for the next start. */
 static struct admin *
-admin_new(struct server *srv, const char *where, char *err, size_t errlen)
+admin_new(struct server *srv, const char *where, int reloading, char *err,
+	  size_t errlen)
 {
 	struct evhttp_bound_socket *bound;
 	struct admin *a;
@@ -402,11 +406,15 @@ admin_new(struct server *srv, const char *where, char *err, size_t errlen)
 		    NULL) {
 		snprintf(err, errlen, "admin_listen %s: cannot serve it",
 			 where);
+		if (reloading)
+			inherit_unstore(fd);
 		close(fd);
 		admin_free(a);
 		return NULL;
 	}
 	if ((bound = evhttp_bind_listener(a->http, a->lev)) == NULL) {
+		if (reloading)
+			inherit_unstore(fd);
 		evconnlistener_free(a->lev);
 		snprintf(err, errlen, "admin_listen %s: cannot serve it",
 			 where);
@@ -435,7 +443,7 @@ admin_open(struct server *srv, const struct config *cfg, char *err,
 {
 	if (cfg->admin_listen == NULL)
 		return 0;
-	if ((srv->admin = admin_new(srv, cfg->admin_listen, err, errlen)) ==
+	if ((srv->admin = admin_new(srv, cfg->admin_listen, 0, err, errlen)) ==
 	    NULL)
 		return -1;
 	admin_announce(srv->admin);
@@ -454,7 +462,7 @@ admin_prepare(struct server *srv, const struct config *ncfg, char *err,
 	if (ncfg->admin_listen == NULL || now == NULL ||
 	    strcmp(now, ncfg->admin_listen) != 0) {
 		if (ncfg->admin_listen != NULL &&
-		    (admin_next = admin_new(srv, ncfg->admin_listen, err,
+		    (admin_next = admin_new(srv, ncfg->admin_listen, 1, err,
 					    errlen)) == NULL)
 			return -1;
 	} else {

@@ -346,9 +346,7 @@ listener_add(struct server *srv, int fd, const struct listen_conf *lc,
 	if ((l = calloc(1, sizeof(*l))) == NULL ||
 	    (l->text = strdup(lc->text)) == NULL) {
 		snprintf(err, errlen, "out of memory");
-		free(l);
-		close(fd);
-		return NULL;
+		goto fail;
 	}
 	l->srv = srv;
 	l->fd = -1;
@@ -363,27 +361,37 @@ listener_add(struct server *srv, int fd, const struct listen_conf *lc,
 			       lc->text[0] != '\0' ? lc->text : l->name);
 	if (lc->kind == LISTEN_UNIX && (l->path = strdup(lc->path)) == NULL) {
 		snprintf(err, errlen, "out of memory");
-		close(fd);
-		free(l->text);
-		free(l);
-		return NULL;
+		goto fail;
 	}
 	l->lev = evconnlistener_new(
 		srv->base, listener_accept_cb, l,
 		LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
 	if (l->lev == NULL) {
 		snprintf(err, errlen, "%s: cannot create listener", l->name);
-		close(fd);
-		free(l->path);
-		free(l->text);
-		free(l);
-		return NULL;
+		goto fail;
 	}
 	evconnlistener_set_error_cb(l->lev, listener_error_cb);
 	TAILQ_INSERT_TAIL(&ls->list, l, entry);
 	if (ls->announced)
 		listener_say(l, "listening on");
 	return l;
+fail:
+	/* A reload's new socket leaves systemd's store, and its file goes,
+	 * as when a reload retires a line; at start, a socket handed over
+	 * stays there for the next start. */
+	if (ls->announced && !ls->activated) {
+		inherit_unstore(fd);
+		if (lc->kind == LISTEN_UNIX && unlink(lc->path) == -1 &&
+		    errno != ENOENT)
+			log_warn("%s: cannot remove the socket file", lc->path);
+	}
+	close(fd);
+	if (l != NULL) {
+		free(l->path);
+		free(l->text);
+		free(l);
+	}
+	return NULL;
 }
 
 /* A listener's socket (a UDP one's first), or -1. */
@@ -845,8 +853,13 @@ listener_add_udp(struct server *srv, struct udp_endpoint *e,
 
 	if ((l = calloc(1, sizeof(*l))) == NULL ||
 	    (l->text = strdup(lc->text)) == NULL) {
+		int fds[1];
+
 		snprintf(err, errlen, "out of memory");
 		free(l);
+		/* Out of systemd's store on a reload (listener_add()). */
+		if (ls->announced && udp_endpoint_fds(e, fds, 1) == 1)
+			inherit_unstore(fds[0]);
 		udp_endpoint_close(e);
 		return -1;
 	}

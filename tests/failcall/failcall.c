@@ -1,37 +1,45 @@
 /*
  * failcall.c: an LD_PRELOAD library for the integration tests that makes
- * a chosen call of echod's fail the way it fails when memory runs out, so
+ * chosen calls of echod's fail the way they fail when memory runs out, so
  * that the code handling it runs for real.
  *
- *   ECHOD_TEST_FAIL=NAME:N   the Nth call of NAME (counted across threads,
- *                            from 1) fails, once; the others go through
+ *   ECHOD_TEST_FAIL=NAME:N[,NAME:N...]   the Nth call of NAME (counted
+ *                            across threads, from 1) fails, once; the
+ *                            others go through
  *
  * Each failure is announced on stderr ("failcall: NAME: call N fails"),
  * so that a test can tell it happened. Interposed:
  *   evbuffer_remove_buffer   returns -1, moving nothing (as when libevent
  *                            cannot allocate a chain for a partial move)
+ *   evconnlistener_new       returns NULL, the socket left to the caller
  */
 #include <dlfcn.h>
 #include <event2/buffer.h>
+#include <event2/listener.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-/* The N of ECHOD_TEST_FAIL if it names `name`; 0 if not. */
-static unsigned long
-failcall_target(const char *name)
+/* Does ECHOD_TEST_FAIL name call `call` of `name`? */
+static int
+failcall_listed(const char *name, unsigned long call)
 {
 	const char *spec = getenv("ECHOD_TEST_FAIL");
 	size_t len = strlen(name);
 	char *end;
-	unsigned long n;
 
-	if (spec == NULL || strncmp(spec, name, len) != 0 || spec[len] != ':')
-		return 0;
-	n = strtoul(spec + len + 1, &end, 10);
-	return *end == '\0' ? n : 0;
+	while (spec != NULL && *spec != '\0') {
+		if (strncmp(spec, name, len) == 0 && spec[len] == ':' &&
+		    strtoul(spec + len + 1, &end, 10) == call &&
+		    (*end == '\0' || *end == ','))
+			return 1;
+		spec = strchr(spec, ',');
+		if (spec != NULL)
+			spec++;
+	}
+	return 0;
 }
 
 /* 1 if this call of `name`, counted in *calls, is the one to fail. */
@@ -42,7 +50,7 @@ failcall_now(const char *name, atomic_ulong *calls)
 	char line[128];
 	int len;
 
-	if (call != failcall_target(name))
+	if (!failcall_listed(name, call))
 		return 0;
 	len = snprintf(line, sizeof(line), "failcall: %s: call %lu fails\n",
 		       name, call);
@@ -66,4 +74,20 @@ evbuffer_remove_buffer(struct evbuffer *src, struct evbuffer *dst,
 	if (real == NULL)
 		abort();
 	return real(src, dst, datlen);
+}
+
+struct evconnlistener *
+evconnlistener_new(struct event_base *base, evconnlistener_cb cb, void *ptr,
+		   unsigned flags, int backlog, evutil_socket_t fd)
+{
+	static atomic_ulong calls;
+	struct evconnlistener *(*real)(struct event_base *, evconnlistener_cb,
+				       void *, unsigned, int, evutil_socket_t);
+
+	if (failcall_now("evconnlistener_new", &calls))
+		return NULL;
+	*(void **)&real = dlsym(RTLD_NEXT, "evconnlistener_new");
+	if (real == NULL)
+		abort();
+	return real(base, cb, ptr, flags, backlog, fd);
 }

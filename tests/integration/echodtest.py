@@ -678,6 +678,17 @@ EXIT_SKIPPED = 77
 WRAPPER_SKIP = "meaningless under a wrapper: "
 
 
+def failcall_env(test, spec):
+    """The environment that makes echod's calls in spec ("NAME:N,...")
+    fail as out of memory: tests/failcall/, which ctest names in
+    ECHOD_TEST_FAILCALL for a test that NEEDS it."""
+    shim = os.environ.get("ECHOD_TEST_FAILCALL")
+    if not shim:
+        test.fail("ECHOD_TEST_FAILCALL is not set: ctest sets it to the "
+                  "failcall library (tests/failcall/)")
+    return {"LD_PRELOAD": shim, "ECHOD_TEST_FAIL": spec}
+
+
 def skip_under_wrapper(test, why):
     """Skips test if echod runs under a wrapper, saying why."""
     if WRAPPER:

@@ -329,12 +329,7 @@ class OutOfMemory(FaultTestCase):
     one it freed (valgrind's memcheck and ASan check that in CI)."""
 
     def start_failing(self, params):
-        shim = os.environ.get("ECHOD_TEST_FAILCALL")
-        if not shim:
-            self.fail("ECHOD_TEST_FAILCALL is not set: ctest sets it to "
-                      "the failcall library (tests/failcall/)")
-        env = {"LD_PRELOAD": shim,
-               "ECHOD_TEST_FAIL": "evbuffer_remove_buffer:1"}
+        env = echodtest.failcall_env(self, "evbuffer_remove_buffer:1")
         return self.start_echod(listen=(f"127.0.0.1:0 {params}",), env=env)
 
     def check_ends_alone(self, params):

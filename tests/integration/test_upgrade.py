@@ -640,9 +640,10 @@ class FakeSystemd:
 
     seen = 0
 
-    def start(self, testcase, conf):
+    def start(self, testcase, conf, env=None):
         """Starts echod as systemd would: NOTIFY_SOCKET, and the store
-        as LISTEN_FDS/LISTEN_FDNAMES/LISTEN_PID at 3, 4, ..."""
+        as LISTEN_FDS/LISTEN_FDNAMES/LISTEN_PID at 3, 4, ...; env adds
+        to the environment."""
         import fcntl
         with self.cond:
             high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 100)
@@ -650,7 +651,7 @@ class FakeSystemd:
             names = [n for n, _ in self.store]
         moves = " ".join(f"{3 + i}<&{fd}" for i, fd in enumerate(high))
         closes = " ".join(f"{fd}<&-" for fd in high)
-        env = dict(os.environ, NOTIFY_SOCKET=self.path)
+        env = dict(os.environ, NOTIFY_SOCKET=self.path, **(env or {}))
         if names:
             env["LISTEN_FDS"] = str(len(names))
             env["LISTEN_FDNAMES"] = ":".join(names)
@@ -766,6 +767,54 @@ class FdStore(UpgradeTestCase):
         self.assertEqual(len(after), 5, after)
         self.assertTrue(any(n.endswith(f"{added:04x}") for n in after),
                         after)
+
+    def test_a_reload_out_of_memory_leaves_nothing_in_the_store(self):
+        """A reload binds a new line's socket, or the admin endpoint's
+        new address, and stores it; if it then cannot serve it (here
+        evconnlistener_new() fails, as out of memory) the reload fails and
+        the socket leaves the store again, so that the port is free for
+        the next reload, which serves it."""
+        conf = self.write_conf(self.config(reuseport=False, unix=False,
+                                           udp=False))
+        # At start: the plain line's listener (call 1), the admin
+        # endpoint's (2); then one per reload below.
+        env = echodtest.failcall_env(
+            self, "evconnlistener_new:3,evconnlistener_new:5")
+        inst = self.systemd.start(self, conf, env=env)
+        lines = self.config_lines()
+        added = free_port()
+
+        def reload(new_lines, expect):
+            """Reloads; returns once echod logged expect and said READY=1
+            (after any store message of the reload)."""
+            self.write_conf(new_lines)
+            start, mark = inst.size(), self.systemd.mark()
+            inst.proc.send_signal(signal.SIGHUP)
+            inst.wait_log(expect, start=start)
+            self.systemd.wait("READY=1", start=mark)
+
+        def stored(port):
+            return [n for n in self.stored_names()
+                    if n.endswith(f"047f000001{port:04x}")]
+
+        lines.append(f"listen = 127.0.0.1:{added}")
+        reload(lines, r"reload failed.*cannot create listener")
+        inst.wait_log(r"failcall: evconnlistener_new: call 3 fails")
+        self.assertEqual(stored(added), [])
+        reload(lines, r"listening on 127\.0\.0\.1:%d" % added)
+        self.assertEqual(len(stored(added)), 1)
+        echodtest.connect(("127.0.0.1", added)).close()
+        admin = free_port()
+        lines = [ln if not ln.startswith("admin_listen") else
+                 f"admin_listen = 127.0.0.1:{admin}" for ln in lines]
+        reload(lines, r"reload failed.*admin_listen .* cannot serve it")
+        inst.wait_log(r"failcall: evconnlistener_new: call 5 fails")
+        self.assertEqual(stored(admin), [])
+        reload(lines, r"admin endpoint on 127\.0\.0\.1:%d" % admin)
+        self.assertEqual(len(stored(admin)), 1)
+        self.assertEqual(stored(self.ports["admin"]), [])
+        inst.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(inst.proc.wait(scaled(20)), 0)
 
     def config_lines(self):
         with open(os.path.join(self.dir, "echod.conf")) as f:
