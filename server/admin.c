@@ -55,7 +55,15 @@ struct admin {
 	 */
 	struct bufferevent *conn[ECHOD_ADMIN_MAX_CONNECTIONS];
 	unsigned nconn;
-	int paused; /* the limit was reached: not accepting */
+	/*
+	 * The next connection's bufferevent, made ahead: had admin_bev_cb()
+	 * none to give, evhttp would make one of its own, which nothing here
+	 * would count or hold the loop for. Accepting pauses while there is
+	 * none (out of memory), until the sweep makes one.
+	 */
+	struct bufferevent *spare;
+	int paused;  /* not accepting: at the limit, or no spare */
+	int freeing; /* admin_free() is under way: no resuming */
 };
 
 /* How often the connections evhttp let go are looked for, while any is
@@ -73,21 +81,58 @@ admin_check(const char *value, char *err, size_t errlen)
 	return addr_parse(value, &spec, err, errlen);
 }
 
+/* Makes the next connection's bufferevent, if there is none: 0, or -1
+ * if out of memory. BEV_OPT_CLOSE_ON_FREE: the socket evhttp gives it
+ * closes when it is finally freed, after our reference and so after its
+ * events are deleted. Were evhttp to close it while our reference keeps
+ * the read event registered, a connection accepted meanwhile on the same
+ * descriptor (on this loop: worker 0's) would never be watched. evhttp
+ * leaves the close to a bufferevent that owns it. */
+static int
+admin_spare(struct admin *a)
+{
+	if (a->spare == NULL)
+		a->spare = bufferevent_socket_new(a->srv->base, -1,
+						  BEV_OPT_CLOSE_ON_FREE);
+	return a->spare != NULL ? 0 : -1;
+}
+
+/* Accepts while under the limit with a spare made; pauses otherwise. */
+static void
+admin_accepting(struct admin *a)
+{
+	int full = a->nconn >= ECHOD_ADMIN_MAX_CONNECTIONS;
+	int can = !full && admin_spare(a) == 0;
+
+	if (can && a->paused) {
+		a->paused = 0;
+		evconnlistener_enable(a->lev);
+	} else if (!can && !a->paused) {
+		a->paused = 1;
+		evconnlistener_disable(a->lev);
+		if (full)
+			log_debug("admin endpoint: %d connections open, "
+				  "pausing",
+				  ECHOD_ADMIN_MAX_CONNECTIONS);
+		else
+			log_warnx("admin endpoint: out of memory, pausing");
+	}
+}
+
 /* Lets go of connection i: accepting resumes if it had paused, and
- * with the last one the sweep stops (admin_bev_cb() starts it) and the
- * main loop's hold goes (evhttp's timeouts are libevent timers). */
+ * with the last one the main loop's hold goes (evhttp's timeouts are
+ * libevent timers) and the sweep stops (admin_bev_cb() starts it),
+ * unless it is still to make a spare. */
 static void
 admin_forget(struct admin *a, unsigned i)
 {
 	bufferevent_decref(a->conn[i]);
 	a->conn[i] = a->conn[--a->nconn];
-	if (a->paused && a->nconn < ECHOD_ADMIN_MAX_CONNECTIONS) {
-		a->paused = 0;
-		evconnlistener_enable(a->lev);
-	}
+	if (!a->freeing)
+		admin_accepting(a);
 	if (a->nconn > 0)
 		return;
-	if (tick_stop(a->sweep) == -1)
+	if (!a->paused && tick_stop(a->sweep) == -1)
 		log_warn("admin endpoint: cannot stop its sweep");
 	loop_release(&a->srv->holds, a->srv->base);
 }
@@ -115,7 +160,12 @@ admin_sweep(struct admin *a)
 static void
 admin_sweep_cb(void *arg)
 {
-	admin_sweep(arg);
+	struct admin *a = arg;
+
+	admin_sweep(a);
+	admin_accepting(a); /* paused for want of a spare: one now? */
+	if (a->nconn == 0 && !a->paused && tick_stop(a->sweep) == -1)
+		log_warn("admin endpoint: cannot stop its sweep");
 }
 
 /* evhttp frees a connection that made a request (after its reply, or
@@ -144,28 +194,20 @@ admin_bev_cb(struct event_base *base, void *arg)
 	struct admin *a = arg;
 	struct bufferevent *bev;
 
+	(void)base;
 	admin_sweep(a);
-	/* BEV_OPT_CLOSE_ON_FREE: the socket closes when the bufferevent is
-	 * finally freed, after our reference and so after its events are
-	 * deleted. Were evhttp to close it while our reference keeps the
-	 * read event registered, a connection accepted meanwhile on the
-	 * same descriptor (on this loop: worker 0's) would never be
-	 * watched. evhttp leaves the close to a bufferevent that owns it. */
-	if ((bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE)) ==
-	    NULL)
+	/* Accepting runs only with a spare made (admin_accepting()). */
+	if (admin_spare(a) == -1)
 		return NULL;
+	bev = a->spare;
+	a->spare = NULL;
 	if (a->nconn < ECHOD_ADMIN_MAX_CONNECTIONS) {
 		bufferevent_incref(bev);
 		if (a->nconn == 0)
 			loop_hold(&a->srv->holds);
 		a->conn[a->nconn++] = bev;
 	}
-	if (a->nconn == ECHOD_ADMIN_MAX_CONNECTIONS && !a->paused) {
-		a->paused = 1;
-		evconnlistener_disable(a->lev);
-		log_debug("admin endpoint: %d connections open, pausing",
-			  ECHOD_ADMIN_MAX_CONNECTIONS);
-	}
+	admin_accepting(a); /* the next one's spare, or a pause */
 	if (tick_start(a->sweep, ADMIN_SWEEP_MS) == -1)
 		log_warn("admin endpoint: cannot schedule its sweep");
 	return bev;
@@ -362,9 +404,11 @@ admin_free(struct admin *a)
 	/* evhttp_free() frees its listener, then every connection it holds
 	 * (admin_closed_cb() lets go of some: none may resume the listener),
 	 * then the rest of our references go. */
-	a->paused = 0;
+	a->freeing = 1;
 	if (a->http != NULL)
 		evhttp_free(a->http);
+	if (a->spare != NULL)
+		bufferevent_free(a->spare);
 	for (i = 0; i < a->nconn; i++)
 		bufferevent_decref(a->conn[i]);
 	if (a->nconn > 0)
@@ -428,6 +472,13 @@ admin_new(struct server *srv, const char *where, int reloading, char *err,
 	evhttp_set_timeout(a->http, ECHOD_ADMIN_TIMEOUT_S);
 	evhttp_set_bevcb(a->http, admin_bev_cb, a);
 	evhttp_set_gencb(a->http, admin_request_cb, a);
+	if (admin_spare(a) == -1) {
+		snprintf(err, errlen, "admin_listen %s: out of memory", where);
+		if (reloading)
+			inherit_unstore(evconnlistener_get_fd(a->lev));
+		admin_free(a);
+		return NULL;
+	}
 	return a;
 }
 

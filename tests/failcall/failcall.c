@@ -12,9 +12,12 @@
  *   evbuffer_remove_buffer   returns -1, moving nothing (as when libevent
  *                            cannot allocate a chain for a partial move)
  *   evconnlistener_new       returns NULL, the socket left to the caller
+ *   bufferevent_socket_new   returns NULL (libevent's own calls count:
+ *                            evhttp makes connections' bufferevents)
  */
 #include <dlfcn.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/listener.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -90,4 +93,18 @@ evconnlistener_new(struct event_base *base, evconnlistener_cb cb, void *ptr,
 	if (real == NULL)
 		abort();
 	return real(base, cb, ptr, flags, backlog, fd);
+}
+
+struct bufferevent *
+bufferevent_socket_new(struct event_base *base, evutil_socket_t fd, int options)
+{
+	static atomic_ulong calls;
+	struct bufferevent *(*real)(struct event_base *, evutil_socket_t, int);
+
+	if (failcall_now("bufferevent_socket_new", &calls))
+		return NULL;
+	*(void **)&real = dlsym(RTLD_NEXT, "bufferevent_socket_new");
+	if (real == NULL)
+		abort();
+	return real(base, fd, options);
 }

@@ -19,8 +19,9 @@ from echodtest import (Echod, EchodTestCase, admin_address, bound_port,
                        recv_exactly, run_echod, scaled, scrape, wait_for)
 
 
-def start(test, *args, listen=("127.0.0.1:0",), admin="127.0.0.1:0"):
-    server = Echod("--admin-listen", admin, *args, listen=listen)
+def start(test, *args, listen=("127.0.0.1:0",), admin="127.0.0.1:0",
+          env=None):
+    server = Echod("--admin-listen", admin, *args, listen=listen, env=env)
     test.addCleanup(server.kill)
     server.start()
     return server, admin_address(server)
@@ -326,6 +327,22 @@ class LimitsTest(EchodTestCase):
             s.settimeout(scaled(5))
             self.assertEqual(s.recv(1), b"")
         self.assertEqual(http(admin, "/healthz")[0], 200)
+
+
+    def test_out_of_memory_for_a_connection_pauses_then_serves(self):
+        """The endpoint makes each connection's bufferevent ahead of it
+        (evhttp would make one of its own, uncounted, if it had none):
+        out of memory for the next one, accepting pauses until the sweep
+        makes it, and every request is served."""
+        # Call 1 at start; call 2 is the one after the first request.
+        env = echodtest.failcall_env(self, "bufferevent_socket_new:2")
+        server, admin = start(self, env=env)
+        for _ in range(4):
+            self.assertEqual(http(admin, "/healthz")[::2], (200, b"ok\n"))
+        server.wait_log(r"failcall: bufferevent_socket_new: call 2 fails")
+        server.wait_log(r"admin endpoint: out of memory, pausing")
+        self.assertEqual(metric(scrape(admin), "echod_draining"), 0)
+        server.stop_cleanly(self)
 
 
 class ConfigTest(EchodTestCase):
