@@ -1196,8 +1196,12 @@ listener_reconcile(struct server *srv, const struct config *ncfg, char *err,
 
 		next = TAILQ_NEXT(l, entry);
 		if (lc != NULL && l->udp == NULL && l->defer_s != lc->defer_s) {
-			/* listener_apply_options() sets it next. */
+			/* Set now; listener_apply_options() sets it again. */
 			l->defer_s = lc->defer_s;
+			if (setsockopt(listener_fd(l), IPPROTO_TCP,
+				       TCP_DEFER_ACCEPT, &l->defer_s,
+				       sizeof(l->defer_s)) == -1)
+				log_warn("%s: deferred accept", l->name);
 			if (!l->clone && lc->defer_s > 0)
 				log_info("new connections on %s: deferred "
 					 "up to %ds",

@@ -99,9 +99,12 @@ class Deferred(EchodTestCase):
                 f.write(f"listen = 127.0.0.1:{port} {params}\n")
 
         def reload(expect):
+            """Reloads, and returns once it is over: every socket of
+            the line has the new setting."""
             mark = len(server.stderr_lines())
             server.send_signal(signal.SIGHUP)
             server.wait_log(expect, start=mark)
+            server.wait_log(r"configuration reloaded", start=mark)
 
         write(f"deferred={DEFER}s")
         server = Echod("-c", conf, listen=(), expect=1)
