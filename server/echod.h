@@ -188,11 +188,11 @@ enum listen_kind {
 /* Longest path a Unix socket may have (sun_path less its NUL). */
 #define ECHOD_UNIX_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
 
-/* One listen line: what listener.c opens, and what its connections get. */
 /* The listen parameter deferred: its time when none is given, and most. */
 #define ECHOD_DEFERRED_DEFAULT_S 1u
 #define ECHOD_DEFERRED_MAX_S 3600u
 
+/* One listen line: what listener.c opens, and what its connections get. */
 struct listen_conf {
 	char *text; /* as written: its identity across reloads */
 	int line;   /* in the config file; 0: the command line */

@@ -228,6 +228,16 @@ listener_error_cb(struct evconnlistener *lev, void *arg)
 	}
 }
 
+/* How long the kernel defers a TCP connection: until its first bytes,
+ * or defer_s seconds (0: not at all). */
+static void
+listener_set_defer(int fd, int defer_s, const char *name)
+{
+	if (setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_s,
+		       sizeof(defer_s)) == -1)
+		log_warn("%s: deferred accept", name);
+}
+
 /* Options inherited by accepted sockets (TCP's), the backlog, and how
  * long the kernel defers a connection (defer_s; -1: left as it is). */
 static void
@@ -252,10 +262,8 @@ listener_set_options(int fd, int family, const struct config *cfg, int defer_s,
 				    sizeof(cnt)) == -1)))
 		log_warn("%s: socket options", name);
 	/* Set either way: a socket handed over may carry another value. */
-	if (family != AF_UNIX && defer_s != -1 &&
-	    setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_s,
-		       sizeof(defer_s)) == -1)
-		log_warn("%s: deferred accept", name);
+	if (family != AF_UNIX && defer_s != -1)
+		listener_set_defer(fd, defer_s, name);
 	/* listen(2) again on a listening socket only resizes its queue. */
 	if (listen(fd, (int)cfg->backlog) == -1)
 		log_warn("%s: listen", name);
@@ -1198,10 +1206,7 @@ listener_reconcile(struct server *srv, const struct config *ncfg, char *err,
 		if (lc != NULL && l->udp == NULL && l->defer_s != lc->defer_s) {
 			/* Set now; listener_apply_options() sets it again. */
 			l->defer_s = lc->defer_s;
-			if (setsockopt(listener_fd(l), IPPROTO_TCP,
-				       TCP_DEFER_ACCEPT, &l->defer_s,
-				       sizeof(l->defer_s)) == -1)
-				log_warn("%s: deferred accept", l->name);
+			listener_set_defer(listener_fd(l), l->defer_s, l->name);
 			if (!l->clone && lc->defer_s > 0)
 				log_info("new connections on %s: deferred "
 					 "up to %ds",
