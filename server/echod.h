@@ -404,6 +404,13 @@ int loop_init(struct worker *w);
 void loop_run(struct worker *w);
 void loop_wake(struct worker *w);
 void loop_free(struct worker *w);
+/* The worker's choice to yield its CPU before it sleeps (loop.c): */
+struct loop_spin {
+	unsigned score; /* yields that paid lately, less those that did not */
+	unsigned waits; /* sleeps since the last yield, while score is 0 */
+};
+int loop_spin_wanted(struct loop_spin *s);
+void loop_spin_result(struct loop_spin *s, int found);
 struct listener;
 int loop_add_listener(struct worker *w, int fd, struct listener *l);
 void loop_remove(struct worker *w, int fd);
@@ -777,6 +784,7 @@ struct worker {
 	int stopping;		 /* a poke said stop */
 	_Atomic unsigned *holds; /* worker 0: the server's */
 	_Atomic unsigned own_holds;
+	struct loop_spin spin;
 	TAILQ_HEAD(, conn) conns;
 	unsigned nconns;	  /* in conns */
 	struct conn *spare_conns; /* freed ones kept for reuse (conn.c) */

@@ -20,8 +20,22 @@
  * libevent 2.1 keeps its epoll descriptor to itself: loop_init() finds
  * the set its probe is registered in. With any other backend libevent
  * always waits.
+ *
+ * Before it sleeps, a worker may give its CPU away once (sched_yield())
+ * and look again (loop_wait()). Where it shares its CPU with other
+ * runnable threads (its clients, on the same machine), what it would
+ * sleep for mostly comes while they run, and is then served with no
+ * wake-up: the waker's try_to_wake_up(), and often an interrupt to the
+ * other CPU, a VM exit under a hypervisor, cost more than the two calls.
+ * Alone on its CPU it gains nothing (sched_yield() returns at once). So
+ * each worker scores how often the look after a yield found something,
+ * and yields only while more did than did not (loop_spin_wanted()); else
+ * it tries once in LOOP_SPIN_PROBE sleeps. It never spins: one yield,
+ * then it sleeps. This is LMAX's yielding wait and Go's spinning
+ * threads, bounded; what it bought is in bench/README.md.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -34,6 +48,11 @@
 #include "conn_int.h"
 
 #define LOOP_BATCH 64 /* ready descriptors taken per wake-up */
+/* The yield's score: at most this many good ones are remembered, so that
+ * a change of load turns it off within as many idle spells. */
+#define LOOP_SPIN_MAX 8
+/* While yielding does not pay, it is tried once in this many sleeps. */
+#define LOOP_SPIN_PROBE 64
 /* Probing for libevent's descriptor looks no further than this. */
 #define LOOP_PROBE_MAX_FD 65536
 
@@ -305,6 +324,49 @@ loop_assert_no_timer(struct worker *w)
 #define loop_assert_no_timer(w) ((void)0)
 #endif
 
+/* Whether to yield before this sleep: while yields pay, and now and then
+ * to see whether they have begun to. */
+int
+loop_spin_wanted(struct loop_spin *s)
+{
+	if (s->score > 0)
+		return 1;
+	if (++s->waits < LOOP_SPIN_PROBE)
+		return 0;
+	s->waits = 0;
+	return 1;
+}
+
+/* What the look after a yield found: something (found), or nothing. */
+void
+loop_spin_result(struct loop_spin *s, int found)
+{
+	if (found && s->score < LOOP_SPIN_MAX)
+		s->score++;
+	else if (!found && s->score > 0)
+		s->score--;
+}
+
+/* Waits for w's own set: up to LOOP_BATCH ready entries into ev, their
+ * number, or -1 (errno). Yields first when that pays (see above). */
+static int
+loop_wait(struct worker *w, struct epoll_event *ev)
+{
+	int n;
+
+	if (loop_spin_wanted(&w->spin)) {
+		n = epoll_wait(w->park_fd, ev, LOOP_BATCH, 0);
+		if (n != 0)
+			return n;
+		(void)sched_yield();
+		n = epoll_wait(w->park_fd, ev, LOOP_BATCH, 0);
+		loop_spin_result(&w->spin, n > 0);
+		if (n != 0)
+			return n;
+	}
+	return epoll_wait(w->park_fd, ev, LOOP_BATCH, -1);
+}
+
 /*
  * Runs w's loop until its server's loop exits (worker 0), the worker is
  * told to stop (worker_stop_all()), or libevent fails (it has said why),
@@ -339,7 +401,7 @@ loop_run(struct worker *w)
 		if (event_base_get_num_events(w->base,
 					      EVENT_BASE_COUNT_ACTIVE) == 0) {
 			loop_assert_no_timer(w);
-			n = epoll_wait(w->park_fd, ev, LOOP_BATCH, -1);
+			n = loop_wait(w, ev);
 			if (n == -1 && errno != EINTR) {
 				log_warn("worker %u: epoll_wait, libevent "
 					 "waits for it from now on",

@@ -4,16 +4,20 @@
  * callback arms while the worker waits itself fires on time (libevent
  * waits while it is held); the last release hands the waiting back; what
  * a broken pass leaves active runs before the worker blocks; a libevent
- * that is always busy leaves the worker's set its turn; and, in a
- * debug build, a libevent timer nobody holds is caught.
+ * that is always busy leaves the worker's set its turn; in a debug
+ * build, a libevent timer nobody holds is caught; and the yield before a
+ * sleep is made while it pays, tried now and then when it does not, and
+ * never turns the wait into a spin.
  */
 #include <check.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <time.h>
@@ -262,6 +266,101 @@ START_TEST(test_an_unheld_timer_is_caught)
 END_TEST
 #endif
 
+/* How many of n sleeps sp yields before, the look after each yield
+ * finding something num times in every den. */
+static int
+yields_in(struct loop_spin *sp, int n, int num, int den)
+{
+	int i, yields = 0;
+
+	for (i = 0; i < n; i++) {
+		if (!loop_spin_wanted(sp))
+			continue;
+		loop_spin_result(sp, yields % den < num);
+		yields++;
+	}
+	return yields;
+}
+
+START_TEST(test_the_yield_is_made_while_it_pays)
+{
+	struct loop_spin sp = {0};
+
+	/* A fresh worker does not yield, but tries within 64 sleeps; a
+	 * look that never finds anything is tried no more often. */
+	ck_assert_int_eq(yields_in(&sp, 63, 0, 1), 0);
+	ck_assert_int_eq(yields_in(&sp, 1, 0, 1), 1);
+	ck_assert_int_le(yields_in(&sp, 6400, 0, 1), 100);
+	ck_assert_int_ge(yields_in(&sp, 6400, 0, 1), 99);
+	/* Once a try finds something, it yields at every sleep while most
+	 * looks do. */
+	memset(&sp, 0, sizeof(sp));
+	ck_assert_int_eq(yields_in(&sp, 64, 1, 1), 1);
+	ck_assert_int_eq(yields_in(&sp, 1000, 1, 1), 1000);
+	ck_assert_int_eq(yields_in(&sp, 1000, 3, 4), 1000);
+	/* Within 8 sleeps of the looks finding nothing, it stops. */
+	ck_assert_int_le(yields_in(&sp, 1000, 0, 1), 8 + 1000 / 64);
+	ck_assert_uint_eq(sp.score, 0);
+	/* One look in three finding something is not enough. */
+	memset(&sp, 0, sizeof(sp));
+	sp.score = 8;
+	ck_assert_int_lt(yields_in(&sp, 6400, 1, 3), 400);
+}
+END_TEST
+
+static void *
+poke_later(void *arg)
+{
+	struct timespec ts = {0, 300000000L};
+
+	(void)arg;
+	nanosleep(&ts, NULL);
+	poke(kick);
+	return NULL;
+}
+
+static void
+exit_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)what;
+	(void)arg;
+	drain(fd);
+	event_base_loopexit(w.base, NULL);
+}
+
+static uint64_t
+thread_cpu_ms(void)
+{
+	struct rusage ru;
+
+	ck_assert_int_eq(getrusage(RUSAGE_THREAD, &ru), 0);
+	return (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
+	       (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
+}
+
+START_TEST(test_a_worker_that_yields_still_sleeps)
+{
+	pthread_t poker;
+	uint64_t cpu, start;
+
+	kick_ev = event_new(w.base, kick, EV_READ | EV_PERSIST, exit_cb, NULL);
+	ck_assert_int_eq(event_add(kick_ev, NULL), 0);
+	w.spin.score = 1000; /* it yields before it sleeps */
+	ck_assert_int_eq(pthread_create(&poker, NULL, poke_later, NULL), 0);
+	start = unit_now_ms();
+	cpu = thread_cpu_ms();
+	loop_run(&w);
+	cpu = thread_cpu_ms() - cpu;
+	ck_assert_int_eq(pthread_join(poker, NULL), 0);
+	/* 300 ms of nothing, then the poke: slept, not spun through. */
+	ck_assert_uint_ge(unit_now_ms() - start, 300 - 1);
+	ck_assert_uint_lt(cpu, 150);
+	/* The look after its yield found nothing. */
+	ck_assert_uint_lt(w.spin.score, 1000);
+	ck_assert_uint_ge(w.spin.score, 990);
+}
+END_TEST
+
 static Suite *
 loop_suite(void)
 {
@@ -274,6 +373,8 @@ loop_suite(void)
 	tcase_add_test(tc, test_the_last_release_hands_the_waiting_back);
 	tcase_add_test(tc, test_what_a_broken_pass_leaves_runs);
 	tcase_add_test(tc, test_a_busy_libevent_does_not_starve_the_set);
+	tcase_add_test(tc, test_the_yield_is_made_while_it_pays);
+	tcase_add_test(tc, test_a_worker_that_yields_still_sleeps);
 #ifndef NDEBUG
 	/* The abort needs a test process of its own. */
 	if (fork == NULL || strcmp(fork, "no") != 0)
