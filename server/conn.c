@@ -657,10 +657,22 @@ conn_new(struct worker *w, const struct accepted *a)
 	}
 	return c;
 fail:
+	conn_drop(w, a);
+	return NULL;
+}
+
+/*
+ * An accepted socket that gets no connection (out of memory): counted
+ * as a connection ended in error on w, which must be the calling
+ * thread's worker (the counters' only writer), then closed and released.
+ * The open-connections gauge (accepted less ended) so stays right.
+ */
+void
+conn_drop(struct worker *w, const struct accepted *a)
+{
 	conn_count_end(w, a->slot, CONN_END_ERROR, 0);
 	admission_release(w->srv->adm, a->fd, accepted_counted_peer(a),
 			  a->peer_shard);
-	return NULL;
 }
 
 /* Bytes of echo written to the socket that the peer has not yet

@@ -451,6 +451,7 @@ enum conn_end {
 };
 const char *conn_end_name(enum conn_end why);
 struct conn *conn_new(struct worker *w, const struct accepted *a);
+void conn_drop(struct worker *w, const struct accepted *a);
 void conn_free_spares(struct worker *w);
 void conn_free(struct conn *c, enum conn_end why);
 int conn_sweep(struct conn *c, uint64_t now_ms, uint64_t idle_ms,

@@ -317,15 +317,15 @@ worker_assign(struct server *srv, const struct accepted *a)
 	if (w->queue_len == w->queue_cap) {
 		size_t cap =
 			w->queue_cap ? w->queue_cap * 2 : WORKER_QUEUE_INITIAL;
-		struct accepted *q = realloc(w->queue, cap * sizeof(*q));
+		struct accepted *q = reallocarray(w->queue, cap, sizeof(*q));
 		if (q == NULL) {
 			pthread_mutex_unlock(&w->lock);
 			log_warnx("worker %u: out of memory, dropping a "
 				  "connection",
 				  w->id);
-			admission_release(srv->adm, a->fd,
-					  accepted_counted_peer(a),
-					  a->peer_shard);
+			/* Ended on worker 0's counters: it runs here, on the
+			 * main thread. */
+			conn_drop(&pool->w[0], a);
 			return;
 		}
 		w->queue = q;

@@ -14,8 +14,12 @@
  *   evconnlistener_new       returns NULL, the socket left to the caller
  *   bufferevent_socket_new   returns NULL (libevent's own calls count:
  *                            evhttp makes connections' bufferevents)
+ *   reallocarray             returns NULL, ENOMEM, the block untouched
+ *                            (echod's only caller: worker.c's hand-off
+ *                            queue; libevent and OpenSSL call realloc)
  */
 #include <dlfcn.h>
+#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/listener.h>
@@ -107,4 +111,20 @@ bufferevent_socket_new(struct event_base *base, evutil_socket_t fd, int options)
 	if (real == NULL)
 		abort();
 	return real(base, fd, options);
+}
+
+void *
+reallocarray(void *p, size_t n, size_t size)
+{
+	static atomic_ulong calls;
+	void *(*real)(void *, size_t, size_t);
+
+	if (failcall_now("reallocarray", &calls)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	*(void **)&real = dlsym(RTLD_NEXT, "reallocarray");
+	if (real == NULL)
+		abort();
+	return real(p, n, size);
 }
