@@ -715,12 +715,19 @@ def main():
     sys.exit(EXIT_SKIPPED)
 
 
-def rss_is_meaningful():
-    """False under valgrind or a sanitizer, whose allocators hold on to
-    freed memory (quarantine) and add shadow memory."""
+def plain_allocator():
+    """True if echod's malloc family is libc's: not under valgrind, not
+    built with a sanitizer. (LD_PRELOAD can stand in front of libc's,
+    not theirs; and theirs hold freed memory and add shadow memory.)"""
     if WRAPPER:
         return False
     with open(echod_path(), "rb") as f:
         image = f.read()
-    return b"__asan_init" not in image and b"__tsan_init" not in image \
-        and b"__msan_init" not in image
+    return not any(s in image for s in (b"__asan_init", b"__tsan_init",
+                                        b"__msan_init"))
+
+
+def rss_is_meaningful():
+    """False under valgrind or a sanitizer, whose allocators hold on to
+    freed memory (quarantine) and add shadow memory."""
+    return plain_allocator()

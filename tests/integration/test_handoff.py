@@ -15,21 +15,10 @@ from echodtest import (EchodTestCase, admin_address, exchange, metric,
                        scrape, wait_for)
 
 
-def plain_allocator():
-    """True if echod's malloc family is libc's, which LD_PRELOAD can
-    stand in front of."""
-    if echodtest.WRAPPER:
-        return False
-    with open(echodtest.echod_path(), "rb") as f:
-        image = f.read()
-    return not any(s in image for s in (b"__asan_init", b"__tsan_init",
-                                        b"__msan_init"))
-
-
 class OutOfMemory(EchodTestCase):
 
     def test_a_socket_the_queue_cannot_take_ends_counted(self):
-        if not plain_allocator():
+        if not echodtest.plain_allocator():
             self.skipTest(echodtest.WRAPPER_SKIP + "a sanitizer's or "
                           "valgrind's allocator answers reallocarray")
         # Worker 0 runs on the main thread and queues nothing: the first
