@@ -214,10 +214,23 @@ loop_batch(struct worker *w, const struct epoll_event *ev, int n)
 	/* The clock is for the park's busy test, made only while libevent
 	 * waits (conn_parked_ready()). */
 	uint64_t now = w->nested ? conn_clock_ms() : 0;
-	int i, lib = 0, wake = 0, listening = 0;
+	int i, lib = 0, wake = 0;
 
-	/* One socket's handling frees no other, and no socket is accepted
-	 * meanwhile: every pointer in the batch stays good. */
+	/* The accepts first. A listener is readable because a client has
+	 * just connected, and taken at once its connection is watched
+	 * before the batch's echoes and closes are made: the peers' next
+	 * moves then find the loop awake more often, and it sleeps less
+	 * (one wake-up of another CPU fewer in four, bench/README.md).
+	 * An accept frees no connection, so the batch's pointers stay
+	 * good. */
+	for (i = 0; i < n; i++) {
+		uintptr_t p = (uintptr_t)ev[i].data.ptr;
+
+		if (p & LOOP_LISTENER)
+			listener_ready((struct listener *)(p & ~LOOP_LISTENER));
+	}
+	/* Then the connections; one socket's handling frees no other, and
+	 * none is accepted meanwhile. */
 	for (i = 0; i < n; i++) {
 		const void *p = ev[i].data.ptr;
 
@@ -225,19 +238,11 @@ loop_batch(struct worker *w, const struct epoll_event *ev, int n)
 			lib = 1;
 		else if (p == &loop_tag_wake)
 			wake = 1;
-		else if ((uintptr_t)p & LOOP_LISTENER)
-			listening = 1;
-		else
+		else if (!((uintptr_t)p & LOOP_LISTENER))
 			conn_parked_ready(ev[i].data.ptr, now);
 	}
-	/* Then the accepts, and last the pokes: a sync (worker_sync())
-	 * says that this batch is over. */
-	for (i = 0; listening && i < n; i++) {
-		uintptr_t p = (uintptr_t)ev[i].data.ptr;
-
-		if (p & LOOP_LISTENER)
-			listener_ready((struct listener *)(p & ~LOOP_LISTENER));
-	}
+	/* Last the pokes: a sync (worker_sync()) says that this batch is
+	 * over. */
 	if (wake) {
 		uint64_t count;
 
