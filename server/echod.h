@@ -371,7 +371,7 @@ unsigned listener_slots(struct server *srv, unsigned *slots, int *udp,
 /* The policies it applies, pure. */
 int listener_accept_error_pauses(int err);
 struct listener;
-void listener_ready(struct listener *l); /* reuseport, on its worker */
+void listener_ready(struct listener *l); /* on its worker, from loop.c */
 
 /* worker.c */
 struct worker;
@@ -568,8 +568,8 @@ enum worker_counter {
 	WC_TLS_HANDSHAKES,		   /* done */
 	WC_TLS_FAILURES,		   /* failed or timed out */
 	WC_TLS_TIMEOUTS,		   /* of those, timed out */
-	WC_REFUSED_PER_IP, /* by a worker (after a PROXY header, reuseport) */
-	WC_REFUSED_FULL,   /* by a worker (reuseport): max_connections */
+	WC_REFUSED_PER_IP, /* at accept or after a PROXY header */
+	WC_REFUSED_FULL,   /* at accept: max_connections */
 	WC_DURATION_MS,	   /* closed connections' lives, summed */
 	WC_DURATION,	   /* + bucket: closed, by duration */
 	WC_N = WC_DURATION + METRICS_DURATION_BUCKETS
@@ -578,8 +578,8 @@ enum listener_counter {
 	LC_BYTES_IN,
 	LC_BYTES_OUT,
 	LC_CLOSED,	     /* connections */
-	LC_REFUSED,	     /* ... refused by a worker */
-	LC_ACCEPTED,	     /* ... accepted by a worker (reuseport) */
+	LC_REFUSED,	     /* ... refused */
+	LC_ACCEPTED,	     /* ... accepted */
 	LC_DGRAMS_IN,	     /* UDP datagrams received */
 	LC_DGRAMS_OUT,	     /* ... echoed */
 	LC_DGRAMS_REFLECTOR, /* ... not answered: source port refused */
@@ -621,8 +621,6 @@ struct metrics *metrics_new(void);
 void metrics_free(struct metrics *m);
 unsigned metrics_slot(struct metrics *m, const char *name);
 const char *metrics_slot_name(const struct metrics *m, unsigned slot);
-void metrics_accepted(struct metrics *m, unsigned slot);
-void metrics_refused(struct metrics *m, unsigned slot, enum refuse_reason why);
 void metrics_reloaded(struct metrics *m, int ok);
 /* Sums every worker's counters into wc[] and lc[][] (zeroed first). */
 void metrics_sum(struct server *srv, uint64_t wc[WC_N], uint64_t (*lc)[LC_N]);

@@ -1,16 +1,22 @@
 /*
  * listener.c: echod's listening sockets and accept policy: binding one
- * socket per resolved listen address (or taking systemd's), wrapping each
- * in an evconnlistener on the main loop, opening and closing them as a
+ * socket per resolved listen address (or taking systemd's), watching each
+ * from a worker's own loop (loop.c), opening and closing them as a
  * reload changes the listen set, refusing connections past
  * max_connections or max_connections_per_ip (admission.c counts them),
  * and backing off (not spinning) when accept(2) runs out of descriptors or
- * memory. Accepted sockets go to worker.c with the connection profile of
- * the listen line they came in on.
+ * memory. Accepted sockets become connections (conn.c) with the
+ * connection profile of the listen line they came in on.
+ *
+ * Whose loop. A line's socket is worker 0's, on the main thread, which
+ * hands what it accepts out to the workers in turn (worker_assign()).
+ * With reuseport, each worker has a socket of the line and keeps what it
+ * accepts: no hand-off. Either way the accept is made from the loop's own
+ * set, first in its batch (loop.c), with no libevent pass.
  *
  * Kinds. A listen line's kind decides how its sockets are opened and how
- * peers are taken: a TCP stream listener binds each resolved address and
- * accepts through an evconnlistener. A Unix stream listener differs only
+ * peers are taken: a TCP stream listener binds each resolved address. A
+ * Unix stream listener differs only
  * in how it binds (a stale socket file replaced, a live one refused, the
  * file's mode and owner set) and in removing its file when it closes; its
  * connections are a TCP one's, less the TCP socket options. A datagram
@@ -36,13 +42,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <event2/listener.h>
-
 #include "echod.h"
 
 /* How long accepting pauses after EMFILE/ENFILE/ENOBUFS/ENOMEM. */
 #define LISTENER_BACKOFF_MS 100
-/* reuseport: connections a worker takes per readiness of its socket. */
+/* Connections a worker takes per readiness of a listening socket. */
 #define LISTENER_ACCEPTS_PER_EVENT 16
 #define LISTENER_MAX_PER_SPEC 16
 /* Keepalive: first probe after 60s of silence, then every 10s, 6 tries:
@@ -59,7 +63,6 @@
 struct listener {
 	TAILQ_ENTRY(listener) entry;
 	struct server *srv;
-	struct evconnlistener *lev;  /* a stream listener's; NULL for UDP */
 	struct udp_endpoint *udp;    /* a UDP listener's sockets, udp.c's */
 	char *text;		     /* the listen line, "" if systemd's */
 	char name[ADDR_STRLEN];	     /* the bound address */
@@ -68,15 +71,15 @@ struct listener {
 	struct conn_profile profile; /* what its connections get */
 	int defer_s;   /* TCP_DEFER_ACCEPT; -1: systemd's to set */
 	unsigned slot; /* its counters: metrics_slot() */
-	/* reuseport: a socket of the line per worker, each watched on its
-	 * worker's loop (lev and udp are NULL). */
-	int fd;		      /* the socket; -1 unless reuseport */
-	int clone;	      /* workers 1..: not announced, not logged */
+	/* A stream listener's socket, watched on a worker's loop. */
+	int fd;		      /* the socket; -1 for UDP */
+	int handoff;	      /* not reuseport: worker_assign() places them */
+	int clone;	      /* reuseport, workers 1..: not announced */
 	struct worker *w;     /* whose loop accepts; NULL until attached */
 	struct timer backoff; /* ends a pause after EMFILE and the like */
 	uint64_t rng;	      /* fault_roll()'s state for this socket */
 	_Atomic int closing;  /* listener_free() has begun: no re-arming */
-	pthread_mutex_t lock; /* reuseport: guards profile against reload */
+	pthread_mutex_t lock; /* guards profile against reload (workers) */
 	int has_lock;
 };
 
@@ -86,10 +89,9 @@ struct listener_set {
 	int activated;			 /* the sockets came from systemd */
 	int handed;			 /* a new echod has them (SIGUSR2) */
 	int announced;			 /* "listening on" lines were logged */
-	struct timer accept_resume;	 /* ends an accept back-off */
 	_Atomic time_t accept_warned;	 /* last back-off warning (rate) */
 	_Atomic time_t refuse_warned[2]; /* last refusal warning: total, per
-					    IP; workers too (reuseport) */
+					    IP; from any worker */
 	uint64_t rng;			 /* fault_roll()'s state: chance= */
 };
 
@@ -131,63 +133,6 @@ listener_refuse(struct server *srv, struct listener *l, int fd,
 	}
 }
 
-static void
-listener_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
-		   struct sockaddr *sa, int salen, void *arg)
-{
-	struct listener *l = arg;
-	struct server *srv = l->srv;
-	struct accepted a;
-	uint64_t n;
-
-	(void)lev;
-	/* Counted in the main thread's shard, 0 (worker 0 runs here).
-	 * Behind a balancer the socket's peer is the balancer: the real
-	 * client is counted once its PROXY header says who it is. */
-	switch (admission_admit(
-		srv->adm, 0,
-		l->profile.preamble == CONN_PREAMBLE_PROXY ? NULL : sa, &n)) {
-	case ADMIT_OK:
-		break;
-	case ADMIT_FULL:
-		metrics_refused(srv->metrics, l->slot, REFUSE_MAX_CONNECTIONS);
-		listener_refuse(srv, l, fd, sa, 0);
-		return;
-	case ADMIT_FULL_PER_IP:
-		metrics_refused(srv->metrics, l->slot, REFUSE_MAX_PER_IP);
-		listener_refuse(srv, l, fd, sa, 1);
-		return;
-	}
-	metrics_accepted(srv->metrics, l->slot);
-	mem_trim_note(&srv->trim, n);
-	a.fd = fd;
-	a.slot = l->slot;
-	a.peer_counted = l->profile.preamble != CONN_PREAMBLE_PROXY;
-	a.peer_shard = 0;
-	a.peerlen = salen > 0 && (size_t)salen <= sizeof(a.peer)
-			    ? (socklen_t)salen
-			    : 0;
-	memset(&a.peer, 0, sizeof(a.peer));
-	memcpy(&a.peer, sa, a.peerlen);
-	a.profile = l->profile;
-	/* chance=: the faults are for a share of the connections only. */
-	if (a.profile.behaviour == CONN_BEHAVIOUR_FAULT &&
-	    !fault_roll(&srv->listen->rng, a.profile.fault.chance))
-		a.profile.behaviour = CONN_BEHAVIOUR_ECHO;
-	worker_assign(srv, &a);
-}
-
-static void
-listener_resume_cb(void *arg)
-{
-	struct listener_set *ls = arg;
-	struct listener *l;
-
-	TAILQ_FOREACH (l, &ls->list, entry)
-		if (l->lev != NULL)
-			evconnlistener_enable(l->lev);
-}
-
 /*
  * Does this accept(2) error mean the process or the system is out of
  * descriptors or memory? Then the listening socket stays readable while
@@ -199,33 +144,6 @@ listener_accept_error_pauses(int err)
 {
 	return err == EMFILE || err == ENFILE || err == ENOBUFS ||
 	       err == ENOMEM;
-}
-
-static void
-listener_error_cb(struct evconnlistener *lev, void *arg)
-{
-	struct listener *l = arg;
-	struct listener_set *ls = l->srv->listen;
-	int err = errno;
-	struct listener *each;
-	time_t now;
-
-	(void)lev;
-	if (!listener_accept_error_pauses(err)) {
-		log_debug("accept on %s: %s", l->name, strerror(err));
-		return;
-	}
-	/* Pause every listener; try again shortly, when descriptors may
-	 * have been freed. */
-	TAILQ_FOREACH (each, &ls->list, entry)
-		if (each->lev != NULL)
-			evconnlistener_disable(each->lev);
-	timer_add_ms(&ls->accept_resume, LISTENER_BACKOFF_MS);
-	now = time(NULL);
-	if (atomic_exchange(&ls->accept_warned, now) != now) {
-		log_warnx("accept on %s: %s; pausing accepts for %dms", l->name,
-			  strerror(err), LISTENER_BACKOFF_MS);
-	}
 }
 
 /* How long the kernel defers a TCP connection: until its first bytes,
@@ -342,6 +260,12 @@ listener_say(const struct listener *l, const char *what)
 		log_info("%s %s%s", what, l->name, deferred);
 }
 
+static int listener_watch(struct listener *l, struct worker *w, char *err,
+			  size_t errlen);
+
+/* A stream socket of a line that is not reuseport (a Unix socket,
+ * systemd's): worker 0 watches it once the workers run (now, on a
+ * reload), handing out what it accepts. */
 static struct listener *
 listener_add(struct server *srv, int fd, const struct listen_conf *lc,
 	     char *err, size_t errlen)
@@ -357,9 +281,11 @@ listener_add(struct server *srv, int fd, const struct listen_conf *lc,
 		goto fail;
 	}
 	l->srv = srv;
-	l->fd = -1;
+	l->fd = fd;
+	l->handoff = 1;
 	l->profile = lc->profile;
 	l->defer_s = lc->defer_s;
+	l->rng = ls->rng | 1;
 	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0) {
 		addr_format((struct sockaddr *)&ss, l->name, sizeof(l->name));
 		l->family = ss.ss_family;
@@ -371,14 +297,9 @@ listener_add(struct server *srv, int fd, const struct listen_conf *lc,
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	l->lev = evconnlistener_new(
-		srv->base, listener_accept_cb, l,
-		LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
-	if (l->lev == NULL) {
-		snprintf(err, errlen, "%s: cannot create listener", l->name);
+	if (srv->pool != NULL &&
+	    listener_watch(l, worker_get(srv, 0), err, errlen) == -1)
 		goto fail;
-	}
-	evconnlistener_set_error_cb(l->lev, listener_error_cb);
 	TAILQ_INSERT_TAIL(&ls->list, l, entry);
 	if (ls->announced)
 		listener_say(l, "listening on");
@@ -395,6 +316,8 @@ fail:
 	}
 	close(fd);
 	if (l != NULL) {
+		if (l->has_lock)
+			pthread_mutex_destroy(&l->lock);
 		free(l->path);
 		free(l->text);
 		free(l);
@@ -410,7 +333,7 @@ listener_fd(const struct listener *l)
 
 	if (l->udp != NULL)
 		return udp_endpoint_fds(l->udp, &fd, 1) == 1 ? fd : -1;
-	return l->lev != NULL ? evconnlistener_get_fd(l->lev) : l->fd;
+	return l->fd;
 }
 
 /*
@@ -431,11 +354,9 @@ listener_free(struct listener_set *ls, struct listener *l, int retire)
 	}
 	if (l->udp != NULL) {
 		udp_endpoint_close(l->udp);
-	} else if (l->lev != NULL) {
-		evconnlistener_free(l->lev);
 	} else {
-		/* reuseport: the socket is in its worker's own set, served
-		 * from its loop (loop.c). With closing set, an accept over
+		/* The socket is in its worker's own set, served from its
+		 * loop (loop.c). With closing set, an accept over
 		 * once the worker has synced arms no back-off; timer_del()
 		 * waits out a resume under way, which re-adds nothing after
 		 * the flag; the second sync waits out a batch that still
@@ -460,11 +381,11 @@ listener_free(struct listener_set *ls, struct listener *l, int retire)
 }
 
 /*
- * reuseport: a worker's own listening socket is readable (its loop,
- * loop.c, found it so). This runs on that worker's thread, and does what
- * listener_accept_cb() and worker_assign() do between them, with nothing shared
- * but atomics and admission.c: counts go to the worker's counters, the
- * connection is the worker's at once.
+ * A listening socket is readable (its worker's loop, loop.c, found it
+ * so). This runs on that worker's thread, with nothing shared but atomics
+ * and admission.c: counts go to the worker's counters (worker 0's are the
+ * main thread's). A reuseport socket's connection is its worker's at
+ * once; any other's is handed out by worker_assign(), on the main thread.
  */
 void
 listener_ready(struct listener *l)
@@ -532,7 +453,14 @@ listener_ready(struct listener *l)
 		if (a.profile.behaviour == CONN_BEHAVIOUR_FAULT &&
 		    !fault_roll(&l->rng, a.profile.fault.chance))
 			a.profile.behaviour = CONN_BEHAVIOUR_ECHO;
-		conn_new(w, &a);
+		if (!l->handoff) {
+			conn_new(w, &a);
+			continue;
+		}
+		/* The burst's peak, for mem.c's trim; workers' own
+		 * accepts are sampled by the main loop's housekeeping. */
+		mem_trim_note(&srv->trim, n);
+		worker_assign(srv, &a);
 	}
 }
 
@@ -548,7 +476,7 @@ listener_worker_resume_cb(void *arg)
 	timer_add_ms(&l->backoff, LISTENER_BACKOFF_MS);
 }
 
-/* Watches l's socket on worker w's loop. */
+/* Watches l's socket on worker w's loop; l->handoff's is worker 0's. */
 static int
 listener_watch(struct listener *l, struct worker *w, char *err, size_t errlen)
 {
@@ -641,7 +569,7 @@ listener_attach_reuseport(struct server *srv, struct listener *first, char *err,
 	return 0;
 }
 
-/* A TCP socket of a listen line: an evconnlistener on the main loop, or
+/* A TCP socket of a listen line: worker 0's to accept and hand out, or
  * with reuseport the first of a socket per worker. */
 static int
 listener_add_tcp(struct server *srv, int fd, const struct listen_conf *lc,
@@ -922,7 +850,8 @@ listener_open_udp(struct server *srv, const struct listen_conf *lc, char *err,
 	return 0;
 }
 
-/* Once the workers run: each UDP endpoint gets a socket per worker. */
+/* Once the workers run: each UDP endpoint gets a socket per worker, each
+ * stream socket its worker's loop (reuseport: a socket per worker). */
 int
 listener_attach_workers(struct server *srv, char *err, size_t errlen)
 {
@@ -932,8 +861,12 @@ listener_attach_workers(struct server *srv, char *err, size_t errlen)
 		if (l->udp != NULL &&
 		    udp_endpoint_attach(l->udp, err, errlen) == -1)
 			return -1;
-		if (l->lev == NULL && l->udp == NULL && l->w == NULL &&
-		    !l->clone &&
+		if (l->udp != NULL || l->w != NULL || l->clone)
+			continue;
+		if (l->handoff &&
+		    listener_watch(l, worker_get(srv, 0), err, errlen) == -1)
+			return -1;
+		if (!l->handoff &&
 		    listener_attach_reuseport(srv, l, err, errlen) == -1)
 			return -1;
 	}
@@ -1122,8 +1055,6 @@ listener_init(struct server *srv, char *err, size_t errlen)
 	    (ssize_t)sizeof(ls->rng))
 		ls->rng = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
 	ls->rng |= 1; /* xorshift's state is never 0 */
-	timer_init(&ls->accept_resume, srv->base, &srv->holds,
-		   listener_resume_cb, ls);
 	return 0;
 }
 
@@ -1278,9 +1209,8 @@ listener_apply_options(struct server *srv)
 	TAILQ_FOREACH (l, &srv->listen->list, entry) {
 		if (l->udp != NULL)
 			continue; /* UDP: no TCP options, no queue */
-		listener_set_options(
-			l->lev != NULL ? evconnlistener_get_fd(l->lev) : l->fd,
-			l->family, srv->cfg, l->defer_s, l->name);
+		listener_set_options(l->fd, l->family, srv->cfg, l->defer_s,
+				     l->name);
 		if (l->path != NULL &&
 		    chmod(l->path, (mode_t)srv->cfg->unix_mode) == -1)
 			log_warn("%s: chmod", l->name);
@@ -1336,7 +1266,6 @@ listener_close_all(struct server *srv)
 		return;
 	while ((l = TAILQ_FIRST(&ls->list)) != NULL)
 		listener_free(ls, l, 0);
-	timer_del(&ls->accept_resume);
 }
 
 void

@@ -28,11 +28,9 @@ const uint64_t metrics_duration_le_ms[METRICS_DURATION_BUCKETS - 1] = {
 	1,    5,     10,    50,	    100,     500,    1000,
 	5000, 10000, 60000, 300000, 1800000, 3600000};
 
-/* Main loop only: written at accept, refusal and reload. */
+/* A listen line's name; its counts are the workers' (lc[slot][]). */
 struct metrics_slot {
 	char *name; /* set once, never changed: workers read it */
-	uint64_t accepted;
-	uint64_t refused[REFUSE_N];
 };
 
 struct metrics {
@@ -110,18 +108,6 @@ metrics_slot_name(const struct metrics *m, unsigned slot)
 	const char *name = slot < ECHOD_MAX_SLOTS ? m->slot[slot].name : NULL;
 
 	return name != NULL ? name : "?";
-}
-
-void
-metrics_accepted(struct metrics *m, unsigned slot)
-{
-	m->slot[slot].accepted++;
-}
-
-void
-metrics_refused(struct metrics *m, unsigned slot, enum refuse_reason why)
-{
-	m->slot[slot].refused[why]++;
 }
 
 void
@@ -265,32 +251,23 @@ metrics_collect(struct server *srv, struct metrics_view *v)
 	v->reloads[0] = m->reloads[0];
 	v->reloads[1] = m->reloads[1];
 	v->draining = srv->stopping;
-	for (i = 0; i < ECHOD_MAX_SLOTS; i++) {
-		v->accepted += m->slot[i].accepted;
-		for (j = 0; j < REFUSE_N; j++)
-			v->refused[j] += m->slot[i].refused[j];
-	}
-	v->refused[REFUSE_MAX_PER_IP] += v->wc[WC_REFUSED_PER_IP];
-	v->refused[REFUSE_MAX_CONNECTIONS] += v->wc[WC_REFUSED_FULL];
+	v->refused[REFUSE_MAX_PER_IP] = v->wc[WC_REFUSED_PER_IP];
+	v->refused[REFUSE_MAX_CONNECTIONS] = v->wc[WC_REFUSED_FULL];
 	v->nlisteners = listener_slots(srv, slots, udp, ECHOD_MAX_LISTEN);
 	for (i = 0; i < v->nlisteners; i++) {
 		struct metrics_listener *l = &v->listener[i];
-		const struct metrics_slot *s = &m->slot[slots[i]];
 
 		l->name = metrics_slot_name(m, slots[i]);
 		l->udp = udp[i];
-		l->accepted = s->accepted;
-		for (j = 0; j < REFUSE_N; j++)
-			l->refused += s->refused[j];
 		memcpy(l->lc, lc[slots[i]], sizeof(l->lc));
-		l->refused += l->lc[LC_REFUSED];
-		l->accepted += l->lc[LC_ACCEPTED];
+		l->refused = l->lc[LC_REFUSED];
+		l->accepted = l->lc[LC_ACCEPTED];
 	}
 	/* Totals over every slot, open listeners or not. */
 	for (i = 0; i < ECHOD_MAX_SLOTS; i++)
 		for (j = 0; j < LC_N; j++)
 			v->lc_total[j] += lc[i][j];
-	v->accepted += v->lc_total[LC_ACCEPTED];
+	v->accepted = v->lc_total[LC_ACCEPTED];
 	metrics_process(v);
 }
 

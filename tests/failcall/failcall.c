@@ -12,6 +12,9 @@
  *   evbuffer_remove_buffer   returns -1, moving nothing (as when libevent
  *                            cannot allocate a chain for a partial move)
  *   evconnlistener_new       returns NULL, the socket left to the caller
+ *   epoll_ctl                fails with ENOMEM; only its adds of a
+ *                            listening socket count (echod's listeners,
+ *                            and the admin endpoint's through libevent)
  *   bufferevent_socket_new   returns NULL (libevent's own calls count:
  *                            evhttp makes connections' bufferevents)
  *   reallocarray             returns NULL, ENOMEM, the block untouched
@@ -20,6 +23,8 @@
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/listener.h>
@@ -97,6 +102,26 @@ evconnlistener_new(struct event_base *base, evconnlistener_cb cb, void *ptr,
 	if (real == NULL)
 		abort();
 	return real(base, cb, ptr, flags, backlog, fd);
+}
+
+int
+epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
+{
+	static atomic_ulong calls;
+	int (*real)(int, int, int, struct epoll_event *);
+	int listening = 0;
+	socklen_t len = sizeof(listening);
+
+	if (op == EPOLL_CTL_ADD &&
+	    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 &&
+	    listening && failcall_now("epoll_ctl", &calls)) {
+		errno = ENOMEM;
+		return -1;
+	}
+	*(void **)&real = dlsym(RTLD_NEXT, "epoll_ctl");
+	if (real == NULL)
+		abort();
+	return real(epfd, op, fd, event);
 }
 
 struct bufferevent *

@@ -771,15 +771,18 @@ class FdStore(UpgradeTestCase):
     def test_a_reload_out_of_memory_leaves_nothing_in_the_store(self):
         """A reload binds a new line's socket, or the admin endpoint's
         new address, and stores it; if it then cannot serve it (here
-        evconnlistener_new() fails, as out of memory) the reload fails and
-        the socket leaves the store again, so that the port is free for
-        the next reload, which serves it."""
+        the socket cannot be watched, or evconnlistener_new() fails, as
+        out of memory) the reload fails and the socket leaves the store
+        again, so that the port is free for the next reload, which
+        serves it."""
         conf = self.write_conf(self.config(reuseport=False, unix=False,
                                            udp=False))
-        # At start: the plain line's listener (call 1), the admin
-        # endpoint's (2); then one per reload below.
+        # epoll_ctl() adds of a listening socket: at start the plain
+        # line's and the admin endpoint's (calls 1 and 2), then one per
+        # reload that serves a new socket. evconnlistener_new(): the
+        # admin endpoint's alone (call 1 at start).
         env = echodtest.failcall_env(
-            self, "evconnlistener_new:3,evconnlistener_new:5")
+            self, "epoll_ctl:3,evconnlistener_new:2")
         inst = self.systemd.start(self, conf, env=env)
         lines = self.config_lines()
         added = free_port()
@@ -798,8 +801,8 @@ class FdStore(UpgradeTestCase):
                     if n.endswith(f"047f000001{port:04x}")]
 
         lines.append(f"listen = 127.0.0.1:{added}")
-        reload(lines, r"reload failed.*cannot create listener")
-        inst.wait_log(r"failcall: evconnlistener_new: call 3 fails")
+        reload(lines, r"reload failed.*cannot watch the socket")
+        inst.wait_log(r"failcall: epoll_ctl: call 3 fails")
         self.assertEqual(stored(added), [])
         reload(lines, r"listening on 127\.0\.0\.1:%d" % added)
         self.assertEqual(len(stored(added)), 1)
@@ -808,7 +811,7 @@ class FdStore(UpgradeTestCase):
         lines = [ln if not ln.startswith("admin_listen") else
                  f"admin_listen = 127.0.0.1:{admin}" for ln in lines]
         reload(lines, r"reload failed.*admin_listen .* cannot serve it")
-        inst.wait_log(r"failcall: evconnlistener_new: call 5 fails")
+        inst.wait_log(r"failcall: evconnlistener_new: call 2 fails")
         self.assertEqual(stored(admin), [])
         reload(lines, r"admin endpoint on 127\.0\.0\.1:%d" % admin)
         self.assertEqual(len(stored(admin)), 1)
