@@ -220,9 +220,8 @@ loop_batch(struct worker *w, const struct epoll_event *ev, int n)
 	 * just connected, and taken at once its connection is watched
 	 * before the batch's echoes and closes are made: the peers' next
 	 * moves then find the loop awake more often, and it sleeps less
-	 * (one wake-up of another CPU fewer in four, bench/README.md).
-	 * An accept frees no connection, so the batch's pointers stay
-	 * good. */
+	 * (in connrate a sixth fewer wake-ups, bench/README.md). An
+	 * accept frees no connection, so the batch's pointers stay good. */
 	for (i = 0; i < n; i++) {
 		uintptr_t p = (uintptr_t)ev[i].data.ptr;
 
