@@ -262,8 +262,17 @@ listener_say(const struct listener *l, const char *what)
 
 static int listener_watch(struct listener *l, struct worker *w, char *err,
 			  size_t errlen);
+static void listener_worker_resume_cb(void *arg);
 
-/* A stream socket of a line that is not reuseport (a Unix socket,
+/* fault_roll()'s state for a socket: each socket of a line picks its
+ * share of connections (chance=) on a sequence of its own. */
+static uint64_t
+listener_seed(const struct listener_set *ls, int fd)
+{
+	return (ls->rng ^ (0x9E3779B97F4A7C15ULL * (uint64_t)(fd + 1))) | 1;
+}
+
+/* A stream socket of a line that is not reuseport (TCP or Unix, or
  * systemd's): worker 0 watches it once the workers run (now, on a
  * reload), handing out what it accepts. */
 static struct listener *
@@ -285,7 +294,7 @@ listener_add(struct server *srv, int fd, const struct listen_conf *lc,
 	l->handoff = 1;
 	l->profile = lc->profile;
 	l->defer_s = lc->defer_s;
-	l->rng = ls->rng | 1;
+	l->rng = listener_seed(ls, fd);
 	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0) {
 		addr_format((struct sockaddr *)&ss, l->name, sizeof(l->name));
 		l->family = ss.ss_family;
@@ -419,9 +428,17 @@ listener_ready(struct listener *l)
 					log_warn("%s: accept, pausing for %dms",
 						 l->name, LISTENER_BACKOFF_MS);
 				loop_remove(w, lfd);
-				if (!atomic_load(&l->closing))
-					timer_add_ms(&l->backoff,
-						     LISTENER_BACKOFF_MS);
+				/* Without its timer it would never come
+				 * back: watched again, it retries next
+				 * pass. */
+				if (!atomic_load(&l->closing) &&
+				    timer_add_ms(&l->backoff,
+						 LISTENER_BACKOFF_MS) == -1)
+					listener_worker_resume_cb(l);
+			} else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+				/* One connection's (EPERM, EPROTO, ...). */
+				log_debug("%s: accept: %s", l->name,
+					  strerror(errno));
 			}
 			return;
 		}
@@ -593,7 +610,7 @@ listener_add_tcp(struct server *srv, int fd, const struct listen_conf *lc,
 	l->fd = fd;
 	l->profile = lc->profile;
 	l->defer_s = lc->defer_s;
-	l->rng = ls->rng | 1;
+	l->rng = listener_seed(ls, fd);
 	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0) {
 		addr_format((struct sockaddr *)&ss, l->name, sizeof(l->name));
 		l->family = ss.ss_family;

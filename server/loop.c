@@ -5,9 +5,10 @@
  * quiet plain connections, an eventfd other threads wake it with, and
  * libevent's own epoll set. A connection that is ready is served at
  * once (conn_parked_ready()); only when libevent's set is ready does one
- * non-blocking pass of libevent run (bufferevents, TLS, UDP, listeners,
- * signals, ticks). A message then costs what it costs a bare epoll loop:
- * no libevent dispatch per wake-up.
+ * non-blocking pass of libevent run (bufferevents, TLS, UDP, the admin
+ * endpoint, signals, ticks); listening sockets are in the own set too. A
+ * message then costs what it costs a bare epoll loop: no libevent dispatch per
+ * wake-up.
  *
  * A pass that does not block never arms libevent's next timer, and
  * libevent does not say when that is. So each loop counts the libevent
@@ -187,7 +188,7 @@ loop_release(_Atomic unsigned *holds, struct event_base *base)
 /* A listening socket's entry: its struct listener, tagged. */
 #define LOOP_LISTENER ((uintptr_t)1)
 
-/* A worker's reuseport socket, accepted from its loop (listener_ready()). */
+/* A listening socket the worker accepts from (listener_ready()). */
 int
 loop_add_listener(struct worker *w, int fd, struct listener *l)
 {
@@ -221,7 +222,8 @@ loop_batch(struct worker *w, const struct epoll_event *ev, int n)
 	 * before the batch's echoes and closes are made: the peers' next
 	 * moves then find the loop awake more often, and it sleeps less
 	 * (in connrate a sixth fewer wake-ups, bench/README.md). An
-	 * accept frees no connection, so the batch's pointers stay good. */
+	 * accept frees none of the batch's connections, so its pointers
+	 * stay good. */
 	for (i = 0; i < n; i++) {
 		uintptr_t p = (uintptr_t)ev[i].data.ptr;
 

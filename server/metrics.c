@@ -1,8 +1,8 @@
 /*
  * metrics.c: what echod counts, for the admin endpoint's /metrics and
  * SIGUSR1's line. It owns the listener slots (a counter index per listen
- * line, stable across reloads), the counters only the main loop writes
- * (accepted, refused, reloads), the summing of the workers' own counters
+ * line, stable across reloads), the one count only the main loop writes
+ * (reloads), the summing of the workers' own counters
  * (echod.h: wc[] and lc[][], never locked, never a read-modify-write on
  * the echo path), the process's figures from /proc, and the rendering of
  * it all in Prometheus's text format 0.0.4, which is pure.

@@ -14,7 +14,8 @@
  *   evconnlistener_new       returns NULL, the socket left to the caller
  *   epoll_ctl                fails with ENOMEM; only its adds of a
  *                            listening socket count (echod's listeners,
- *                            and the admin endpoint's through libevent)
+ *                            and the admin endpoint's through libevent;
+ *                            TSan's runtime answers before this one)
  *   bufferevent_socket_new   returns NULL (libevent's own calls count:
  *                            evhttp makes connections' bufferevents)
  *   reallocarray             returns NULL, ENOMEM, the block untouched
@@ -104,24 +105,38 @@ evconnlistener_new(struct event_base *base, evconnlistener_cb cb, void *ptr,
 	return real(base, cb, ptr, flags, backlog, fd);
 }
 
+/* Is fd a listening socket? errno is left as it was. */
+static int
+failcall_listening(int fd)
+{
+	int listening = 0, saved = errno;
+	socklen_t len = sizeof(listening);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == -1)
+		listening = 0;
+	errno = saved;
+	return listening;
+}
+
 int
 epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
 {
 	static atomic_ulong calls;
-	int (*real)(int, int, int, struct epoll_event *);
-	int listening = 0;
-	socklen_t len = sizeof(listening);
+	static int (*_Atomic real)(int, int, int, struct epoll_event *);
+	int (*call)(int, int, int, struct epoll_event *) = atomic_load(&real);
 
-	if (op == EPOLL_CTL_ADD &&
-	    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 &&
-	    listening && failcall_now("epoll_ctl", &calls)) {
+	if (op == EPOLL_CTL_ADD && failcall_listening(fd) &&
+	    failcall_now("epoll_ctl", &calls)) {
 		errno = ENOMEM;
 		return -1;
 	}
-	*(void **)&real = dlsym(RTLD_NEXT, "epoll_ctl");
-	if (real == NULL)
-		abort();
-	return real(epfd, op, fd, event);
+	if (call == NULL) {
+		*(void **)&call = dlsym(RTLD_NEXT, "epoll_ctl");
+		if (call == NULL)
+			abort();
+		atomic_store(&real, call);
+	}
+	return call(epfd, op, fd, event);
 }
 
 struct bufferevent *

@@ -715,16 +715,23 @@ def main():
     sys.exit(EXIT_SKIPPED)
 
 
+def sanitizer():
+    """The sanitizer echod was built with: "asan", "tsan", "msan" or
+    None. A sanitizer's runtime is linked into echod and answers the
+    calls it intercepts before any LD_PRELOAD library can."""
+    with open(echod_path(), "rb") as f:
+        image = f.read()
+    for name in ("asan", "tsan", "msan"):
+        if b"__%s_init" % name.encode() in image:
+            return name
+    return None
+
+
 def plain_allocator():
     """True if echod's malloc family is libc's: not under valgrind, not
     built with a sanitizer. (LD_PRELOAD can stand in front of libc's,
     not theirs; and theirs hold freed memory and add shadow memory.)"""
-    if WRAPPER:
-        return False
-    with open(echod_path(), "rb") as f:
-        image = f.read()
-    return not any(s in image for s in (b"__asan_init", b"__tsan_init",
-                                        b"__msan_init"))
+    return not WRAPPER and sanitizer() is None
 
 
 def rss_is_meaningful():
