@@ -8,6 +8,7 @@
  * unchanged when listening sockets come from outside (systemd socket
  * activation), balances connections evenly (SO_REUSEPORT hashes them), and
  * with --threads 1 leaves a single thread with no hand-off at all.
+ * A worker's thread is named for it: echod-worker1, echod-worker2, ...
  * The pool of workers and the round robin are this file's alone; a
  * socket that cannot be handed off is released through admission.c.
  */
@@ -161,7 +162,13 @@ static void *
 worker_main(void *arg)
 {
 	struct worker *w = arg;
+	char name[16]; /* the kernel's limit, with its NUL */
 
+	/* "echod-worker3" in top -H and ps -L, /proc/PID/task/TID/comm: a
+	 * busy worker can be told from the main thread (worker 0, "echod")
+	 * and from the others. */
+	snprintf(name, sizeof(name), "echod-worker%u", w->id);
+	(void)pthread_setname_np(pthread_self(), name);
 	loop_run(w);
 	if (!w->stopping)
 		log_warnx("worker %u: its loop failed: its connections are no "

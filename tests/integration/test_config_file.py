@@ -17,12 +17,28 @@ SHIPPED_CONF = os.path.normpath(os.path.join(
     "echod.conf"))
 
 
-def thread_count(server):
-    """echod's threads once it serves: the "listening on" lines come
-    before the workers start, an echo only once every worker exists."""
+def worker_thread_names(server):
+    """The names of echod's threads that are not the main thread (which
+    runs worker 0), once it serves: the "listening on" lines come before
+    the workers start, an echo only once every worker exists."""
     with echodtest.connect(server.address) as s:
         assert echodtest.exchange(s, b"t\n", 10) == b"t\n"
-    return len(os.listdir(f"/proc/{server.pid}/task"))
+    names = []
+    task = f"/proc/{server.pid}/task"
+    for tid in os.listdir(task):
+        if tid == str(server.pid):
+            continue
+        with open(f"{task}/{tid}/comm") as f:
+            names.append(f.read().strip())
+    return sorted(names)
+
+
+def thread_count(server):
+    """echod's workers, the main thread's among them: its threads that
+    are the main one or named as a worker. (A sanitizer's runtime may
+    run a thread of its own.)"""
+    return 1 + sum(n.startswith("echod-worker")
+                   for n in worker_thread_names(server))
 
 
 class ConfigTestCase(EchodTestCase):
@@ -72,6 +88,15 @@ class FileApplies(ConfigTestCase):
         self.assertEqual(server.address[0], "127.0.0.1")
         self.assertEqual(thread_count(server), 3)
         self.assertEchoes(server.address)
+        server.stop_cleanly(self)
+
+    def test_worker_threads_are_named_for_their_worker(self):
+        # As top -H and ps -L show them; the main thread is worker 0.
+        server = self.start("--threads", "3", listen=("127.0.0.1:0",))
+        names = [n for n in worker_thread_names(server)
+                 if echodtest.sanitizer() is None or
+                 n.startswith("echod-worker")]
+        self.assertEqual(names, ["echod-worker1", "echod-worker2"])
         server.stop_cleanly(self)
 
     def test_long_config_option(self):
