@@ -162,13 +162,7 @@ static void *
 worker_main(void *arg)
 {
 	struct worker *w = arg;
-	char name[16]; /* the kernel's limit, with its NUL */
 
-	/* "echod-worker3" in top -H and ps -L, /proc/PID/task/TID/comm: a
-	 * busy worker can be told from the main thread (worker 0, "echod")
-	 * and from the others. */
-	snprintf(name, sizeof(name), "echod-worker%u", w->id);
-	(void)pthread_setname_np(pthread_self(), name);
 	loop_run(w);
 	if (!w->stopping)
 		log_warnx("worker %u: its loop failed: its connections are no "
@@ -271,10 +265,20 @@ worker_start_all(struct server *srv, char *err, size_t errlen)
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	for (i = 1; i < n; i++) {
 		struct worker *w = &pool->w[i];
+		char name[16]; /* the kernel's limit, with its NUL */
+
 		rc = pthread_create(&w->thread, NULL, worker_main, w);
 		if (rc != 0)
 			break;
 		w->has_thread = 1;
+		/* "echod-worker3" in top -H and ps -L: a busy worker can be
+		 * told from the main thread (worker 0, "echod") and from the
+		 * others. Named here, it has its name before echod serves. */
+		if (i < 1000)
+			snprintf(name, sizeof(name), "echod-worker%u", i);
+		else /* ECHOD_MAX_THREADS: 4 digits, 15 characters at most */
+			snprintf(name, sizeof(name), "echod-w%u", i % 10000);
+		(void)pthread_setname_np(w->thread, name);
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc != 0) {
