@@ -118,8 +118,9 @@ listener_refuse(struct server *srv, struct listener *l, int fd,
 	now = time(NULL);
 	if (atomic_exchange(&ls->refuse_warned[per_ip], now) == now)
 		return;
-	/* The limits as admission.c holds them: this may run on a worker
-	 * (reuseport), where srv->cfg is not to be read. */
+	/* The limits as admission.c holds them: this runs on a worker,
+	 * which may not be the main thread, where srv->cfg is not to be
+	 * read. */
 	admission_limits(srv->adm, &total, &ip);
 	if (per_ip) {
 		char name[ADDR_STRLEN];
@@ -1169,8 +1170,8 @@ listener_reconcile(struct server *srv, const struct config *ncfg, char *err,
 			listener_free(ls, l, 1);
 		} else if (!listener_same_profile(&l->profile, &lc->profile)) {
 			/* New connections get the new parameters; open
-			 * ones keep what they started with. A worker's
-			 * socket (reuseport) reads them under its lock. */
+			 * ones keep what they started with. The worker
+			 * that accepts reads them under the lock. */
 			if (l->has_lock)
 				pthread_mutex_lock(&l->lock);
 			l->profile = lc->profile;

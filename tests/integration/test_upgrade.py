@@ -784,16 +784,12 @@ class FdStore(UpgradeTestCase):
         lines = self.config_lines()
         added = free_port()
         lines.append(f"listen = 127.0.0.1:{added}")
-        self.store_reload(inst, lines,
-                          r"reload failed.*cannot watch the socket")
-        inst.wait_log(r"failcall: epoll_ctl: call 3 fails")
-        self.assertEqual(self.stored(added), [])
-        self.store_reload(inst, lines,
-                          r"listening on 127\.0\.0\.1:%d" % added)
-        self.assertEqual(len(self.stored(added)), 1)
+        self.reload_fails_then_serves(
+            inst, lines, added, r"cannot watch the socket",
+            r"failcall: epoll_ctl: call 3 fails",
+            r"listening on 127\.0\.0\.1:%d" % added)
         echodtest.connect(("127.0.0.1", added)).close()
-        inst.proc.send_signal(signal.SIGTERM)
-        self.assertEqual(inst.proc.wait(scaled(20)), 0)
+        self.stop_store_test(inst)
 
     def test_a_reload_that_cannot_serve_the_admin_endpoint_unstores_it(
             self):
@@ -808,16 +804,12 @@ class FdStore(UpgradeTestCase):
         lines = [ln if not ln.startswith("admin_listen") else
                  f"admin_listen = 127.0.0.1:{admin}"
                  for ln in self.config_lines()]
-        self.store_reload(inst, lines,
-                          r"reload failed.*admin_listen .* cannot serve it")
-        inst.wait_log(r"failcall: evconnlistener_new: call 2 fails")
-        self.assertEqual(self.stored(admin), [])
-        self.store_reload(inst, lines,
-                          r"admin endpoint on 127\.0\.0\.1:%d" % admin)
-        self.assertEqual(len(self.stored(admin)), 1)
+        self.reload_fails_then_serves(
+            inst, lines, admin, r"admin_listen .* cannot serve it",
+            r"failcall: evconnlistener_new: call 2 fails",
+            r"admin endpoint on 127\.0\.0\.1:%d" % admin)
         self.assertEqual(self.stored(self.ports["admin"]), [])
-        inst.proc.send_signal(signal.SIGTERM)
-        self.assertEqual(inst.proc.wait(scaled(20)), 0)
+        self.stop_store_test(inst)
 
     def start_store_test(self, failures):
         """echod under systemd, a plain line and the admin endpoint, with
@@ -826,6 +818,21 @@ class FdStore(UpgradeTestCase):
                                            udp=False))
         env = echodtest.failcall_env(self, failures)
         return self.systemd.start(self, conf, env=env)
+
+    def reload_fails_then_serves(self, inst, lines, port, why, failure,
+                                 served):
+        """Reloads to lines twice: the first fails (the log says why,
+        and failcall says failure) and leaves port's new socket out of
+        the store; the second serves it (served) and stores it."""
+        self.store_reload(inst, lines, r"reload failed.*" + why)
+        inst.wait_log(failure)
+        self.assertEqual(self.stored(port), [])
+        self.store_reload(inst, lines, served)
+        self.assertEqual(len(self.stored(port)), 1)
+
+    def stop_store_test(self, inst):
+        inst.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(inst.proc.wait(scaled(20)), 0)
 
     def store_reload(self, inst, new_lines, expect):
         """Reloads; returns once echod logged expect and said READY=1
